@@ -1,0 +1,86 @@
+"""The `Generator` pytree: a linen module (static) applied to its variables (the only leaves).
+
+Methods take a `Generator`, never a file path. Because the variables are the only leaves, a generator passes through
+`jax.jit`, `jax.grad` (w.r.t. latents) and sharding like any array tree, and frozen pretrained weights never enter an
+optimizer (they are not part of any train state's params).
+
+Module contract (every family module in this package follows it):
+  * `__call__(z, **kw)` → images NHWC float32 in the upstream's raw output range;
+  * `features(z, layers, **kw)` → {layer name: NHWC (or (B, D) for vectors) activations};
+  * StyleGAN-like modules also have `mapping(z)` → w (B, D) and `synthesis(w, **kw)` (w: (B, D) or W+ (B, L, D)).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorInfo:
+  """Static architecture facts about a generator (hashable: it is part of the jit cache key)."""
+  family: str                               # 'stylegan2', 'biggan', 'sngan', 'proggan', 'dcgan', ...
+  latent_dim: int                           # size of z (per-sample, flattened)
+  image_shape: tuple[int, int, int]         # (H, W, C) of the output
+  latent_spaces: tuple[str, ...] = ("z",)   # subset of ('z', 'w', 'w+')
+  num_ws: int = 0                           # W+ depth (StyleGAN2 `n_latent`), 0 where there is no W
+  w_dim: int = 0
+  num_classes: int = 0                      # class-conditional generators (BigGAN)
+  output_range: tuple[float, float] = (-1.0, 1.0)
+  feature_layers: tuple[str, ...] = ()      # names accepted by `features(..., layers=)`
+  config: tuple[tuple[str, Any], ...] = ()  # the architecture hyper-parameters, as sorted (key, value) pairs
+  source: str = ""                          # where the weights came from (path, 'testbed:...')
+
+  def config_dict(self) -> dict[str, Any]:
+    return dict(self.config)
+
+
+@flax.struct.dataclass
+class Generator:
+  variables: Any
+  module: nn.Module = flax.struct.field(pytree_node=False)
+  info: GeneratorInfo = flax.struct.field(pytree_node=False)
+
+  def _apply(self, method: str, *args, **kwargs):
+    return self.module.apply(self.variables, *args, method=method, **kwargs)
+
+  def __call__(self, z: jax.Array, **kwargs) -> jax.Array:
+    return self._apply("__call__", z, **kwargs)
+
+  def features(self, z: jax.Array, layers: Sequence[str], **kwargs) -> dict[str, jax.Array]:
+    unknown = [name for name in layers if self.info.feature_layers and name not in self.info.feature_layers]
+    if unknown:
+      raise ValueError(f"unknown feature layer(s) {unknown} for a {self.info.family} generator; "
+                       f"available: {list(self.info.feature_layers)}")
+    return self._apply("features", z, layers=tuple(layers), **kwargs)
+
+  def mapping(self, z: jax.Array, **kwargs) -> jax.Array:
+    self._require_space("w", "mapping")
+    return self._apply("mapping", z, **kwargs)
+
+  def synthesis(self, w: jax.Array, **kwargs) -> jax.Array:
+    self._require_space("w", "synthesis")
+    return self._apply("synthesis", w, **kwargs)
+
+  def _require_space(self, space: str, what: str):
+    if space not in self.info.latent_spaces:
+      raise ValueError(f"a {self.info.family} generator has no {what} (latent spaces: {self.info.latent_spaces})")
+
+  @property
+  def latent_dim(self) -> int:
+    return self.info.latent_dim
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return self.info.image_shape
+
+  def sample_z(self, rng: jax.Array, num: int) -> jax.Array:
+    """z ~ N(0, I) of shape (num, latent_dim), the prior every supported family is trained with."""
+    return jax.random.normal(rng, (num, self.info.latent_dim), jnp.float32)
+
+  def with_variables(self, variables) -> "Generator":
+    return self.replace(variables=variables)

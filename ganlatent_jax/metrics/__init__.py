@@ -1,0 +1,1 @@
+"""ganlatent_jax.metrics"""

@@ -1,0 +1,32 @@
+"""ganlatent_jax: interpretable directions in GAN latent spaces, in JAX/Flax."""
+from setuptools import find_packages, setup
+
+setup(
+    name="ganlatent_jax",
+    version="0.1.0",
+    description=("Find, refine and measure interpretable directions in GAN latent spaces "
+                 "(SRE, LatentCLR, PS-SC, UD-GAN, continuous factors) with JAX/Flax."),
+    packages=find_packages(include=["ganlatent_jax", "ganlatent_jax.*"]),
+    package_data={"ganlatent_jax": ["assets/*", "assets/**/*"]},
+    include_package_data=True,
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.4.35",
+        "flax>=0.10",
+        "optax>=0.2.3",
+        "orbax-checkpoint>=0.6",
+        "ml_collections>=0.1.1",
+        "absl-py>=2.0",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "pillow>=10.0",
+        "tensorflow-datasets>=4.9.6",
+        "tensorboardX>=2.6",
+        "tqdm>=4.66",
+        "scikit-learn>=1.3",
+        "chex>=0.1.86",
+    ],
+    extras_require={
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5"],
+    },
+)
