@@ -1,1 +1,71 @@
-"""ganlatent_jax.parallel"""
+"""Devices: one mesh per run, batch sharding over a 'data' axis, replicated parameters, per-step RNG.
+
+Everything runs through `jax.jit` with `NamedSharding`s (no pmap). A jitted step written for one device runs
+unchanged on a mesh: inputs placed with `shard_batch`/`replicate` carry their shardings into the computation, and
+XLA inserts the cross-device reductions (e.g. the mean of a loss over the global batch).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+  """A 1-D mesh over the first `num_devices` devices (all of them by default), axis 'data'."""
+  devices = jax.devices()
+  if num_devices is not None and num_devices > 0:
+    if num_devices > len(devices):
+      raise ValueError(f"config asks for {num_devices} devices but only {len(devices)} are available")
+    devices = devices[:num_devices]
+  return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) axis split over 'data'; other axes whole."""
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def replicated_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, name: str = "batch_size") -> None:
+  """A clear error when the global batch cannot be split evenly over the devices."""
+  devices = mesh.devices.size
+  if batch_size % devices:
+    raise ValueError(f"config.{name}={batch_size} is not divisible by the {devices} devices of the mesh; "
+                     f"use a multiple of {devices} (or set config.num_devices)")
+
+
+def shard_batch(tree: Any, mesh: Mesh) -> Any:
+  """Places host arrays (the global batch on every process) split over the 'data' axis."""
+  sharding = data_sharding(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def place(x):
+    x = np.asarray(x)
+    per_process = x.shape[0] // jax.process_count()
+    local = x[jax.process_index() * per_process:(jax.process_index() + 1) * per_process]
+    return jax.make_array_from_process_local_data(sharding, local, x.shape)
+
+  return jax.tree.map(place, tree)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  return jax.device_put(tree, replicated_sharding(mesh))
+
+
+def step_rng(seed: int, step: int | jax.Array) -> jax.Array:
+  """The PRNG key of a step: a pure function of (seed, step), so a resumed run draws what the original would."""
+  return jax.random.fold_in(jax.random.key(seed), step)
+
+
+def step_numpy_rng(seed: int, step: int) -> np.random.RandomState:
+  """Host-side randomness of a step (data sampling), also a pure function of (seed, step)."""
+  return np.random.RandomState(np.random.SeedSequence([seed, step]).generate_state(1)[0])
