@@ -1,0 +1,123 @@
+"""SeFa (Shen & Zhou 2021), closed-form factorisation of the latent-to-first-features weights.
+
+Variants:
+  'genforce'   (the paper's code): W = the latent→style weights of the chosen W+ layers, concatenated into a
+               latent_dim × outputs matrix, each column L2-normalised; directions = eigenvectors of W·Wᵀ sorted by
+               eigenvalue. StyleGAN2 layer i is the i-th W+ slot: 0 → conv1, 1..n−2 → convs.(i−1), n−1 → the last
+               ToRGB (as genforce's `output` layer).
+  'rosinality' (closed_form_factorization.py): the raw modulation weights of every layer whose upstream key contains
+               'modulation' but not 'to_rgbs' (so conv1, convs.* and — an upstream quirk kept on purpose — to_rgb1),
+               stacked as outputs × latent_dim; directions = right singular vectors, eigenvalues = σ².
+  'first_layer' for generators whose latent enters one linear map (SN-GAN's first Linear, ProgGAN's 4×4 conv on the
+               1×1 latent, DCGAN's projection, BigGAN's gen_z restricted to the z rows): that map as latent_dim ×
+               outputs, columns L2-normalised as genforce does, eigenvectors of W·Wᵀ.
+Directions come back sorted by eigenvalue (descending) with the eigenvalues.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ganlatent_jax.directions.base import Directions
+from ganlatent_jax.generators.base import Generator
+
+VARIANTS = ("genforce", "rosinality", "first_layer")
+
+
+def _params(gen: Generator):
+  return gen.variables["params"]
+
+
+def _stylegan2_slot_kernels(gen: Generator) -> list[np.ndarray]:
+  """Modulation kernels (style_dim, in_channels) in W+ slot order (conv1, convs.*, last ToRGB)."""
+  params = _params(gen)
+  num_convs = sum(1 for name in params if name.startswith("convs_"))
+  num_rgbs = sum(1 for name in params if name.startswith("to_rgbs_"))
+  kernels = [params["conv1"]["conv"]["modulation"]["kernel"]]
+  kernels += [params[f"convs_{i}"]["conv"]["modulation"]["kernel"] for i in range(num_convs)]
+  kernels.append(params[f"to_rgbs_{num_rgbs - 1}"]["conv"]["modulation"]["kernel"] if num_rgbs
+                 else params["to_rgb1"]["conv"]["modulation"]["kernel"])
+  return [np.asarray(k, np.float64) for k in kernels]
+
+
+def _stylegan2_rosinality_kernels(gen: Generator) -> list[np.ndarray]:
+  params = _params(gen)
+  num_convs = sum(1 for name in params if name.startswith("convs_"))
+  names = ["conv1", "to_rgb1"] + [f"convs_{i}" for i in range(num_convs)]
+  return [np.asarray(params[name]["conv"]["modulation"]["kernel"], np.float64) for name in names]
+
+
+def _first_layer_weight(gen: Generator) -> np.ndarray:
+  """latent_dim × outputs matrix of the generator's first linear map of z."""
+  family = gen.info.family
+  if family not in FIRST_LAYER:
+    raise ValueError(f"SeFa 'first_layer' has no accessor for a {family} generator; "
+                     f"families with one: {sorted(FIRST_LAYER)}")
+  return np.asarray(FIRST_LAYER[family](gen), np.float64)
+
+
+# family → accessor of the first linear map as (latent_dim, outputs). Filled per family as ports define their trees.
+FIRST_LAYER: dict[str, Callable[[Generator], np.ndarray]] = {}
+
+
+def register_first_layer(family: str, accessor: Callable[[Generator], np.ndarray]) -> None:
+  FIRST_LAYER[family] = accessor
+
+
+def _eig_sorted(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Eigen-decomposition of W·Wᵀ (symmetric), descending."""
+  values, vectors = np.linalg.eigh(weight @ weight.T)
+  order = np.argsort(values)[::-1]
+  return vectors[:, order], values[order]
+
+
+def _normalize_columns(weight: np.ndarray) -> np.ndarray:
+  return weight / np.maximum(np.linalg.norm(weight, axis=0, keepdims=True), 1e-12)
+
+
+def _space_for_layers(layers: Sequence[int] | None, num_ws: int) -> tuple[str, tuple[int, int] | None]:
+  if layers is None or sorted(layers) == list(range(num_ws)):
+    return "w", None
+  layers = sorted(layers)
+  if layers != list(range(layers[0], layers[-1] + 1)):
+    raise ValueError(f"SeFa layers={layers} must be a contiguous range of W+ slots to be applied as one edit")
+  return "w+", (layers[0], layers[-1] + 1)
+
+
+def sefa(gen: Generator, k: int, variant: str = "genforce",
+         layers: Sequence[int] | None = None) -> tuple[Directions, np.ndarray]:
+  """The top-k SeFa directions and all eigenvalues (descending)."""
+  if variant not in VARIANTS:
+    raise ValueError(f"SeFa variant={variant!r}; expected one of {VARIANTS}")
+  family = gen.info.family
+  if variant in ("genforce", "rosinality") and family != "stylegan2":
+    raise ValueError(f"SeFa variant {variant!r} needs a StyleGAN2 generator (got {family}); "
+                     f"use variant='first_layer'")
+  if variant == "genforce":
+    kernels = _stylegan2_slot_kernels(gen)
+    chosen = list(range(len(kernels))) if layers is None else list(layers)
+    bad = [i for i in chosen if not 0 <= i < len(kernels)]
+    if bad:
+      raise ValueError(f"SeFa layers {bad} out of range: the generator has W+ slots 0..{len(kernels) - 1}")
+    weight = _normalize_columns(np.concatenate([kernels[i] for i in chosen], axis=1))
+    vectors, values = _eig_sorted(weight)
+    space, layer_range = _space_for_layers(chosen, len(kernels))
+  elif variant == "rosinality":
+    if layers is not None:
+      raise ValueError("SeFa variant 'rosinality' always uses all modulation layers; layers= is for 'genforce'")
+    stacked = np.concatenate(_stylegan2_rosinality_kernels(gen), axis=1).T  # outputs × latent_dim
+    _, singular, vt = np.linalg.svd(stacked, full_matrices=False)
+    vectors, values = vt.T, singular ** 2
+    space, layer_range = "w", None
+  else:
+    if layers is not None:
+      raise ValueError("SeFa variant 'first_layer' has no layer choice")
+    vectors, values = _eig_sorted(_normalize_columns(_first_layer_weight(gen)))
+    space, layer_range = "z", None
+  if k > vectors.shape[1]:
+    raise ValueError(f"SeFa k={k} exceeds the latent dimension {vectors.shape[1]}")
+  directions = Directions(vectors[:, :k], space=space, layers=layer_range, meta=dict(
+      method="sefa", variant=variant, layers=None if layers is None else list(layers), source=gen.info.source,
+      eigenvalues=values[:k].tolist()))
+  return directions, values
