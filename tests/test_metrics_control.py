@@ -1,0 +1,169 @@
+"""Plumerault et al.'s control measure and the rescoring matrix, on synthetic generators with known answers."""
+import numpy as np
+import pytest
+
+from ganlatent_jax.metrics import control, rescoring
+
+SIZE = 48
+LATENT_DIM = 6
+PIXELS_PER_UNIT = 3.0  # the blob's column centre moves 3 pixels per unit of <z, u>
+
+
+def _orthonormal_pair():
+  basis, _ = np.linalg.qr(np.random.RandomState(0).normal(size=(LATENT_DIM, 2)))
+  return basis[:, 0].astype(np.float32), basis[:, 1].astype(np.float32)
+
+
+U, V = _orthonormal_pair()
+
+
+def blob_generator(z):
+  """A Gaussian blob (σ = 2 px) on black: column centre 23.5 + 3<z,u>, row centre set by <z,v> (a nuisance)."""
+  z = np.asarray(z, dtype=np.float64)
+  column = (SIZE - 1) / 2 + PIXELS_PER_UNIT * (z @ U)
+  row = (SIZE - 1) / 2 + PIXELS_PER_UNIT * np.clip(z @ V, -3, 3)
+  grid = np.arange(SIZE)
+  intensity = np.exp(-((grid[None, None, :] - column[:, None, None]) ** 2 +
+                       (grid[None, :, None] - row[:, None, None]) ** 2) / (2 * 2.0 ** 2))
+  return np.repeat(intensity[..., None], 3, axis=-1).astype(np.float32)
+
+
+def expected_x(t):
+  """Barycentre coordinate (−0.5 at the left pixel centre, +0.5 at the right) of the blob at <z,u> = t."""
+  return -0.5 + ((SIZE - 1) / 2 + PIXELS_PER_UNIT * np.asarray(t)) / (SIZE - 1)
+
+
+def latents(num=40, seed=1):
+  return np.random.RandomState(seed).normal(size=(num, LATENT_DIM)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Control measure.
+
+
+@pytest.mark.parametrize("t", [-5.0, 0.0, 2.5])
+def test_edited_latents_replace_the_component_along_the_direction(t):
+  z = latents(8)
+  edited = control.edited_latents(z, 7.0 * U, t)  # the direction's length does not matter
+  np.testing.assert_allclose(edited @ U, t, atol=1e-5)
+  np.testing.assert_allclose(edited - np.outer(edited @ U, U), z - np.outer(z @ U, U), atol=1e-5)
+
+
+def test_the_controlling_direction_sets_x_exactly():
+  result = control.control_measure(blob_generator, U, latents(), control.sprite_estimator("x"), batch_size=16)
+  np.testing.assert_allclose(result["t"], np.linspace(-5, 5, 11))
+  assert result["values"].shape == (11, 40) and result["mean"].shape == (11,)
+  np.testing.assert_allclose(result["mean"], expected_x(result["t"]), atol=2e-4)
+  assert np.all(result["std"] < 2e-4) and result["mean_std"] < 2e-4
+  np.testing.assert_array_equal(result["num_valid"], 40)
+
+
+def test_a_direction_that_does_not_control_x_leaves_it_spread():
+  result = control.control_measure(blob_generator, V, latents(), control.sprite_estimator("x"), num_t=3, t_max=1.0)
+  spread_of_x = PIXELS_PER_UNIT / (SIZE - 1)  # <z,u> ~ N(0, 1) is left free by a walk along v
+  assert np.all(result["std"] > 0.5 * spread_of_x)
+  np.testing.assert_allclose(result["mean"], result["mean"][0], atol=1e-4)  # and its mean does not follow t
+
+
+def test_several_statistics_and_custom_t_values():
+  estimate = control.sprite_estimator(["x", "y", "scale"])
+  result = control.control_measure(blob_generator, U, latents(12), estimate, t_values=[-1.0, 3.0])
+  assert result["values"].shape == (2, 12, 3) and result["std"].shape == (2, 3) and result["mean_std"].shape == (3,)
+  np.testing.assert_allclose(result["mean"][:, 0], expected_x([-1.0, 3.0]), atol=2e-4)
+  assert np.all(result["std"][:, 1] > 0.01)  # y is a nuisance of this generator: the walk along u does not fix it
+  assert np.all(result["std"][:, 2] < 1e-3)  # the blob's size is constant
+
+
+def test_failed_measurements_are_left_out():
+  def blank_every_other(z):
+    images = blob_generator(z)
+    images[::2] = 0.0  # nothing drawn: the estimator returns NaN
+    return images
+
+  result = control.control_measure(blank_every_other, U, latents(10), control.sprite_estimator("x"), num_t=3,
+                                   batch_size=4)
+  assert np.isnan(result["values"]).sum() == 3 * 5
+  np.testing.assert_array_equal(result["num_valid"], 5)
+  np.testing.assert_allclose(result["mean"], expected_x([-5.0, 0.0, 5.0]), atol=2e-4)
+
+
+def test_sprite_statistics_of_a_square_by_hand():
+  images = np.zeros((2, 11, 21, 1), dtype=np.float32)
+  images[0, 2:5, 10:13] = 1.0  # 3×3 square centred on row 3, column 11
+  stats = control.sprite_statistics(images)
+  x, y, area, scale, spread = stats[0]
+  assert x == pytest.approx(-0.5 + 11 / 20) and y == pytest.approx(-0.5 + 3 / 10)
+  assert area == pytest.approx(9 / (11 * 21)) and scale == pytest.approx(3 / np.sqrt(11 * 21))
+  # Per-axis variance of 3 pixels one step apart is 2/3 step²; steps are 1/20 (x) and 1/10 (y).
+  assert spread == pytest.approx(np.sqrt(2 / 3 * (1 / 20 ** 2 + 1 / 10 ** 2)))
+  assert np.all(np.isnan(stats[1]))  # blank image
+
+
+def test_value_range_maps_generator_outputs():
+  unit = blob_generator(latents(4))
+  np.testing.assert_allclose(control.sprite_statistics(unit * 2 - 1, value_range=(-1.0, 1.0)),
+                             control.sprite_statistics(unit), atol=1e-6)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: control.control_measure(blob_generator, np.zeros(LATENT_DIM), latents(), np.ones), "non-zero"),
+    (lambda: control.control_measure(blob_generator, U[:3], latents(), np.ones), "3 entries"),
+    (lambda: control.control_measure(blob_generator, U, latents(), lambda x: np.ones(3)), "estimate_fn"),
+    (lambda: control.sprite_estimator("size"), "unknown sprite statistic"),
+    (lambda: control.sprite_statistics(np.zeros((4, 4))), "NHWC"),
+])
+def test_control_bad_input_gives_clear_errors(call, message):
+  with pytest.raises(ValueError, match=message):
+    call()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rescoring matrix.
+
+
+def pass_through(z):
+  """'Images' that are the latents themselves, (B, 1, 1, D)."""
+  return np.asarray(z)[:, None, None, :]
+
+
+def first_three_coordinates(images):
+  return images.reshape(len(images), -1)[:, :3]
+
+
+def sigmoid_of_first_three(images):
+  return 1 / (1 + np.exp(-first_three_coordinates(images)))
+
+
+def test_rescoring_of_a_linear_classifier_by_hand():
+  directions = np.array([[1, 0, 0, 0], [0, 1, 0.5, 0], [0, 0, 0, 1]], dtype=np.float32)
+  matrix = rescoring.rescoring_matrix(first_three_coordinates, pass_through, latents(10)[:, :4], directions, 2.0,
+                                      batch_size=3)
+  np.testing.assert_allclose(matrix, 2.0 * directions[:, :3], atol=1e-6)  # score change = shift × direction
+  summary = rescoring.rescoring_summary(matrix)
+  assert summary == pytest.approx({"diag_sq": (4 + 4 + 0) / 3, "off_diag_sq": 1.0 / 6})
+
+
+def test_rescoring_matches_direct_computation():
+  z = latents(20)[:, :4]
+  directions = np.random.RandomState(2).normal(size=(3, 4)).astype(np.float32)
+  matrix = rescoring.rescoring_matrix(sigmoid_of_first_three, pass_through, z, directions, -1.5, batch_size=7)
+  def scores(x):
+    return 1 / (1 + np.exp(-x[:, :3].astype(np.float64)))
+  expected = np.stack([np.mean(scores(z - 1.5 * d) - scores(z), axis=0) for d in directions])
+  np.testing.assert_allclose(matrix, expected, atol=1e-6)
+
+
+def test_rescoring_summary_by_hand():
+  assert rescoring.rescoring_summary([[1.0, 2.0], [3.0, -4.0]]) == {"diag_sq": 8.5, "off_diag_sq": 6.5}
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: rescoring.rescoring_summary(np.ones((2, 3))), "square"),
+    (lambda: rescoring.rescoring_matrix(first_three_coordinates, pass_through, latents(4), np.ones((2, 3)), 1.0),
+     r"\(K, 6\)"),
+    (lambda: rescoring.rescoring_matrix(lambda x: np.ones(len(x)), pass_through, latents(4), np.ones((2, 6)), 1.0),
+     "num_attributes"),
+])
+def test_rescoring_bad_input_gives_clear_errors(call, message):
+  with pytest.raises(ValueError, match=message):
+    call()
