@@ -1,8 +1,11 @@
 """Test setup: 8 simulated CPU devices, set before jax is imported anywhere."""
 import os
 
+# 8 simulated devices share 2 cores: on a loaded machine a collective can wait for its threads longer than XLA's
+# default 40 s termination timeout (which aborts the process), so the tests allow 10 minutes.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           " --xla_force_host_platform_device_count=8").strip()
+                           " --xla_force_host_platform_device_count=8"
+                           " --xla_cpu_collective_call_terminate_timeout_seconds=600").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pathlib  # noqa: E402

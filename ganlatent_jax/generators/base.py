@@ -33,7 +33,9 @@ class GeneratorInfo:
   output_range: tuple[float, float] = (-1.0, 1.0)
   feature_layers: tuple[str, ...] = ()      # names accepted by `features(..., layers=)`
   config: tuple[tuple[str, Any], ...] = ()  # the architecture hyper-parameters, as sorted (key, value) pairs
-  source: str = ""                          # where the weights came from (path, 'testbed:...')
+  # Where the weights came from. Not part of equality/hash: generators of one architecture loaded from different
+  # files must share compiled functions (GeneratorInfo is static, i.e. part of the jit cache key).
+  source: str = dataclasses.field(default="", compare=False)
 
   def config_dict(self) -> dict[str, Any]:
     return dict(self.config)
