@@ -60,15 +60,7 @@ class Directions:
 
     Works on numpy or jax arrays (jit-safe: the matrix is a constant).
     """
-    delta = coefficients @ jnp.asarray(self.matrix).T  # (B, D)
-    if latents.ndim == 2:
-      return latents + delta
-    if latents.ndim != 3:
-      raise ValueError(f"latents must be (B, D) or (B, L, D), got shape {latents.shape}")
-    num_layers = latents.shape[1]
-    start, stop = self.layers or (0, num_layers)
-    mask = jnp.zeros((num_layers,), latents.dtype).at[start:stop].set(1.0)
-    return latents + delta[:, None, :] * mask[None, :, None]
+    return shift_latents(latents, jnp.asarray(self.matrix), coefficients, self.layers)
 
   def save(self, path: str | os.PathLike) -> None:
     """Writes an .npz atomically (matrix, space, layers, meta as JSON)."""
@@ -107,7 +99,23 @@ def _json_default(value):
   raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def orthonormalize(matrix, eps: float = 0.0):
+def shift_latents(latents, matrix, coefficients, layers: tuple[int, int] | None = None):
+  """latents + matrix·coefficients; for W+ latents (B, L, D) only on layers [start, stop) (all when None).
+
+  The matrix may be a traced array (methods that learn directions differentiate through this).
+  """
+  delta = coefficients @ matrix.T  # (B, D)
+  if latents.ndim == 2:
+    return latents + delta
+  if latents.ndim != 3:
+    raise ValueError(f"latents must be (B, D) or (B, L, D), got shape {latents.shape}")
+  num_layers = latents.shape[1]
+  start, stop = layers or (0, num_layers)
+  mask = jnp.zeros((num_layers,), latents.dtype).at[start:stop].set(1.0)
+  return latents + delta[:, None, :] * mask[None, :, None]
+
+
+def orthonormalize(matrix):
   """Q of the QR decomposition with the sign fix (columns × sign(diag R), 0 → +1): a deterministic retraction."""
   q, r = jnp.linalg.qr(matrix)
   signs = jnp.sign(jnp.diagonal(r))
