@@ -159,3 +159,26 @@ def test_ganspace_layer_dense_and_incremental_agree(gen):
   np.testing.assert_allclose(inc_stds, dense_stds, rtol=1e-2)
   cosines = np.abs(np.sum(incremental.matrix * dense.matrix, axis=0))
   assert np.all(cosines > 0.95), cosines
+
+
+@pytest.mark.parametrize("path,state_key,to_latent_rows", [
+    ("ganlatentdiscovery/gld_sn_mnist", "model.0.weight", lambda w, dim: w.T),
+    ("ganlatentdiscovery/gld_proggan_tiny.pth", "features.0.conv.weight",
+     lambda w, dim: w.transpose(1, 0, 2, 3).reshape(w.shape[1], -1)),
+    ("biggan/biggan_tiny", "generator.gen_z.weight_orig", None),
+])
+def test_sefa_first_layer_equals_numpy(path, state_key, to_latent_rows):
+  gen = generators.load(fixture_path(path))
+  directions, eigenvalues = dirs.sefa(gen, 4, variant="first_layer")
+  assert directions.space == "z" and directions.matrix.shape == (gen.latent_dim, 4)
+  if to_latent_rows is None:  # BigGAN: spectral-normalised weights; compare with our converted kernel's z rows
+    weight = np.asarray(gen.variables["params"]["gen_z"]["kernel"])[:gen.latent_dim].astype(np.float64)
+  else:
+    file = fixture_path(path)
+    file = file / "generator.pt" if file.is_dir() else file
+    weight = to_latent_rows(torch_pickle.load_torch_file(file)[state_key].astype(np.float64), gen.latent_dim)
+  weight = weight / np.linalg.norm(weight, axis=0, keepdims=True)
+  values, vectors = np.linalg.eigh(weight @ weight.T)
+  order = np.argsort(values)[::-1]
+  np.testing.assert_allclose(eigenvalues, values[order], rtol=1e-4, atol=1e-6)
+  _assert_same_up_to_sign(directions.matrix, vectors[:, order[:4]].astype(np.float32), atol=1e-4)

@@ -57,12 +57,28 @@ def _first_layer_weight(gen: Generator) -> np.ndarray:
   return np.asarray(FIRST_LAYER[family](gen), np.float64)
 
 
-# family → accessor of the first linear map as (latent_dim, outputs). Filled per family as ports define their trees.
-FIRST_LAYER: dict[str, Callable[[Generator], np.ndarray]] = {}
+def _dense_kernel_rows(name: str, rows: Callable[[Generator], int] | None = None):
+  """A dense layer's kernel (in, out); with `rows`, only the first rows(gen) inputs (the z part of a concat)."""
+  def get(gen: Generator) -> np.ndarray:
+    kernel = np.asarray(_params(gen)[name]["kernel"])
+    return kernel[:rows(gen)] if rows else kernel
+  return get
 
 
-def register_first_layer(family: str, accessor: Callable[[Generator], np.ndarray]) -> None:
-  FIRST_LAYER[family] = accessor
+def _proggan_first_conv(gen: Generator) -> np.ndarray:
+  """Block 0 is a 4×4 conv applied to the 1×1 latent with padding 3: a linear map z → 4×4×C (HWIO kernel)."""
+  kernel = np.asarray(_params(gen)["blocks_0"]["conv"]["kernel"])  # (kh, kw, latent, out)
+  return kernel.transpose(2, 0, 1, 3).reshape(kernel.shape[2], -1)
+
+
+# family → the first linear map of z as (latent_dim, outputs).
+FIRST_LAYER: dict[str, Callable[[Generator], np.ndarray]] = {
+    "sngan": _dense_kernel_rows("dense"),
+    "dcgan": _dense_kernel_rows("project"),
+    "proggan": _proggan_first_conv,
+    # gen_z acts on concat(z, class embedding); the z rows are the latent's map.
+    "biggan": _dense_kernel_rows("gen_z", rows=lambda gen: gen.latent_dim),
+}
 
 
 def _eig_sorted(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
