@@ -6,12 +6,19 @@ import importlib
 import pkgutil
 
 
-def available() -> list[str]:
+def _candidates() -> list[str]:
   return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def available() -> list[str]:
+  """Method names: the modules of this package that define `train(config, workdir)`."""
+  return [name for name in _candidates() if hasattr(importlib.import_module(f"{__name__}.{name}"), "train")]
 
 
 def get(name: str | None):
   """The method module named by `config.method`."""
-  if not name or name not in available():
-    raise ValueError(f"config.method={name!r} is not a method of ganlatent_jax; available: {available()}")
-  return importlib.import_module(f"{__name__}.{name}")
+  if name and name in _candidates():
+    module = importlib.import_module(f"{__name__}.{name}")
+    if hasattr(module, "train"):
+      return module
+  raise ValueError(f"config.method={name!r} is not a method of ganlatent_jax; available: {available()}")
