@@ -2,7 +2,11 @@
 from ganlatent_jax.metrics.control import control_measure, edited_latents, sprite_estimator, sprite_statistics
 from ganlatent_jax.metrics.disentanglement import (beta_vae_score, dci, dci_from_arrays, factor_vae_score, mig,
                                                    mig_from_arrays)
+from ganlatent_jax.metrics.generator_metrics import (feature_statistics, frechet_distance, perceptual_path_length,
+                                                     traversal_perceptual_length)
 from ganlatent_jax.metrics.rescoring import rescoring_matrix, rescoring_summary
 
-__all__ = ["beta_vae_score", "control_measure", "dci", "dci_from_arrays", "edited_latents", "factor_vae_score", "mig",
-           "mig_from_arrays", "rescoring_matrix", "rescoring_summary", "sprite_estimator", "sprite_statistics"]
+__all__ = ["beta_vae_score", "control_measure", "dci", "dci_from_arrays", "edited_latents", "factor_vae_score",
+           "feature_statistics", "frechet_distance", "mig", "mig_from_arrays", "perceptual_path_length",
+           "rescoring_matrix", "rescoring_summary", "sprite_estimator", "sprite_statistics",
+           "traversal_perceptual_length"]
