@@ -109,6 +109,13 @@ def test_command_runs_end_to_end_with_evaluation(tmp_path):
   for which in ("init_directions", "directions"):
     assert 0.0 <= metrics[which]["mig"] <= 1.0
     assert "factor_vae_eval_accuracy" in metrics[which] and "dci_disentanglement" in metrics[which]
+  retrieval = subprocess.run([sys.executable, "-m", "ganlatent_jax.methods.sre_retrieval", f"--workdir={workdir}",
+                              "--direction=1", "--query_index=3", "--top_k=4", "--pool_size=64",
+                              "--num_queries=8"], capture_output=True, text=True, env=env, timeout=600)
+  assert retrieval.returncode == 0, retrieval.stderr[-4000:]
+  report = json.loads(retrieval.stdout)
+  assert len(report["directions"]) == 3 and 0.0 <= report["directions"][0]["precision_at_4"] <= 1.0
+  assert (workdir / "images" / "retrieval_d1_q3.png").exists()
   refined = dirs.load(workdir / "directions.npz")
   assert refined.meta["method"] == "sre" and refined.meta["steps"] == 3
   np.testing.assert_allclose(refined.matrix.T @ refined.matrix, np.eye(3), atol=1e-5)
