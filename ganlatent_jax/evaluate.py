@@ -16,11 +16,12 @@ LPIPS needs torchvision's VGG16 (`config.lpips.vgg16_path` or $GANLATENT_VGG16_P
 The config is locked, as for `ganlatent_jax.main`.
 """
 import os
-import sys
 import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from ganlatent_jax import cli
 
 KINDS = ("tpl", "ppl_z", "ppl_w", "fid", "method")
 
@@ -193,12 +194,7 @@ def run():
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     evaluate(config.value, workdir.value)
 
-  try:
-    app.run(main)
-  except SystemExit as e:
-    if e.code == 1 and {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(sys.argv[1:]):
-      raise SystemExit(0) from None
-    raise
+  cli.run(main)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ The config is locked: an override of a key the config does not have, or of the w
 message naming the key. `config.method` selects the module in `ganlatent_jax/methods/` whose `train(config, workdir)`
 runs. Multi-host: pass --jax_distributed on every host (coordinator and process ids come from the environment).
 """
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -36,15 +34,6 @@ def main(argv):
   method.train(config, _WORKDIR.value)
 
 
-def run():
-  try:
-    app.run(main)
-  except SystemExit as e:
-    # absl exits 1 after printing --help; asking for help is not a failure.
-    if e.code == 1 and {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(sys.argv[1:]):
-      raise SystemExit(0) from None
-    raise
-
-
 if __name__ == "__main__":
-  run()
+  from ganlatent_jax import cli
+  cli.run(main)

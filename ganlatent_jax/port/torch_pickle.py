@@ -253,29 +253,23 @@ def _load_legacy(path: str, handle) -> Any:
   if missing:
     raise CheckpointError(f"{path}: storages {sorted(missing)} are missing from the file (truncated)")
 
-  def build(obj):
-    if isinstance(obj, _DeferredTensor):
-      return _as_strided(arrays[obj.storage_key], obj.offset, obj.size, obj.stride)
-    if isinstance(obj, _Namespace):
-      return _Namespace({k: build(v) for k, v in obj.items()})
-    if isinstance(obj, dict):
-      return {k: build(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-      return type(obj)(build(v) for v in obj)
-    return obj
+  def build(leaf):
+    if isinstance(leaf, _DeferredTensor):
+      return _as_strided(arrays[leaf.storage_key], leaf.offset, leaf.size, leaf.stride)
+    return leaf
 
-  return build(result)
+  return _to_plain(result, build)
 
 
-def _to_plain(obj):
-  """OrderedDict → dict, recursively (Namespace stays a dict subclass)."""
+def _to_plain(obj, leaf=lambda x: x):
+  """OrderedDict → dict, recursively (Namespace stays a dict subclass); `leaf` maps everything else."""
   if isinstance(obj, _Namespace):
-    return _Namespace({k: _to_plain(v) for k, v in obj.items()})
+    return _Namespace({k: _to_plain(v, leaf) for k, v in obj.items()})
   if isinstance(obj, dict):
-    return {k: _to_plain(v) for k, v in obj.items()}
+    return {k: _to_plain(v, leaf) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
-    return type(obj)(_to_plain(v) for v in obj)
-  return obj
+    return type(obj)(_to_plain(v, leaf) for v in obj)
+  return leaf(obj)
 
 
 def load_torch_file(path: str | os.PathLike) -> Any:
