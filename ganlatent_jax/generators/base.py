@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ganlatent_jax.port.keys import check_tree_shapes
+
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorInfo:
@@ -86,3 +88,20 @@ class Generator:
 
   def with_variables(self, variables) -> "Generator":
     return self.replace(variables=variables)
+
+
+def config_items(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+  """A JSON-style config as sorted, hashable (key, value) pairs (lists become tuples), for `GeneratorInfo.config`."""
+  def freeze(value):
+    if isinstance(value, (list, tuple)):
+      return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+      return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    return value
+  return tuple(sorted((k, freeze(v)) for k, v in config.items()))
+
+
+def checked_generator(module: nn.Module, info: GeneratorInfo, variables: Any, expected_variables: Any) -> Generator:
+  """A `Generator` after checking `variables` against the module's abstract variables (names every mismatch)."""
+  check_tree_shapes(expected_variables, variables, info.source or f"{info.family} variables")
+  return Generator(variables=jax.tree_util.tree_map(jnp.asarray, variables), module=module, info=info)

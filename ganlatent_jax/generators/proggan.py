@@ -15,10 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ganlatent_jax.generators.base import Generator, GeneratorInfo
-from ganlatent_jax.generators.sngan import config_items
+from ganlatent_jax.generators.base import Generator, GeneratorInfo, checked_generator, config_items
 from ganlatent_jax.nets import layers
-from ganlatent_jax.port.keys import check_tree_shapes
 
 FAMILY = "proggan"
 PIXEL_NORM_EPS = 1e-8
@@ -127,6 +125,4 @@ def init_variables(config: dict[str, Any], rng: jax.Array):
 
 def build(config: dict[str, Any], variables, source: str = "") -> Generator:
   module = module_from_config(config)
-  check_tree_shapes(_abstract_variables(module), variables, source or "proggan variables")
-  variables = jax.tree_util.tree_map(jnp.asarray, variables)
-  return Generator(variables=variables, module=module, info=_info(module, config, source))
+  return checked_generator(module, _info(module, config, source), variables, _abstract_variables(module))

@@ -15,23 +15,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ganlatent_jax.generators.base import Generator, GeneratorInfo
+from ganlatent_jax.generators.base import Generator, GeneratorInfo, checked_generator, config_items
 from ganlatent_jax.nets import layers
-from ganlatent_jax.port.keys import check_tree_shapes
 
 FAMILY = "sngan"
 BN_EPS = 1e-5
 
 
-def config_items(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-  """The config as sorted, hashable (key, value) pairs (lists become tuples), for `GeneratorInfo.config`."""
-  def freeze(value):
-    if isinstance(value, (list, tuple)):
-      return tuple(freeze(v) for v in value)
-    if isinstance(value, dict):
-      return tuple(sorted((k, freeze(v)) for k, v in value.items()))
-    return value
-  return tuple(sorted((k, freeze(v)) for k, v in config.items()))
 
 
 def layer_names(channels: Sequence[int]) -> tuple[str, ...]:
@@ -127,6 +117,4 @@ def init_variables(config: dict[str, Any], rng: jax.Array):
 
 def build(config: dict[str, Any], variables, source: str = "") -> Generator:
   module = module_from_config(config)
-  check_tree_shapes(_abstract_variables(module), variables, source or "sngan variables")
-  variables = jax.tree_util.tree_map(jnp.asarray, variables)
-  return Generator(variables=variables, module=module, info=_info(module, config, source))
+  return checked_generator(module, _info(module, config, source), variables, _abstract_variables(module))

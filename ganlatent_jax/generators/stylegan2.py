@@ -24,9 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ganlatent_jax.generators.base import Generator, GeneratorInfo
+from ganlatent_jax.generators.base import Generator, GeneratorInfo, checked_generator, config_items
 from ganlatent_jax.nets import upfirdn
-from ganlatent_jax.port.keys import check_tree_shapes
 
 FAMILY = "stylegan2"
 PIXEL_NORM_EPS = 1e-8
@@ -67,15 +66,6 @@ def make_config(size: int, style_dim: int = 512, n_mlp: int = 8, channel_multipl
           "has_latent_avg": bool(has_latent_avg)}
 
 
-def config_items(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-  """The config as sorted, hashable (key, value) pairs (lists become tuples), for `GeneratorInfo.config`."""
-  def freeze(value):
-    if isinstance(value, (list, tuple)):
-      return tuple(freeze(v) for v in value)
-    if isinstance(value, dict):
-      return tuple(sorted((k, freeze(v)) for k, v in value.items()))
-    return value
-  return tuple(sorted((k, freeze(v)) for k, v in config.items()))
 
 
 def num_latents(size: int) -> int:
@@ -430,8 +420,7 @@ def init_variables(config: dict[str, Any], rng: jax.Array):
 def build(config: dict[str, Any], variables, source: str = "") -> Generator:
   module = module_from_config(config)
   variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), variables)
-  check_tree_shapes(abstract_variables(config), variables, source or "stylegan2 variables")
-  return Generator(variables=variables, module=module, info=_info(module, config, source))
+  return checked_generator(module, _info(module, config, source), variables, abstract_variables(config))
 
 
 def mean_latent(generator: Generator, n: int, rng: jax.Array) -> jax.Array:
