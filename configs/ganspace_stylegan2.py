@@ -13,7 +13,8 @@ def get_config():
   c.generator_format = ""
   c.num_directions = 10
   c.num_samples = 100_000            # the paper uses 10^6; streaming keeps memory at one batch + D²
-  c.batch_size = 1024
+  c.batch_size = 1024                # split over the devices of the mesh
+  c.num_devices = 0                  # 0 = all devices
   c.layer = ""                       # '' = PCA in W; a feature tap name (e.g. 'conv1') = activation PCA → z
   c.seed = 0
   c.traversal = ml_collections.ConfigDict(dict(span=3.0, steps=7, num_samples=2, truncation=0.7))

@@ -182,3 +182,13 @@ def test_sefa_first_layer_equals_numpy(path, state_key, to_latent_rows):
   order = np.argsort(values)[::-1]
   np.testing.assert_allclose(eigenvalues, values[order], rtol=1e-4, atol=1e-6)
   _assert_same_up_to_sign(directions.matrix, vectors[:, order[:4]].astype(np.float32), atol=1e-4)
+
+
+def test_ganspace_sharded_over_8_devices_equals_single_device(gen):
+  from ganlatent_jax import parallel
+  rng = jax.random.key(6)
+  single, single_stds = dirs.ganspace(gen, 4, num_samples=512, rng=rng, batch_size=256)
+  sharded, sharded_stds = dirs.ganspace(gen, 4, num_samples=512, rng=rng, batch_size=256,
+                                        mesh=parallel.make_mesh(8))
+  np.testing.assert_allclose(sharded_stds, single_stds, rtol=1e-4)
+  _assert_same_up_to_sign(sharded.matrix, single.matrix, atol=1e-4)

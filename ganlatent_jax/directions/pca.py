@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganlatent_jax import parallel
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.generators.base import Generator
 
@@ -44,20 +45,27 @@ class StreamingPCA:
     return mean, _fix_signs(vectors[:, order]), np.maximum(variances[order], 0.0)
 
 
-def latent_batches(gen: Generator, rng: jax.Array, num_samples: int, batch_size: int):
-  """The z batches GANSpace draws: batch i is sample_z(fold_in(rng, i)), the last one possibly smaller."""
+def latent_batches(gen: Generator, rng: jax.Array, num_samples: int, batch_size: int, mesh=None):
+  """The z batches GANSpace draws: batch i is sample_z(fold_in(rng, i)), the last one possibly smaller.
+
+  With a mesh, each batch whose size divides over the devices is split over the 'data' axis.
+  """
   for i, start in enumerate(range(0, num_samples, batch_size)):
-    yield gen.sample_z(jax.random.fold_in(rng, i), min(batch_size, num_samples - start))
+    z = gen.sample_z(jax.random.fold_in(rng, i), min(batch_size, num_samples - start))
+    if mesh is not None and z.shape[0] % mesh.devices.size == 0:
+      z = parallel.shard_batch(z, mesh)
+    yield z
 
 
 def ganspace(gen: Generator, k: int, num_samples: int, rng: jax.Array, layer: str | None = None,
-             batch_size: int = 1024, max_dense_features: int = 4096, **gen_kwargs) -> tuple[Directions, np.ndarray]:
+             batch_size: int = 1024, max_dense_features: int = 4096, mesh=None,
+             **gen_kwargs) -> tuple[Directions, np.ndarray]:
   """Top-k GANSpace directions and their standard deviations (traversal ranges).
 
   layer=None on a generator with W: PCA of w = mapping(z); directions live in 'w', stds = sqrt(PCA variances).
   layer='name': PCA of that feature tap (flattened) over z samples, then each component is mapped back to z by least
   squares (z ≈ X·V, X = projections of the activations on the components); directions live in 'z' and stds are the
-  activation-space component stds.
+  activation-space component stds. `mesh`: the generator passes run with each batch split over its 'data' axis.
   """
   if layer is None and "w" not in gen.info.latent_spaces:
     raise ValueError(f"a {gen.info.family} generator has no W space: pass layer= (one of "
@@ -66,7 +74,7 @@ def ganspace(gen: Generator, k: int, num_samples: int, rng: jax.Array, layer: st
   if layer is None:
     mapping = jax.jit(lambda g, z: g.mapping(z))
     pca = StreamingPCA(gen.info.w_dim or gen.latent_dim)
-    for z in latent_batches(gen, pca_rng, num_samples, batch_size):
+    for z in latent_batches(gen, pca_rng, num_samples, batch_size, mesh):
       pca.update(np.asarray(mapping(gen, z)))
     _, components, variances = pca.result(k)
     directions = Directions(components, space="w", meta=dict(
@@ -78,19 +86,19 @@ def ganspace(gen: Generator, k: int, num_samples: int, rng: jax.Array, layer: st
   feature_dim = int(np.prod(jax.eval_shape(activations, gen, jnp.zeros((1, gen.latent_dim))).shape[1:]))
   if feature_dim <= max_dense_features:
     pca = StreamingPCA(feature_dim)
-    for z in latent_batches(gen, pca_rng, num_samples, batch_size):
+    for z in latent_batches(gen, pca_rng, num_samples, batch_size, mesh):
       pca.update(np.asarray(activations(gen, z)))
     mean, components, variances = pca.result(k)
   else:
     from sklearn.decomposition import IncrementalPCA
     ipca = IncrementalPCA(n_components=k)
-    for z in latent_batches(gen, pca_rng, num_samples, max(batch_size, k)):
+    for z in latent_batches(gen, pca_rng, num_samples, max(batch_size, k), mesh):
       ipca.partial_fit(np.asarray(activations(gen, z), np.float64))
     mean, components, variances = ipca.mean_, _fix_signs(ipca.components_.T), ipca.explained_variance_
 
   xtx = np.zeros((k, k), np.float64)
   xtz = np.zeros((k, gen.latent_dim), np.float64)
-  for z in latent_batches(gen, regression_rng, num_samples, batch_size):
+  for z in latent_batches(gen, regression_rng, num_samples, batch_size, mesh):
     x = (np.asarray(activations(gen, z), np.float64) - mean) @ components
     xtx += x.T @ x
     xtz += x.T @ np.asarray(z, np.float64)

@@ -6,13 +6,15 @@ import os
 import jax
 
 from ganlatent_jax import directions as directions_lib
+from ganlatent_jax import parallel
 from ganlatent_jax.methods import _common
 
 
 def init(config, gen):
   return directions_lib.ganspace(gen, int(config.num_directions), int(config.num_samples),
                                  jax.random.key(config.seed), layer=config.layer or None,
-                                 batch_size=int(config.batch_size))
+                                 batch_size=int(config.batch_size),
+                                 mesh=parallel.make_mesh(config.get("num_devices") or None))
 
 
 def train(config, workdir: str) -> dict:
