@@ -1,0 +1,515 @@
+"""LatentCLR (Yüksel et al., ICCV 2021): directions found by contrasting the feature changes they cause.
+
+  python -m ganlatent_jax.main --config=configs/latentclr_stylegan2.py --workdir=/tmp/latentclr \
+      --config.generator=/path/to/stylegan2-ffhq-config-f.pt
+
+Each step draws N latents z_i (in Z, or in StyleGAN2's W), applies K edits z_i^k = z_i + α_k d_k(z_i) with a
+direction model (`directions/latentclr_models.py`: global, linear or non-linear), and takes the feature divergences
+f_i^k = P(G_f(z_i^k)) − P(G_f(z_i)) at one feature tap G_f of the generator (any name in `info.feature_layers`;
+StyleGAN2 'conv1', BigGAN 'layers.N'), P an optional projector. `contrastive_loss` then pulls together the
+divergences of one edit over different samples and pushes apart those of different edits. Restricting the edit to
+a range of W+ slots (`config.layers`) leaves the other slots at the unedited w (upstream's `feed_layers`).
+
+The loop is `training.loop.run` (resume, per-step RNG, NaN stop, TensorBoard, orbax checkpoints, progress bar).
+Outputs: model.msgpack (the direction model's variables), images/traversal.png, results.json; a global model also
+writes directions.npz (a `Directions`), conditional models are queried per sample with `per_sample_directions`.
+With `config.eval.enabled` the directions (global model) and SeFa's are scored with the SRE/Khrulkov encoder
+protocol (MIG, FactorVAE, ...) into metrics.json, with a side-by-side traversal sheet.
+
+Where this differs from upstream (catlab-team/latentclr) on purpose:
+  * the loss defaults to the paper's formula (`variant='paper'`); upstream's is `variant='upstream'` (see
+    `contrastive_loss`);
+  * projector features are only L2-normalised before the difference when `config.projector.normalize` (upstream's
+    projectors always normalise, the paper does not);
+  * in W with truncation ψ, the base w is truncated before the edit (upstream truncates the edited w, which scales
+    the edit by ψ);
+  * the step sizes α are drawn per direction for every model kind (upstream's global model draws one α per step).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from ganlatent_jax import generators, parallel, viz
+from ganlatent_jax.directions import latentclr_models as models
+from ganlatent_jax.directions import spaces
+from ganlatent_jax.directions.base import Directions
+from ganlatent_jax.methods import _common
+from ganlatent_jax.training import loop
+
+VARIANTS = ("paper", "upstream")
+MODEL_FILE = "model.msgpack"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The objective.
+
+def _log_terms(divergences: jax.Array, temperature: float, variant: str) -> tuple[jax.Array, jax.Array]:
+  """(log P, log Q) per anchor (K, N): the loss of anchor (k, i) is log Q − log P."""
+  if variant not in VARIANTS:
+    raise ValueError(f"LatentCLR loss variant={variant!r}; expected one of {VARIANTS}")
+  if divergences.ndim != 3:
+    raise ValueError(f"divergences must be (K edits, N samples, F features), got shape {divergences.shape}")
+  k, n, _ = divergences.shape
+  if k < 2 or n < 2:
+    raise ValueError(f"the contrastive loss needs ≥ 2 edits and ≥ 2 samples (positives are other samples, "
+                     f"negatives other edits); got K={k}, N={n}")
+  flat = models.unit(divergences.reshape(k * n, -1).astype(jnp.float32))
+  cosine = (flat @ flat.T).reshape(k, n, k, n)
+  if variant == "paper":
+    logits = cosine / temperature
+  else:
+    logits = jnp.abs(cosine) * temperature
+  same_edit = jnp.eye(k, dtype=bool)[:, None, :, None]
+  same_sample = jnp.eye(n, dtype=bool)[None, :, None, :]
+  positives = jnp.broadcast_to(same_edit & ~same_sample, logits.shape)
+  negatives = jnp.broadcast_to(~same_edit, logits.shape)
+  log_p = jax.nn.logsumexp(jnp.where(positives, logits, -jnp.inf), axis=(2, 3))
+  log_q = jax.nn.logsumexp(jnp.where(negatives, logits, -jnp.inf), axis=(2, 3))
+  if variant == "upstream":  # means instead of sums
+    log_p, log_q = log_p - jnp.log(n - 1.0), log_q - jnp.log((k - 1.0) * n)
+  return log_p, log_q
+
+
+def contrastive_loss(divergences: jax.Array, temperature: float = 0.5, variant: str = "paper") -> jax.Array:
+  """LatentCLR's loss over feature divergences (K edits, N samples, F features), averaged over the K·N anchors.
+
+  With s(a, b) the cosine similarity, the loss of the edited latent z_i^k is
+    'paper' (Eq. 3 of the paper, NT-Xent-like):
+        −log [ Σ_{j≠i} exp(s(f_i^k, f_j^k)/τ) / Σ_j Σ_{l≠k} exp(s(f_i^k, f_j^l)/τ) ]
+      positives: the same edit k on the other samples; negatives: every other edit on every sample (its own sample
+      included); the positives are not in the denominator.
+    'upstream' (colat/loss.py `ContrastiveLoss(abs=True, reduce='mean')`, with its default temp=0.5):
+        −log [ mean_{j≠i} exp(τ·|s(f_i^k, f_j^k)|) / mean_j mean_{l≠k} exp(τ·|s(f_i^k, f_j^l)|) ]
+      i.e. absolute cosine similarity (a direction and its opposite count as alike), the temperature MULTIPLIES the
+      similarity (upstream temp 0.5 is the paper's τ = 2), and means instead of sums (a constant
+      log((K−1)N/(N−1)) below the sum form).
+  Computed with log-sum-exp; the divergences are L2-normalised here (upstream normalises them in its trainer).
+  """
+  log_p, log_q = _log_terms(divergences, temperature, variant)
+  return jnp.mean(log_q - log_p)
+
+
+def contrastive_accuracy(divergences: jax.Array, temperature: float = 0.5, variant: str = "paper") -> jax.Array:
+  """Upstream's 'acc': the fraction of anchors whose mean positive term exceeds their mean negative term."""
+  log_p, log_q = _log_terms(divergences, temperature, variant)
+  k, n = log_p.shape
+  if variant == "paper":  # compare means, as upstream does, whatever the reduction of the loss
+    log_p, log_q = log_p - jnp.log(n - 1.0), log_q - jnp.log((k - 1.0) * n)
+  return jnp.mean((log_p > log_q).astype(jnp.float32))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where the edits happen and what is compared.
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  """The working latent space, the edited W+ slots, the feature tap and the generator's call arguments (static)."""
+  family: str
+  space: str                              # 'z' or 'w' (the base latent edited by the model)
+  layers: tuple[int, int] | None          # W+ slots [start, stop) that get the edit (None = all)
+  num_ws: int
+  feature_layer: str
+  truncation: float | None                # StyleGAN2: W truncation ψ; BigGAN: the noise/BN truncation
+  class_id: int | None = None             # BigGAN
+
+  @property
+  def directions_space(self) -> str:
+    return "w+" if self.layers is not None else self.space
+
+  def gen_kwargs(self) -> dict[str, Any]:
+    if self.family == "biggan":
+      return dict(class_vector=jnp.asarray([self.class_id], jnp.int32), truncation=self.truncation)
+    return {}
+
+  def sample_prior(self, gen: generators.Generator, rng: jax.Array, num: int) -> jax.Array:
+    if self.family == "biggan" and self.truncation is not None:
+      from ganlatent_jax.generators.biggan import truncated_noise
+      return truncated_noise(rng, num, self.truncation, gen.info.latent_dim)
+    return gen.sample_z(rng, num)
+
+  def to_working(self, gen: generators.Generator, z: jax.Array, w_avg: jax.Array | None) -> jax.Array:
+    """Prior samples → the base latents the model edits ((N, D) in Z or W, W truncated when configured)."""
+    if self.space == "z":
+      return z
+    truncation = self.truncation if self.family == "stylegan2" else None
+    return spaces.to_space(gen, z, "w", truncation, w_avg)
+
+  def _generator_input(self, latents: jax.Array, base: jax.Array | None,
+                       w_avg: jax.Array | None) -> tuple[jax.Array, dict[str, Any]]:
+    kwargs = self.gen_kwargs()
+    if self.space == "z":
+      if self.family == "stylegan2" and self.truncation is not None:  # in Z, truncation happens inside the call
+        kwargs.update(truncation=self.truncation, truncation_latent=w_avg)
+      return latents, kwargs
+    kwargs["input_is_latent"] = True
+    if self.layers is None:
+      return latents, kwargs
+    start, stop = self.layers
+    mask = jnp.zeros((self.num_ws,), bool).at[start:stop].set(True)[None, :, None]
+    return jnp.where(mask, latents[:, None, :], base[:, None, :]), kwargs
+
+  def features(self, gen: generators.Generator, latents: jax.Array, base: jax.Array | None = None,
+               w_avg: jax.Array | None = None) -> jax.Array:
+    """Flattened features (B, F) of working-space latents (B, D); `base` fills the unedited W+ slots."""
+    x, kwargs = self._generator_input(latents, base if base is not None else latents, w_avg)
+    out = gen.features(x, layers=(self.feature_layer,), **kwargs)[self.feature_layer]
+    return out.reshape(out.shape[0], -1).astype(jnp.float32)
+
+  def render(self, gen: generators.Generator, latents: jax.Array, base: jax.Array,
+             w_avg: jax.Array | None = None) -> jax.Array:
+    x, kwargs = self._generator_input(latents, base, w_avg)
+    kwargs.pop("input_is_latent", None)
+    return spaces.render(gen, x, self.space, **kwargs)
+
+
+def stylegan2_tap_slot(name: str) -> int:
+  """The last W+ slot a StyleGAN2 feature tap depends on (conv1 → 0, to_rgb1 → 1, convs.i → i + 1,
+  to_rgbs.j → 2j + 3; 'mod__X' is X's style, which depends on X's slot)."""
+  name = name.removeprefix("mod__")
+  if name == "conv1":
+    return 0
+  if name == "to_rgb1":
+    return 1
+  kind, index = name.split(".")
+  return int(index) + 1 if kind == "convs" else 2 * int(index) + 3
+
+
+def make_target(config, gen: generators.Generator) -> Target:
+  info = gen.info
+  space = config.space
+  if space not in ("z", "w"):
+    raise ValueError(f"config.space={space!r}: LatentCLR edits 'z' or 'w' (restrict W+ slots with config.layers)")
+  if space == "w" and "w" not in info.latent_spaces:
+    raise ValueError(f"config.space='w' but a {info.family} generator has only {info.latent_spaces}")
+  layers = _common.parse_layers(config.layers)
+  layer_range = None
+  if layers is not None:
+    if space != "w":
+      raise ValueError(f"config.layers={config.layers!r} restricts W+ slots: it needs config.space='w'")
+    if layers != list(range(layers[0], layers[-1] + 1)) or not 0 <= layers[0] <= layers[-1] < info.num_ws:
+      raise ValueError(f"config.layers={config.layers!r} must be a contiguous range inside the generator's W+ slots "
+                       f"0..{info.num_ws - 1}")
+    if layers != list(range(info.num_ws)):
+      layer_range = (layers[0], layers[-1] + 1)
+  feature_layer = config.feature_layer
+  if info.feature_layers and feature_layer not in info.feature_layers:
+    raise ValueError(f"config.feature_layer={feature_layer!r} is not a feature tap of this {info.family} generator; "
+                     f"available: {list(info.feature_layers)}")
+  if layer_range is not None and info.family == "stylegan2":
+    last = stylegan2_tap_slot(feature_layer)
+    if not layer_range[0] <= last:
+      raise ValueError(f"config.feature_layer={feature_layer!r} only sees W+ slots 0..{last}, none of the edited "
+                       f"slots {config.layers!r}: every divergence would be 0; pick a later layer")
+  truncation = config.get("truncation", None)
+  truncation = None if truncation is None or float(truncation) <= 0 else float(truncation)
+  class_id = None
+  if info.family == "biggan":
+    class_id = int(config.get("biggan_class", 0))
+    if not 0 <= class_id < info.num_classes:
+      raise ValueError(f"config.biggan_class={class_id} is outside 0..{info.num_classes - 1}")
+  return Target(family=info.family, space=space, layers=layer_range, num_ws=info.num_ws,
+                feature_layer=feature_layer, truncation=truncation, class_id=class_id)
+
+
+class Projector(nn.Module):
+  """P: flattened features → 'identity' or a trainable 'linear' map; L2-normalised when `normalize` (upstream)."""
+  kind: str
+  features: int
+  normalize: bool
+
+  @nn.compact
+  def __call__(self, x):
+    if self.kind == "linear":
+      x = nn.Dense(self.features, name="linear")(x)
+    elif self.kind != "identity":
+      raise ValueError(f"config.projector.kind={self.kind!r}; expected 'identity' or 'linear'")
+    return models.unit(x) if self.normalize else x
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training state and step.
+
+@flax.struct.dataclass
+class State:
+  step: jax.Array
+  params: Any           # {'model': ..., 'projector': ...}
+  batch_stats: Any      # the non-linear model's BatchNorm statistics ({} otherwise)
+  opt_state: optax.OptState
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  """Upstream's Adam: L2 weight decay added to the gradient (torch Adam's weight_decay), MultiStepLR schedule."""
+  o = config.optimizer
+  schedule = optax.piecewise_constant_schedule(
+      float(o.learning_rate), {int(m): float(o.decay_factor) for m in o.decay_steps})
+  parts = []
+  if o.get("grad_clip_norm", 0.0):
+    parts.append(optax.clip_by_global_norm(float(o.grad_clip_norm)))
+  parts += [optax.add_decayed_weights(float(o.weight_decay)), optax.scale_by_adam(), optax.scale_by_schedule(schedule),
+            optax.scale(-1.0)]
+  return optax.chain(*parts)
+
+
+@dataclasses.dataclass
+class Problem:
+  """Everything the jitted step closes over (static) plus the frozen arrays it is given (generator, w̄)."""
+  config: Any
+  target: Target
+  model: models.DirectionModel
+  projector: Projector
+  optimizer: optax.GradientTransformation
+  frozen: dict[str, Any]        # {'gen': Generator, 'w_avg': array or None}, replicated on the mesh
+
+  @property
+  def alpha(self) -> tuple[float, float]:
+    return tuple(float(a) for a in self.config.alpha)
+
+
+def make_problem(config, gen: generators.Generator, mesh) -> Problem:
+  target = make_target(config, gen)
+  dim = gen.info.w_dim if target.space == "w" else gen.info.latent_dim
+  model = models.make_model(config.model.kind, int(config.num_directions), dim, int(config.model.depth))
+  projector = Projector(config.projector.kind, int(config.projector.features), bool(config.projector.normalize))
+  w_avg = None
+  if target.family == "stylegan2" and target.truncation is not None:
+    w_avg = jax.jit(spaces.mean_w)(gen, jax.random.key(int(config.seed) + 1))
+  frozen = parallel.replicate({"gen": gen, "w_avg": w_avg}, mesh)
+  return Problem(config, target, model, projector, make_optimizer(config), frozen)
+
+
+def divergences(problem: Problem, frozen, params, batch_stats, base: jax.Array, alphas: jax.Array,
+                train: bool = True):
+  """Feature divergences (K, N, F) of the K edits of `base` (N, D), and the model's updated BatchNorm stats."""
+  gen, w_avg, t = frozen["gen"], frozen["w_avg"], problem.target
+  project = lambda f: problem.projector.apply({"params": params["projector"]}, f)  # noqa: E731
+  # As upstream, the unedited features (projector included) carry no gradient.
+  original = jax.lax.stop_gradient(project(t.features(gen, base, w_avg=w_avg)))
+  variables = {"params": params["model"], **({"batch_stats": batch_stats} if batch_stats else {})}
+  if train:
+    directions, updates = models.apply_directions(problem.model, variables, base, train=True)
+    batch_stats = updates.get("batch_stats", batch_stats)
+  else:
+    directions = models.apply_directions(problem.model, variables, base, train=False)
+  edited = models.edit(base, directions, alphas)
+  k, n, d = edited.shape
+  tiled_base = jnp.broadcast_to(base[None], (k, n, d)).reshape(k * n, d)
+  feats = project(t.features(gen, edited.reshape(k * n, d), tiled_base, w_avg))
+  return feats.reshape(k, n, -1) - original[None], batch_stats
+
+
+def make_init_fn(problem: Problem):
+  def init_fn(rng):
+    model_rng, projector_rng = jax.random.split(rng)
+    variables = models.init_variables(problem.model, model_rng)
+    gen, w_avg, t = problem.frozen["gen"], problem.frozen["w_avg"], problem.target
+    probe = jax.eval_shape(lambda: t.features(gen, jnp.zeros((2, problem.model.dim), jnp.float32), w_avg=w_avg))
+    projector_params = problem.projector.init(projector_rng, jnp.zeros(probe.shape, jnp.float32)).get("params", {})
+    params = {"model": variables["params"], "projector": dict(projector_params)}
+    return State(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
+                 opt_state=problem.optimizer.init(params))
+  return init_fn
+
+
+def make_train_step(problem: Problem, mesh):
+  config = problem.config
+  batch_size, k = int(config.batch_size), int(config.num_directions)
+  parallel.check_batch_size(batch_size, mesh)
+  batch_sharding = parallel.data_sharding(mesh)
+  temperature, variant = float(config.loss.temperature), config.loss.variant
+  if variant not in VARIANTS:
+    raise ValueError(f"config.loss.variant={variant!r}; expected one of {VARIANTS}")
+  train_projector = bool(config.projector.train)
+
+  def step(state: State, rng: jax.Array, frozen):
+    z_rng, alpha_rng = jax.random.split(rng)
+    z = problem.target.sample_prior(frozen["gen"], z_rng, batch_size)
+    z = jax.lax.with_sharding_constraint(z, batch_sharding)
+    base = problem.target.to_working(frozen["gen"], z, frozen["w_avg"])
+    alphas = models.sample_alphas(alpha_rng, k, problem.alpha)
+
+    def loss_fn(params):
+      div, stats = divergences(problem, frozen, params, state.batch_stats, base, alphas, train=True)
+      loss = contrastive_loss(div, temperature, variant)
+      return loss, (stats, contrastive_accuracy(jax.lax.stop_gradient(div), temperature, variant))
+
+    (loss, (stats, accuracy)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if not train_projector:
+      grads = {**grads, "projector": jax.tree.map(jnp.zeros_like, grads["projector"])}
+    updates, opt_state = problem.optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    if not train_projector:
+      params = {**params, "projector": state.params["projector"]}
+    metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": optax.tree.norm(grads)}
+    return State(step=state.step + 1, params=params, batch_stats=stats, opt_state=opt_state), metrics
+
+  # Fixed output shardings (replicated, as the loop initialises the state): step n's output is step n+1's input, so
+  # letting XLA choose would recompile the step once more after the first call.
+  replicated = parallel.replicated_sharding(mesh)
+  jitted = jax.jit(step, out_shardings=(replicated, replicated))
+  return lambda state, rng: jitted(state, rng, problem.frozen)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Using a trained model.
+
+def model_variables(state: State) -> dict[str, Any]:
+  variables = {"params": state.params["model"]}
+  if state.batch_stats:
+    variables["batch_stats"] = state.batch_stats
+  return jax.device_get(variables)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def per_sample_directions(model: models.DirectionModel, variables, latents: jax.Array) -> jax.Array:
+  """Unit directions (K, N, D) at working-space latents (N, D) (running BatchNorm statistics): for conditional
+  models the direction depends on the latent; a global model gives the same K directions for every latent."""
+  return models.apply_directions(model, variables, jnp.asarray(latents, jnp.float32), train=False)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _render(target: Target, gen, latents, base, w_avg):
+  return target.render(gen, latents, base, w_avg)
+
+
+def global_directions(model: models.DirectionModel, variables, target: Target, meta: dict[str, Any]) -> Directions:
+  matrix = np.asarray(models.global_matrix(variables))
+  return Directions(matrix, space=target.directions_space, layers=target.layers, meta=meta)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _traversal_latents(target: Target, model: models.DirectionModel, steps: int, gen, variables, z, w_avg, span):
+  """Edited working-space latents (K·n·steps, D), direction-major, and the matching unedited bases."""
+  base = target.to_working(gen, z, w_avg)
+  directions = models.apply_directions(model, variables, base, train=False)               # (K, n, D)
+  shifts = jnp.linspace(-span, span, steps)
+  edited = base[None, :, None, :] + shifts[None, None, :, None] * directions[:, :, None, :]
+  d = edited.shape[-1]
+  return edited.reshape(-1, d), jnp.broadcast_to(base[None, :, None, :], edited.shape).reshape(-1, d)
+
+
+def conditional_traversal(gen, problem: Problem, variables, z: jax.Array, span: float, steps: int,
+                          batch_size: int = 32) -> np.ndarray:
+  """(K·n, steps, H, W, C) display images: latent i moved along d_k(z_i) (evaluated at z_i) by −span…span.
+
+  Works for every model kind (a global model's d_k does not depend on z_i) and every generator family (BigGAN's
+  class and truncation, W+ slot restriction and W truncation as in training)."""
+  t, w_avg = problem.target, problem.frozen["w_avg"]
+  edited, bases = jax.device_get(_traversal_latents(t, problem.model, int(steps), gen, variables, z, w_avg,
+                                                    float(span)))
+  images = np.concatenate([np.asarray(_render(t, gen, edited[i:i + batch_size], bases[i:i + batch_size], w_avg))
+                           for i in range(0, edited.shape[0], batch_size)])
+  images = viz.to_display(images, gen.info.output_range)
+  return images.reshape(problem.model.num_directions * z.shape[0], steps, *images.shape[1:])
+
+
+def save_model(workdir: str, variables) -> str:
+  path = os.path.join(workdir, MODEL_FILE)
+  with open(path + ".tmp", "wb") as f:
+    f.write(flax.serialization.to_bytes(variables))
+  os.replace(path + ".tmp", path)
+  return path
+
+
+def load_model(workdir: str) -> tuple[models.DirectionModel, dict[str, Any]]:
+  """(model, variables) of a finished run, for `per_sample_directions`."""
+  with open(os.path.join(workdir, "results.json")) as f:
+    spec = json.load(f)["model"]
+  model = models.make_model(spec["kind"], spec["num_directions"], spec["dim"], spec["depth"])
+  template = jax.eval_shape(lambda rng: models.init_variables(model, rng), jax.random.key(0))
+  with open(os.path.join(workdir, MODEL_FILE), "rb") as f:
+    return model, flax.serialization.from_bytes(template, f.read())
+
+
+def _evaluate(config, gen, directions: Directions, workdir: str) -> dict[str, Any]:
+  """MIG/FactorVAE (encoder protocol) of the LatentCLR directions and of SeFa's, on the ground-truth dataset."""
+  from ganlatent_jax import data
+  from ganlatent_jax import directions as directions_lib
+  from ganlatent_jax.metrics import encoder_protocol
+  e = config.eval
+  dataset = data.get_dataset(e.dataset, source=e.source, **({"resolution": int(e.resolution)}
+                                                               if e.source == "procedural" else {}))
+  protocol = encoder_protocol.ProtocolConfig(
+      num_train=int(e.num_train), num_val=int(e.num_val), batch_size=int(e.batch_size), steps=int(e.steps),
+      mig_num_train=int(e.mig_num_train), factor_vae_num_train=int(e.factor_vae_num_train),
+      factor_vae_num_eval=int(e.factor_vae_num_eval),
+      factor_vae_num_variance_estimate=int(e.factor_vae_num_variance_estimate), metrics=tuple(e.metrics))
+  sefa_variant = "genforce" if gen.info.family == "stylegan2" else "first_layer"
+  sefa_directions, _ = directions_lib.sefa(gen, directions.num_directions, variant=sefa_variant)
+  results = {}
+  for name, d in (("latentclr", directions), ("sefa", sefa_directions)):
+    results[name] = encoder_protocol.evaluate_directions(
+        gen, d, dataset, protocol, jax.random.key(int(e.seed)), np.random.RandomState(int(e.seed)))
+    logging.info("%s metrics: %s", name, {k: v for k, v in results[name].items() if not isinstance(v, list)})
+  latents = gen.sample_z(jax.random.key(int(config.seed)), int(config.traversal.num_samples))
+  named = [("LatentCLR", directions), (f"SeFa ({sefa_variant})", sefa_directions)]
+  grids = [viz.traversal_grid(gen, d, latents, **_common.traversal_kwargs(config, gen, d)) for _, d in named]
+  viz.contact_sheet(grids, [name for name, _ in named],
+                    path=os.path.join(workdir, "images", "traversal_comparison.png"))
+  return results
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  evaluate_after = config.get("eval", None) is not None and bool(config.eval.enabled)
+  if evaluate_after and config.model.kind != "global":
+    raise ValueError("config.eval.enabled scores fixed directions: it needs config.model.kind='global'")
+  gen = _common.load_generator(config)
+  mesh = parallel.make_mesh(config.get("num_devices") or None)
+  problem = make_problem(config, gen, mesh)
+  span, steps = float(config.traversal.span), int(config.traversal.steps)
+  preview = problem.target.sample_prior(gen, jax.random.key(int(config.seed)), 1)
+
+  def image_fn(state):
+    return {"traversal": viz.image_grid(conditional_traversal(gen, problem, model_variables(state), preview, span,
+                                                              steps))}
+
+  state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=make_init_fn(problem),
+                   train_step=make_train_step(problem, mesh), image_fn=image_fn,
+                   images_per_step=int(config.batch_size) * (int(config.num_directions) + 1))
+  variables = model_variables(state)
+  outputs = {"model": save_model(workdir, variables)}
+  t = problem.target
+  meta = dict(method="latentclr", model=config.model.kind, feature_layer=t.feature_layer, loss=config.loss.variant,
+              temperature=float(config.loss.temperature), alpha=list(problem.alpha), steps=int(config.steps),
+              source=gen.info.source)
+  directions = None
+  if config.model.kind == "global":
+    directions = global_directions(problem.model, variables, t, meta)
+    outputs["directions"] = os.path.join(workdir, "directions.npz")
+    directions.save(outputs["directions"])
+  latents = t.sample_prior(gen, jax.random.key(int(config.seed)), int(config.traversal.num_samples))
+  outputs["traversal"] = os.path.join(workdir, "images", "traversal.png")
+  viz.save_png(outputs["traversal"], viz.image_grid(conditional_traversal(gen, problem, variables, latents, span,
+                                                                          steps)))
+  results: dict[str, Any] = {
+      "method": "latentclr", "generator": config.generator, "outputs": outputs, "step": int(state.step),
+      "model": dict(kind=problem.model.kind, num_directions=problem.model.num_directions, dim=problem.model.dim,
+                    depth=problem.model.depth),
+      "space": t.directions_space, "layers": t.layers, "feature_layer": t.feature_layer}
+  if evaluate_after:
+    metrics = _evaluate(config, gen, directions, workdir)
+    outputs["traversal_comparison"] = os.path.join(workdir, "images", "traversal_comparison.png")
+    outputs["metrics"] = os.path.join(workdir, "metrics.json")
+    _common.write_json(outputs["metrics"], metrics)
+  _common.write_json(os.path.join(workdir, "results.json"), results)
+  return outputs
+
+
+def evaluate(config, workdir: str) -> dict[str, Any]:
+  model, variables = load_model(workdir)
+  out = {"model": model, "variables": variables}
+  if os.path.exists(os.path.join(workdir, "directions.npz")):
+    out["directions"] = Directions.load(os.path.join(workdir, "directions.npz"))
+  return out

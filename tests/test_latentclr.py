@@ -1,0 +1,255 @@
+"""LatentCLR: the contrastive loss against a direct numpy computation (both variants), the direction models, and
+short sharded training runs on the fixture generators (method API and the command line with each config)."""
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import fixture_path
+
+from ganlatent_jax.directions import Directions
+from ganlatent_jax.directions import latentclr_models as models
+from ganlatent_jax.methods import latentclr
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+STYLEGAN2 = "stylegan2/stylegan2_rosinality_s32.pt"
+BIGGAN = "biggan/biggan_tiny"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loss, written out term by term.
+
+def _cos(a, b):
+  return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def numpy_paper_loss(f, tau):
+  """Σ over anchors of −log[Σ_{j≠i} e^{s(f_i^k, f_j^k)/τ} / Σ_j Σ_{l≠k} e^{s(f_i^k, f_j^l)/τ}], averaged."""
+  k_count, n_count, _ = f.shape
+  losses = []
+  for k in range(k_count):
+    for i in range(n_count):
+      pos = sum(np.exp(_cos(f[k, i], f[k, j]) / tau) for j in range(n_count) if j != i)
+      neg = sum(np.exp(_cos(f[k, i], f[l, j]) / tau) for l in range(k_count) if l != k for j in range(n_count))
+      losses.append(-np.log(pos / neg))
+  return np.mean(losses)
+
+
+def numpy_upstream_loss(f, temp):
+  """colat/loss.py on the (K·N, F) edit-major layout: |cos|·temp, mean over positives / mean over negatives."""
+  k_count, n_count, _ = f.shape
+  out = f.reshape(k_count * n_count, -1)
+  out = out / np.linalg.norm(out, axis=1, keepdims=True)
+  sim = np.exp(np.abs(out @ out.T) * temp)
+  edit = np.repeat(np.arange(k_count), n_count)
+  same = edit[:, None] == edit[None, :]
+  pos = np.array([sim[r][same[r] & (np.arange(len(out)) != r)].mean() for r in range(len(out))])
+  neg = np.array([sim[r][~same[r]].mean() for r in range(len(out))])
+  return np.mean(-np.log(pos / neg)), np.mean(pos > neg)
+
+
+_loss = jax.jit(latentclr.contrastive_loss, static_argnums=(1, 2))
+_accuracy = jax.jit(latentclr.contrastive_accuracy, static_argnums=(1, 2))
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 3), (3, 4, 5), (5, 3, 7)])
+@pytest.mark.parametrize("temperature", [0.5, 0.07])
+def test_contrastive_loss_matches_numpy(shape, temperature):
+  f = np.random.RandomState(sum(shape)).randn(*shape).astype(np.float32)
+  np.testing.assert_allclose(_loss(jnp.asarray(f), temperature, "paper"),
+                             numpy_paper_loss(f.astype(np.float64), temperature), atol=1e-4, rtol=1e-4)
+  upstream, accuracy = numpy_upstream_loss(f.astype(np.float64), temperature)
+  np.testing.assert_allclose(_loss(jnp.asarray(f), temperature, "upstream"), upstream,
+                             atol=1e-4, rtol=1e-4)
+  np.testing.assert_allclose(_accuracy(jnp.asarray(f), temperature, "upstream"), accuracy)
+
+
+def test_contrastive_loss_is_low_for_consistent_edits_and_scale_free():
+  rng = np.random.RandomState(0)
+  consistent = np.eye(4, 16)[:, None, :] + 0.01 * rng.randn(4, 6, 16)  # edit k always moves features along e_k
+  mixed = rng.randn(4, 6, 16)
+  for variant in latentclr.VARIANTS:
+    low = _loss(jnp.asarray(consistent), 0.5, variant)
+    assert low < _loss(jnp.asarray(mixed), 0.5, variant)
+    np.testing.assert_allclose(low, _loss(jnp.asarray(consistent * 7.0), 0.5, variant),
+                               rtol=1e-5)
+  assert _accuracy(jnp.asarray(consistent), 0.5, "paper") == 1.0
+
+
+@pytest.mark.parametrize("shape,variant,message", [
+    ((1, 4, 3), "paper", "K=1"), ((3, 1, 3), "paper", "N=1"), ((3, 4), "paper", r"\(K edits"),
+    ((3, 4, 3), "simclr", "variant='simclr'")])
+def test_contrastive_loss_rejects_bad_input(shape, variant, message):
+  with pytest.raises(ValueError, match=message):
+    latentclr.contrastive_loss(jnp.ones(shape), 0.5, variant)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Direction models.
+
+def _numpy_mlp(nets, z):
+  """Per-direction Linear → [BatchNorm (batch statistics) → ReLU → Linear] × 2, last Linear bias-free."""
+  out = []
+  for k in range(nets["linear_0"]["kernel"].shape[0]):
+    x = z @ nets["linear_0"]["kernel"][k] + nets["linear_0"]["bias"][k]
+    for i in (1, 2):
+      bn = nets[f"batchnorm_{i}"]
+      x = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5) * bn["scale"][k] + bn["bias"][k]
+      x = np.maximum(x, 0.0) @ nets[f"linear_{i}"]["kernel"][k]
+      if "bias" in nets[f"linear_{i}"]:
+        x = x + nets[f"linear_{i}"]["bias"][k]
+    out.append(x)
+  return np.stack(out)
+
+
+@pytest.mark.parametrize("kind", models.KINDS)
+def test_direction_models_against_numpy(kind):
+  model = models.make_model(kind, num_directions=3, dim=8)
+  variables = jax.jit(models.init_variables, static_argnums=0)(model, jax.random.key(0))
+  params = jax.tree.map(np.asarray, variables["params"])
+  z = np.random.RandomState(1).randn(16, 8).astype(np.float32)
+  directions, updates = jax.jit(models.apply_directions, static_argnums=0, static_argnames="train")(
+      model, variables, jnp.asarray(z), train=True)
+  if kind == "global":
+    raw = np.broadcast_to(params["directions"][:, None, :], (3, 16, 8))
+    np.testing.assert_allclose(models.global_matrix(variables), (raw[:, 0] / np.linalg.norm(raw[:, 0], axis=-1,
+                                                                                           keepdims=True)).T,
+                               atol=1e-5)
+  elif kind == "linear":
+    raw = np.einsum("nd,kde->kne", z, params["kernel"])
+  else:
+    raw = _numpy_mlp(params["nets"], z.astype(np.float64))
+    assert set(params["nets"]["linear_2"]) == {"kernel"}  # the last layer is bias-free
+    stats = updates["batch_stats"]["nets"]["batchnorm_1"]
+    first = z @ params["nets"]["linear_0"]["kernel"] + params["nets"]["linear_0"]["bias"][:, None, :]
+    np.testing.assert_allclose(stats["mean"], 0.1 * first.mean(1), atol=1e-5)  # PyTorch momentum 0.1
+  # (a sample whose hidden units are all cut by the ReLUs has f = 0: its direction is 0, not NaN)
+  unit = raw / np.sqrt(np.sum(np.square(raw), axis=-1, keepdims=True) + 1e-12)
+  np.testing.assert_allclose(directions, unit, atol=1e-4, rtol=1e-4)
+  alphas = models.sample_alphas(jax.random.key(2), 3, (-3.0, 3.0))
+  assert np.all(np.abs(alphas) <= 3.0) and len(set(np.asarray(alphas).tolist())) == 3
+  np.testing.assert_array_equal(models.sample_alphas(jax.random.key(2), 3, (1.5, 1.5)), [1.5] * 3)
+  np.testing.assert_allclose(models.edit(jnp.asarray(z), directions, alphas),
+                             z[None] + np.asarray(alphas)[:, None, None] * np.asarray(directions), atol=1e-6)
+
+
+def test_direction_model_errors():
+  with pytest.raises(ValueError, match="at least 2 directions"):
+    models.make_model("global", 1, 8)
+  with pytest.raises(ValueError, match="kind='affine'"):
+    models.init_variables(models.make_model("affine", 2, 8), jax.random.key(0))
+  with pytest.raises(ValueError, match="lower bound"):
+    models.sample_alphas(jax.random.key(0), 2, (1.0, -1.0))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training runs.
+
+def _load_config(name):
+  spec = importlib.util.spec_from_file_location(name, REPO / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def _tiny(config, generator, **overrides):
+  config.generator = str(fixture_path(generator))
+  config.update(dict(steps=2, batch_size=8, num_directions=3, log_every=1, checkpoint_every=1, image_every=2,
+                     progress_bar=False))
+  config.traversal.num_samples = 1
+  config.traversal.steps = 3
+  for key, value in overrides.items():
+    section, _, leaf = key.rpartition(".")
+    (config[section] if section else config)[leaf] = value
+  return config
+
+
+@pytest.mark.parametrize("kind,space,layers,feature_layer,resume", [
+    ("global", "z", "all", "conv1", False),
+    ("nonlinear", "w", "1-2", "convs.1", True),
+    pytest.param("linear", "w", "all", "mod__convs.0", True, marks=pytest.mark.slow),
+])
+def test_sharded_steps_on_stylegan2_fixture(tmp_path, kind, space, layers, feature_layer, resume):
+  config = _tiny(_load_config("latentclr_stylegan2"), STYLEGAN2, space=space, layers=layers,
+                 feature_layer=feature_layer, image_every=2 if resume else 0, **{"model.kind": kind})
+  outputs = latentclr.train(config, str(tmp_path))
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["step"] == 2 and results["space"] == ("w+" if layers != "all" else space)
+  assert (tmp_path / "images" / "traversal.png").stat().st_size > 0
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+  model, variables = latentclr.load_model(str(tmp_path))
+  latents = jax.random.normal(jax.random.key(0), (4, model.dim))
+  per_sample = latentclr.per_sample_directions(model, variables, latents)
+  assert per_sample.shape == (3, 4, model.dim) and np.all(np.isfinite(per_sample))
+  if kind == "global":
+    directions = Directions.load(outputs["directions"])
+    assert directions.space == space and directions.matrix.shape == (64, 3)
+    np.testing.assert_allclose(per_sample[:, 0].T, directions.matrix, atol=1e-6)
+  else:
+    assert "directions" not in outputs
+  if not resume:
+    return
+  # Resume: two more steps continue from the saved state.
+  config.steps = 4
+  latentclr.train(config, str(tmp_path))
+  assert json.loads((tmp_path / "results.json").read_text())["step"] == 4
+
+
+def test_bad_settings_give_clear_errors(tmp_path):
+  from ganlatent_jax import generators, parallel
+  gen = generators.load(str(fixture_path(STYLEGAN2)))
+  base = _tiny(_load_config("latentclr_stylegan2"), STYLEGAN2)
+  cases = [({"space": "z", "layers": "1-2"}, "needs config.space='w'"),
+           ({"layers": "1,3"}, "contiguous"),
+           ({"layers": "2-4", "feature_layer": "conv1"}, "only sees W\\+ slots 0..0"),
+           ({"feature_layer": "layers.0"}, "not a feature tap"),
+           ({"space": "w+"}, "config.space='w\\+'")]
+  for overrides, message in cases:
+    config = _tiny(_load_config("latentclr_stylegan2"), STYLEGAN2, **overrides)
+    with pytest.raises(ValueError, match=message):
+      latentclr.make_target(config, gen)
+  base.loss.variant = "nce"
+  with pytest.raises(ValueError, match="variant='nce'"):
+    latentclr.make_train_step(latentclr.make_problem(base, gen, parallel.make_mesh()), parallel.make_mesh())
+
+
+def _cli(config_name, tmp_path, *overrides):
+  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config={REPO / 'configs' / (config_name + '.py')}",
+             f"--workdir={tmp_path}", "--config.steps=2", "--config.batch_size=8", "--config.num_directions=3",
+             "--config.log_every=1", "--config.checkpoint_every=2", "--config.image_every=0",
+             "--config.progress_bar=False", "--config.traversal.num_samples=1", "--config.traversal.steps=3",
+             *overrides]
+  return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+
+
+@pytest.mark.slow
+def test_cli_biggan_config_on_fixture(tmp_path):
+  result = _cli("latentclr_biggan", tmp_path, f"--config.generator={fixture_path(BIGGAN)}",
+                "--config.feature_layer=layers.1", "--config.model.kind=linear")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (tmp_path / "images" / "traversal.png").exists() and (tmp_path / "model.msgpack").exists()
+
+
+@pytest.mark.slow
+def test_cli_3dshapes_config_on_stylegan2_fixture(tmp_path):
+  """The testbed config's whole path (global model, encoder-protocol metrics for LatentCLR and SeFa, comparison
+  sheet) on the 32×32 StyleGAN2 fixture against 32×32 procedural 3DShapes, with tiny budgets."""
+  result = _cli("latentclr_3dshapes", tmp_path, f"--config.generator={fixture_path(STYLEGAN2)}",
+                "--config.eval.resolution=32", "--config.eval.num_train=64", "--config.eval.num_val=32",
+                "--config.eval.batch_size=16", "--config.eval.steps=2", "--config.eval.mig_num_train=64",
+                "--config.eval.factor_vae_num_train=16", "--config.eval.factor_vae_num_eval=8",
+                "--config.eval.factor_vae_num_variance_estimate=64")
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  for name in ("latentclr", "sefa"):
+    assert 0.0 <= metrics[name]["mig"] <= 1.0
+    assert 0.0 <= metrics[name]["factor_vae_eval_accuracy"] <= 1.0
+  for png in ("traversal.png", "traversal_comparison.png"):
+    assert (tmp_path / "images" / png).stat().st_size > 0
+  assert Directions.load(tmp_path / "directions.npz").num_directions == 3
