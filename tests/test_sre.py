@@ -57,6 +57,7 @@ def test_sharded_steps_keep_d_orthonormal_and_lower_the_loss_on_a_fixed_batch(ti
     losses.append(float(metrics["ranker_loss"]))
     assert metrics["orthonormality_error"] < 1e-5
   assert losses[-1] < losses[0] - 0.05, losses
+  assert step.jitted._cache_size() == 1  # one executable for all steps: no recompilation after the first
   d = sre.refined_directions(state, initial, c)
   np.testing.assert_allclose(d.matrix.T @ d.matrix, np.eye(3), atol=1e-5)
   assert not np.allclose(d.matrix, initial.matrix, atol=1e-6)  # the directions were updated

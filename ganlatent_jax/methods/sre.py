@@ -148,8 +148,12 @@ def make_train_step(config, gen: Generator, template: Directions, mesh, w_avg):
                  ranker_batch_stats=batch_stats, directions_opt_state=directions_opt_state,
                  ranker_opt_state=ranker_opt_state), metrics
 
-  jitted = jax.jit(step, donate_argnums=(0,))
-  return lambda state, rng: jitted(state, gen, w_avg, rng)
+  # Outputs replicated like the loop's initial state, so step 2 reuses step 1's executable instead of compiling
+  # again for whatever sharding XLA would have chosen.
+  jitted = jax.jit(step, donate_argnums=(0,), out_shardings=parallel.replicated_sharding(mesh))
+  train_step = lambda state, rng: jitted(state, gen, w_avg, rng)  # noqa: E731
+  train_step.jitted = jitted
+  return train_step
 
 
 def optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
