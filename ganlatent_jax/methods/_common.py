@@ -51,7 +51,7 @@ def traversal_kwargs(config, gen: generators.Generator, directions: Directions) 
   kwargs: dict[str, Any] = dict(span=(-float(t.span), float(t.span)), steps=int(t.steps))
   truncation = t.get("truncation", None)
   if truncation is not None and directions.space != "z":
-    kwargs.update(truncation=float(truncation), w_avg=spaces.mean_w(gen, jax.random.key(config.seed + 1)))
+    kwargs.update(w_truncation=float(truncation), w_avg=spaces.mean_w(gen, jax.random.key(config.seed + 1)))
   return kwargs
 
 

@@ -59,11 +59,15 @@ def _render_batched(gen: Generator, latents: jax.Array, space: str, batch_size: 
 
 
 def traversal_images(gen: Generator, directions: Directions, latents: jax.Array, span=(-3.0, 3.0), steps: int = 7,
-                     truncation: float | None = None, w_avg=None, batch_size: int = 32,
+                     w_truncation: float | None = None, w_avg=None, batch_size: int = 32,
                      **gen_kwargs) -> np.ndarray:
-  """(K·N, steps, H, W, C) display images: for each direction k and latent n, the shift from span[0] to span[1]."""
+  """(K·N, steps, H, W, C) display images: for each direction k and latent n, the shift from span[0] to span[1].
+
+  `w_truncation` truncates W latents towards `w_avg` before the shift; `gen_kwargs` go to the generator (e.g.
+  BigGAN's own `truncation`).
+  """
   z = jnp.asarray(latents)
-  base = spaces.to_space(gen, z, directions.space, truncation, w_avg)
+  base = spaces.to_space(gen, z, directions.space, w_truncation, w_avg)
   shifts = np.linspace(span[0], span[1], steps, dtype=np.float32)
   k_count, n = directions.num_directions, z.shape[0]
   coefficients = np.zeros((k_count, n, steps, k_count), np.float32)
