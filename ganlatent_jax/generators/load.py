@@ -90,6 +90,7 @@ def save_converted(directory: str | os.PathLike, config: dict[str, Any], variabl
   directory = pathlib.Path(directory)
   directory.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+  tmp.chmod(0o755)  # mkdtemp makes it 0700; the renamed directory (e.g. a shipped asset) must be readable by all
   try:
     (tmp / CONVERTED_VARIABLES).write_bytes(flax.serialization.msgpack_serialize(
         _to_numpy(variables)))

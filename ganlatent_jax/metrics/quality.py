@@ -1,0 +1,204 @@
+"""Sample quality of a generator trained on ground-truth data, judged by a factor classifier trained on real data.
+
+A small conv net with one softmax head per factor is trained on procedural real images (`train_factor_classifier`).
+On a set of images it gives, per factor, a predicted value and its probability (the confidence). Then:
+  * coverage: the fraction of all (factor, value) pairs that occur among the confident predictions
+    (probability ≥ `threshold`). A generator that collapses onto part of the data leaves pairs uncovered;
+  * mean confidence: the mean over images and factors of the top probability. Blurry or implausible samples get
+    unconfident predictions; a real-image reference says what "confident" means for this classifier;
+  * Fréchet distance between Gaussian fits of the classifier's penultimate features on real and generated images
+    (FID's formula in a feature space that knows the factors).
+`quality_report` computes all of them for generated images and the real-image reference.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ganlatent_jax.nets import layers
+
+DEFAULT_THRESHOLD = 0.5
+
+
+class FactorClassifierNet(nn.Module):
+  """Stride-2 4×4 convs (width doubling, capped) down to 4×4, a dense feature layer, one linear head per factor."""
+  num_values: tuple[int, ...]
+  width: int = 32
+  feature_dim: int = 128
+
+  @nn.compact
+  def __call__(self, images):
+    x = images * 2.0 - 1.0
+    width, i = self.width, 0
+    while x.shape[1] > 4:
+      x = jax.nn.leaky_relu(layers.Conv2d(min(width, 4 * self.width), (4, 4), stride=2, padding=1,
+                                          name=f"conv_{i}")(x), 0.2)
+      width, i = width * 2, i + 1
+    features = jax.nn.relu(nn.Dense(self.feature_dim, name="features")(x.reshape(x.shape[0], -1)))
+    logits = nn.Dense(sum(self.num_values), name="heads")(features)
+    return logits, features
+
+
+def split_logits(logits: jax.Array, num_values: Sequence[int]) -> list[jax.Array]:
+  return jnp.split(logits, np.cumsum(num_values)[:-1], axis=-1)
+
+
+@dataclasses.dataclass
+class FactorClassifier:
+  net: FactorClassifierNet
+  params: Any
+  factor_names: tuple[str, ...]
+  train_accuracy: tuple[float, ...] = ()
+
+  @property
+  def num_values(self) -> tuple[int, ...]:
+    return self.net.num_values
+
+  def predict(self, images: np.ndarray, batch_size: int = 256) -> tuple[list[np.ndarray], np.ndarray]:
+    """(per-factor probabilities [(N, values_i)], penultimate features (N, F)) for images NHWC in [0, 1]."""
+    apply = _apply_fn(self.net)
+    probs, feats = [], []
+    for start in range(0, len(images), batch_size):
+      logits, features = apply(self.params, jnp.asarray(images[start:start + batch_size], jnp.float32))
+      probs.append([np.asarray(jax.nn.softmax(l, axis=-1)) for l in split_logits(logits, self.num_values)])
+      feats.append(np.asarray(features))
+    return [np.concatenate([p[i] for p in probs]) for i in range(len(self.num_values))], np.concatenate(feats)
+
+
+_APPLY_CACHE: dict = {}
+
+
+def _apply_fn(net):
+  if net not in _APPLY_CACHE:
+    _APPLY_CACHE[net] = jax.jit(lambda params, x: net.apply({"params": params}, x))
+  return _APPLY_CACHE[net]
+
+
+def train_factor_classifier(dataset, *, steps: int = 1500, batch_size: int = 64, learning_rate: float = 2e-3,
+                            width: int = 32, feature_dim: int = 128, seed: int = 0,
+                            log: Callable[[str], None] | None = None) -> FactorClassifier:
+  """Trains the factor classifier on `dataset.sample` batches (cross-entropy summed over factors, Adam)."""
+  num_values = tuple(int(v) for v in dataset.factors_num_values)
+  net = FactorClassifierNet(num_values=num_values, width=width, feature_dim=feature_dim)
+  shape = tuple(dataset.observation_shape)
+  params = net.init(jax.random.key(seed), jnp.zeros((1, *shape), jnp.float32))["params"]
+  schedule = optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.05)
+  optimizer = optax.adam(schedule)
+  opt_state = optimizer.init(params)
+
+  @jax.jit
+  def step(params, opt_state, images, factors):
+    def loss_fn(p):
+      logits, _ = net.apply({"params": p}, images)
+      heads = split_logits(logits, num_values)
+      losses = [optax.softmax_cross_entropy_with_integer_labels(h, factors[:, i]).mean() for i, h in enumerate(heads)]
+      accuracy = jnp.stack([jnp.mean(jnp.argmax(h, -1) == factors[:, i]) for i, h in enumerate(heads)])
+      return sum(losses), accuracy
+    (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, accuracy
+
+  random_state = np.random.RandomState(seed)
+  recent = []
+  for i in range(steps):
+    factors, images = dataset.sample(batch_size, random_state)
+    params, opt_state, loss, accuracy = step(params, opt_state, images, factors)
+    recent.append(np.asarray(accuracy))
+    recent = recent[-50:]
+    if log is not None and (i + 1) % 250 == 0:
+      log(f"factor classifier step {i + 1}/{steps}: loss {float(loss):.3f}, accuracy "
+          f"{np.round(np.mean(recent, 0), 3).tolist()}")
+  train_accuracy = tuple(float(a) for a in np.mean(recent, 0)) if recent else ()
+  return FactorClassifier(net=net, params=params, factor_names=tuple(dataset.factor_names),
+                          train_accuracy=train_accuracy)
+
+
+def save_classifier(classifier: FactorClassifier, path: str) -> None:
+  import flax.serialization
+  with open(path, "wb") as f:
+    f.write(flax.serialization.msgpack_serialize(jax.device_get(classifier.params)))
+
+
+def load_or_train_classifier(dataset, path: str | None = None, **train_kwargs) -> FactorClassifier:
+  """The classifier cached at `path` (params only; trained with the same kwargs), else trained and saved there."""
+  import os
+  import flax.serialization
+  if path and os.path.exists(path):
+    num_values = tuple(int(v) for v in dataset.factors_num_values)
+    net = FactorClassifierNet(num_values=num_values, width=train_kwargs.get("width", 32),
+                              feature_dim=train_kwargs.get("feature_dim", 128))
+    with open(path, "rb") as f:
+      params = flax.serialization.msgpack_restore(f.read())
+    return FactorClassifier(net=net, params=params, factor_names=tuple(dataset.factor_names))
+  classifier = train_factor_classifier(dataset, **train_kwargs)
+  if path:
+    save_classifier(classifier, path)
+  return classifier
+
+
+def coverage_and_confidence(probs: Sequence[np.ndarray], threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+  """Coverage of (factor, value) pairs among confident predictions, and mean top probability."""
+  covered, total, per_factor_coverage, per_factor_confidence = 0, 0, [], []
+  for p in probs:
+    top, value = p.max(axis=-1), p.argmax(axis=-1)
+    seen = np.unique(value[top >= threshold])
+    covered += len(seen)
+    total += p.shape[-1]
+    per_factor_coverage.append(len(seen) / p.shape[-1])
+    per_factor_confidence.append(float(top.mean()))
+  return {"coverage": covered / total, "mean_confidence": float(np.mean(per_factor_confidence)),
+          "coverage_per_factor": per_factor_coverage, "confidence_per_factor": per_factor_confidence}
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+  """‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½) of Gaussian fits to two feature sets (rows are samples)."""
+  a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+  mu_a, mu_b = a.mean(0), b.mean(0)
+  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  # Tr (ΣaΣb)^½ = Σ √eig(Σa^½ Σb Σa^½): symmetric PSD eigenproblems, stable for the singular covariances of dead
+  # ReLU features (where a general sqrtm warns and may return complex noise).
+  values, vectors = np.linalg.eigh(cov_a)
+  root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+  trace_root = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)))
+  return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root)
+
+
+def quality_report(classifier: FactorClassifier, dataset, generated: np.ndarray, *, num_real: int | None = None,
+                   threshold: float = DEFAULT_THRESHOLD, seed: int = 1) -> dict[str, Any]:
+  """Coverage / confidence of `generated` images (NHWC in [0, 1]) and of as many real images, and the Fréchet
+  distance between their classifier features."""
+  num_real = len(generated) if num_real is None else num_real
+  _, real = dataset.sample(num_real, np.random.RandomState(seed))
+  gen_probs, gen_features = classifier.predict(np.asarray(generated, np.float32))
+  real_probs, real_features = classifier.predict(real)
+  report = {"threshold": threshold, "num_generated": int(len(generated)), "num_real": int(num_real),
+            "factor_names": list(classifier.factor_names),
+            "generated": coverage_and_confidence(gen_probs, threshold),
+            "real": coverage_and_confidence(real_probs, threshold),
+            "frechet_distance": frechet_distance(real_features, gen_features)}
+  # The same distance between two independent real sets: the floor that sampling noise alone gives.
+  _, other_real = dataset.sample(num_real, np.random.RandomState(seed + 1000))
+  report["frechet_distance_real_vs_real"] = frechet_distance(real_features, classifier.predict(other_real)[1])
+  report["confidence_gap"] = report["real"]["mean_confidence"] - report["generated"]["mean_confidence"]
+  return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+  """A markdown table of a `quality_report`."""
+  g, r = report["generated"], report["real"]
+  lines = ["| | coverage | mean confidence |", "|---|---|---|",
+           f"| generated ({report['num_generated']}) | {g['coverage']:.3f} | {g['mean_confidence']:.3f} |",
+           f"| real reference ({report['num_real']}) | {r['coverage']:.3f} | {r['mean_confidence']:.3f} |", "",
+           f"Fréchet distance (classifier features), real vs generated: {report['frechet_distance']:.4g}; "
+           f"real vs real (sampling-noise floor): {report['frechet_distance_real_vs_real']:.4g}", "",
+           "| factor | coverage gen / real | confidence gen / real |", "|---|---|---|"]
+  for i, name in enumerate(report["factor_names"]):
+    lines.append(f"| {name} | {g['coverage_per_factor'][i]:.3f} / {r['coverage_per_factor'][i]:.3f} | "
+                 f"{g['confidence_per_factor'][i]:.3f} / {r['confidence_per_factor'][i]:.3f} |")
+  return "\n".join(lines)

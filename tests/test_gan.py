@@ -1,0 +1,171 @@
+"""The GAN engine: sharded steps, lazy R1 and EMA against direct computations, discriminators, train/resume/export."""
+import importlib.util
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganlatent_jax import generators, parallel
+from ganlatent_jax.generators.load import TESTBED_DIR
+from ganlatent_jax.methods import gan
+from ganlatent_jax.nets import discriminators
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def load_config(name):
+  spec = importlib.util.spec_from_file_location(name, CONFIGS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def tiny_shapes3d_config(**overrides):
+  """The shipped shapes3d config shrunk to 16×16 images and widths of a few channels."""
+  c = load_config("gan_shapes3d")
+  c.steps, c.batch_size, c.log_every, c.checkpoint_every, c.image_every, c.progress_bar = 2, 8, 1, 1, 2, False
+  c.data.resolution = 16
+  c.generator.update(size=16, style_dim=8, n_mlp=1, channels=(8, 8, 4))
+  c.discriminator.update(width=4, max_width=8)
+  c.r1_every = 2
+  c.update(overrides)
+  return c
+
+
+@pytest.fixture(scope="module")
+def engine():
+  mesh, eng = gan.setup(tiny_shapes3d_config())
+  return eng
+
+
+def _copy(tree):
+  return jax.tree.map(lambda a: np.array(a), tree)
+
+
+def test_sharded_steps_are_finite_and_follow_lazy_r1_and_ema(engine):
+  assert engine.mesh.devices.size == 8
+  state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(engine.mesh))(jax.random.key(0))
+  c = engine.config
+  history = []
+  for step in range(3):
+    before = _copy(state)
+    real = engine.real_batch(step)
+    assert real.sharding.spec == jax.sharding.PartitionSpec("data")
+    rng = parallel.step_rng(c.seed, step)
+    state, metrics = engine.jitted_step(state, real, rng)
+    metrics = jax.device_get(metrics)
+    assert all(np.isfinite(v) for v in metrics.values()), metrics
+    history.append(metrics)
+
+    # EMA: decay min(ema_decay, (1 + step) / (10 + step)) applied to the freshly updated G.
+    decay = min(c.ema_decay, (1 + step) / (10 + step))
+    want = jax.tree.map(lambda e, p: decay * e + (1 - decay) * np.asarray(p), before.g_ema_params,
+                        _copy(state.g_params))
+    jax.tree.map(lambda w, g: np.testing.assert_allclose(g, w, atol=1e-6, rtol=1e-5), want,
+                 _copy(state.g_ema_params))
+
+    # Lazy R1 on steps 0, 2 (r1_every=2): the metric is E‖∇ₓD(x)‖² of the pre-update D on the step's real batch
+    # (the gradient of the summed logits of the whole batch, as upstream: minibatch stddev couples the samples).
+    if step % c.r1_every == 0:
+      grads = jax.grad(lambda x: jnp.sum(engine.disc.apply({"params": before.d_params}, x)[0]))(
+          jnp.asarray(np.asarray(real)))
+      direct = float(jnp.mean(jnp.sum(grads ** 2, axis=(1, 2, 3))))
+      np.testing.assert_allclose(metrics["d/r1"], direct, rtol=1e-4, atol=1e-7)
+    else:
+      assert metrics["d/r1"] == 0.0
+  assert int(state.step) == 3
+
+
+def test_r1_penalty_of_a_linear_critic_is_the_squared_weight_norm():
+  w = jax.random.normal(jax.random.key(1), (5, 4, 4, 2))
+  x = jax.random.normal(jax.random.key(2), (5, 4, 4, 2))
+  penalty = gan.r1_penalty(lambda images: jnp.sum(images * w, axis=(1, 2, 3)), x)
+  np.testing.assert_allclose(penalty, jnp.mean(jnp.sum(w ** 2, axis=(1, 2, 3))), rtol=1e-5)
+
+
+def test_nonsaturating_losses_match_their_formulas():
+  real, fake = jnp.array([0.3, -1.2]), jnp.array([2.0, -0.5])
+  sigmoid = jax.nn.sigmoid
+  np.testing.assert_allclose(gan.nonsaturating_d_loss(real, fake),
+                             -np.mean(np.log(1 - sigmoid(fake))) - np.mean(np.log(sigmoid(real))), rtol=1e-5)
+  np.testing.assert_allclose(gan.nonsaturating_g_loss(fake), -np.mean(np.log(sigmoid(fake))), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["stylegan2", "dcgan"])
+@pytest.mark.parametrize("aux_outputs", [0, 3])
+def test_discriminators_give_logits_and_optional_aux_head(kind, aux_outputs):
+  disc = discriminators.from_config({"kind": kind, "width": 4, "max_width": 8, "aux_hidden": 8}, 16, aux_outputs)
+  x = jax.random.uniform(jax.random.key(0), (4, 16, 16, 3), minval=-1, maxval=1)
+  params = disc.init(jax.random.key(1), x)
+  logits, aux = disc.apply(params, x)
+  assert logits.shape == (4,)
+  assert (aux is None) if aux_outputs == 0 else aux.shape == (4, aux_outputs)
+
+
+def test_minibatch_stddev_matches_a_direct_loop():
+  x = np.random.RandomState(0).randn(8, 2, 2, 3).astype(np.float32)
+  y = np.asarray(discriminators.minibatch_stddev(jnp.asarray(x), group_size=4))
+  for i in range(8):
+    members = x[[j for j in range(8) if j % 2 == i % 2]]  # upstream's view(group, -1, ...): column i mod (B/group)
+    np.testing.assert_allclose(y[i, ..., -1], np.mean(np.sqrt(members.var(0) + 1e-8)), rtol=1e-5)
+
+
+def test_bad_configs_give_clear_errors():
+  with pytest.raises(ValueError, match="one width per resolution"):
+    gan.setup(tiny_shapes3d_config(generator=dict(channels=(8, 8))))
+  with pytest.raises(ValueError, match="not divisible by the 8 devices"):
+    gan.setup(tiny_shapes3d_config(batch_size=12))
+  with pytest.raises(ValueError, match="dataset shapes3d has images"):
+    gan.setup(tiny_shapes3d_config(generator=dict(size=8, channels=(8, 4))))
+
+
+def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
+  # Smallest sizes and 2 devices: this test compiles the step twice (one per train() call).
+  c = tiny_shapes3d_config(steps=1, num_devices=2, image_every=0, batch_size=4)
+  c.data.resolution = 8
+  c.generator.update(size=8, channels=(8, 4))
+  gan.train(c, str(tmp_path))
+  c.steps = 2
+  state = gan.train(c, str(tmp_path))  # resumes from the step-1 checkpoint
+  assert int(state.step) == 2
+  assert json.loads((tmp_path / "training_time.json").read_text())["sessions"] == 2
+  assert (tmp_path / "checkpoints" / "2").is_dir() and (tmp_path / "samples.png").exists()
+  generator = generators.load(str(tmp_path / gan.EXPORT_DIR))
+  assert generator.info.family == "stylegan2" and generator.image_shape == (8, 8, 3)
+  z = jax.random.normal(jax.random.key(0), (2, generator.latent_dim))
+  # The export is the EMA generator with constant noise: a pure function of z (and of w).
+  np.testing.assert_array_equal(np.asarray(generator(z)), np.asarray(generator(z)))
+  np.testing.assert_allclose(generator.synthesis(generator.mapping(z)), generator(z), atol=1e-6)
+  expected = jax.tree.leaves(state.g_ema_params)
+  got = jax.tree.leaves(generator.variables["params"])
+  for a, b in zip(expected, got):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert gan.training_seconds(str(tmp_path)) >= 0.0
+
+  # Exporting the run as a testbed: generator dir + samples + model card with measured quality numbers.
+  testbed = tmp_path / "testbed"
+  report = gan.export_testbed(str(tmp_path), str(testbed), "tiny", num_samples=16, classifier_steps=2)
+  assert 0.0 <= report["generated"]["coverage"] <= 1.0
+  card = (testbed / "MODEL_CARD.md").read_text()
+  assert "steps: 2 of the configured 2" in card and "| generated (16) |" in card
+  assert generators.load(str(testbed)).image_shape == (8, 8, 3)
+  assert (testbed / "samples.png").exists() and (testbed / "quality.json").exists()
+
+
+@pytest.mark.parametrize("name,shape", [("shapes3d", (64, 64, 3)), ("dsprites", (64, 64, 1))])
+def test_shipped_testbed_generators_load_offline_and_are_pure_functions(name, shape):
+  if not (TESTBED_DIR / name / "generator.json").exists():
+    pytest.skip(f"testbed:{name} is not exported in this checkout")
+  generator = generators.load(f"testbed:{name}")
+  assert generator.image_shape == shape and generator.info.source == f"testbed:{name}"
+  z = jax.random.normal(jax.random.key(0), (2, generator.latent_dim))
+  images = np.asarray(generator(z))
+  assert images.shape == (2, *shape) and np.all(np.isfinite(images))
+  if generator.info.family == "dcgan":  # tanh output; StyleGAN2's raw RGB is unbounded around [-1, 1]
+    assert np.all(np.abs(images) <= 1.0)
+  np.testing.assert_array_equal(np.asarray(generator(z)), images)
+  if "w" in generator.info.latent_spaces:
+    np.testing.assert_allclose(np.asarray(generator.synthesis(generator.mapping(z))), images, atol=1e-5)

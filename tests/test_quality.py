@@ -1,0 +1,70 @@
+"""The ground-truth quality measure: coverage/confidence of a factor classifier, and the Fréchet distance."""
+import numpy as np
+import pytest
+
+from ganlatent_jax.data.base import GroundTruthData
+from ganlatent_jax.metrics import quality
+
+
+class Squares(GroundTruthData):
+  """A tiny ground-truth dataset: a bright 2×2 square (4×4 positions) of one of 3 grey levels on 8×8 images."""
+  factor_names = ("level", "row", "col")
+  factors_num_values = (3, 4, 4)
+  observation_shape = (8, 8, 1)
+
+  def sample_observations_from_factors(self, factors, random_state=None):
+    factors = self.check_factors(factors)
+    images = np.zeros((len(factors), 8, 8, 1), np.float32)
+    for i, (level, row, col) in enumerate(factors):
+      images[i, 2 * row:2 * row + 2, 2 * col:2 * col + 2] = 0.4 + 0.3 * level
+    return images
+
+
+@pytest.fixture(scope="module")
+def classifier():
+  return quality.train_factor_classifier(Squares(), steps=300, batch_size=32, learning_rate=3e-3, width=8,
+                                         feature_dim=32, seed=0)
+
+
+def test_real_images_are_covered_with_reference_confidence(classifier):
+  assert min(classifier.train_accuracy) > 0.95
+  dataset = Squares()
+  _, held_out = dataset.sample(400, np.random.RandomState(5))
+  report = quality.quality_report(classifier, dataset, held_out, seed=6)
+  assert report["generated"]["coverage"] == pytest.approx(1.0)
+  assert report["real"]["coverage"] == pytest.approx(1.0)
+  assert abs(report["confidence_gap"]) < 0.02
+  assert report["generated"]["mean_confidence"] > 0.8
+  assert "| level |" in quality.format_report(report)
+
+
+def test_a_generator_that_always_draws_the_same_image_has_low_coverage(classifier):
+  dataset = Squares()
+  _, one = dataset.sample(1, np.random.RandomState(0))
+  degenerate = np.repeat(one, 400, axis=0)
+  report = quality.quality_report(classifier, dataset, degenerate, seed=6)
+  # One value per factor is covered: 3 of the 11 (factor, value) pairs.
+  assert report["generated"]["coverage"] == pytest.approx(3 / 11)
+  _, held_out = dataset.sample(400, np.random.RandomState(5))
+  real_report = quality.quality_report(classifier, dataset, held_out, seed=6)
+  assert report["frechet_distance"] > 10 * max(real_report["frechet_distance"], 1e-3)
+  assert report["frechet_distance"] > 10 * report["frechet_distance_real_vs_real"]
+
+
+def test_coverage_counts_only_confident_predictions():
+  probs = [np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])]
+  stats = quality.coverage_and_confidence(probs, threshold=0.7)
+  assert stats["coverage_per_factor"] == [0.5, 1 / 3]
+  assert stats["coverage"] == pytest.approx(2 / 5)
+  np.testing.assert_allclose(stats["confidence_per_factor"], [0.75, 0.65])
+  np.testing.assert_allclose(stats["mean_confidence"], 0.7)
+
+
+def test_frechet_distance_of_gaussians_matches_the_closed_form():
+  rng = np.random.RandomState(0)
+  a = rng.randn(20000, 3) * np.array([1.0, 2.0, 0.5])
+  b = rng.randn(20000, 3) * np.array([2.0, 1.0, 0.5]) + np.array([1.0, 0.0, 0.0])
+  # Diagonal covariances: ‖Δμ‖² + Σ (σa − σb)².
+  want = 1.0 + (1 - 2) ** 2 + (2 - 1) ** 2 + 0.0
+  assert quality.frechet_distance(a, b) == pytest.approx(want, abs=0.1)
+  assert quality.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
