@@ -6,12 +6,13 @@ a way to draw an observation for a factor combination. Observations are float32 
 """
 from __future__ import annotations
 
+import abc
 from typing import Sequence
 
 import numpy as np
 
 
-class GroundTruthData:
+class GroundTruthData(abc.ABC):
   """Base class: subclasses set `factor_names`, `factors_num_values`, `observation_shape` and implement
   `sample_observations_from_factors`; everything else follows."""
 
@@ -28,8 +29,9 @@ class GroundTruthData:
     columns = [random_state.randint(size, size=num) for size in self.factors_num_values]
     return np.stack(columns, axis=1).astype(np.int64) if columns else np.zeros((num, 0), np.int64)
 
+  @abc.abstractmethod
   def sample_observations_from_factors(self, factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
-    raise NotImplementedError
+    """(num, *observation_shape) float32 images in [0, 1] for the given (num, num_factors) factors."""
 
   def sample(self, num: int, random_state: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
     """(factors (num, num_factors) int64, observations (num, *observation_shape) float32 in [0, 1])."""
