@@ -8,21 +8,14 @@ need it and the exported generator is then a plain function of z), the discrimin
 Quick run: --config.steps=2 --config.batch_size=8 --config.generator.channels='(16,8,8,8)'
   --config.discriminator.width=4 --config.discriminator.max_width=16
 """
-import importlib.util
-import pathlib
 
 import ml_collections
 
-
-def _load(name):
-  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from ganlatent_jax import cli
 
 
 def get_config():
-  c = _load("gan_shapes3d").get_config()
+  c = cli.config_module(__file__, "gan_shapes3d").get_config()
   c.data = ml_collections.ConfigDict(dict(name="dsprites"))
   c.generator = ml_collections.ConfigDict(dict(family="dcgan", latent_dim=16, channels=(128, 64, 32, 16),
                                                out_channels=1, kernel_size=5, batch_norm=False))

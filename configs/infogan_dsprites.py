@@ -7,18 +7,11 @@ per code, samples, the EMA generator and metrics.json (MIG, FactorVAE of the Q-h
 Quick run (tests/test_infogan.py): --config.steps=2 --config.batch_size=8 --config.generator.channels='(16,8,8,8)'
   --config.discriminator.width=4 --config.discriminator.max_width=16 --config.eval.mig_num_points=300 ...
 """
-import importlib.util
-import pathlib
-
-
-def _load(name):
-  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from ganlatent_jax import cli
 
 
 def get_config():
-  c = _load("infogan_shapes3d").add_infogan(_load("gan_dsprites").get_config(), num_codes=5)
+  base = cli.config_module(__file__, "gan_dsprites").get_config()
+  c = cli.config_module(__file__, "infogan_shapes3d").add_infogan(base, num_codes=5)
   c.steps = 10000
   return c

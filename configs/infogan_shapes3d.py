@@ -7,17 +7,10 @@ Quick run: --config.steps=2 --config.batch_size=8 --config.data.resolution=16 --
   --config.generator.channels='(8,8,4)' --config.generator.style_dim=8 --config.infogan.num_codes=3
   --config.discriminator.width=4 --config.eval.mig_num_points=200 ... (see tests/test_infogan.py)
 """
-import importlib.util
-import pathlib
 
 import ml_collections
 
-
-def _load(name):
-  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from ganlatent_jax import cli
 
 
 def add_infogan(c, num_codes):
@@ -34,6 +27,6 @@ def add_infogan(c, num_codes):
 
 
 def get_config():
-  c = add_infogan(_load("gan_shapes3d").get_config(), num_codes=6)
+  c = add_infogan(cli.config_module(__file__, "gan_shapes3d").get_config(), num_codes=6)
   c.steps = 10000
   return c

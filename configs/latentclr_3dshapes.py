@@ -8,21 +8,14 @@ Runs offline: `testbed:shapes3d` is the StyleGAN2 shipped in the package (64×64
 metrics.json = {"latentclr": {...}, "sefa": {...}}, images/traversal.png and images/traversal_comparison.png
 (LatentCLR | SeFa). The eval budgets are disentanglement_lib's defaults reduced for 2 CPU cores.
 """
-import importlib.util
-import pathlib
 
 import ml_collections
 
-
-def _load(name):
-  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from ganlatent_jax import cli
 
 
 def get_config():
-  c = _load("latentclr_stylegan2").get_config()
+  c = cli.config_module(__file__, "latentclr_stylegan2").get_config()
   c.generator = "testbed:shapes3d"
   c.num_directions = 6               # 3DShapes has 6 factors
   c.model.kind = "global"

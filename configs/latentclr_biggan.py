@@ -7,19 +7,12 @@ Upstream's BigGAN setting (README example): class-conditional edits of z (trunca
 α ~ U[−3, 3], features at 'layers.4', non-linear model, batch 16. Writes model.msgpack, images/traversal.png,
 results.json (and directions.npz for --config.model.kind=global).
 """
-import importlib.util
-import pathlib
 
-
-def _load(name):
-  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from ganlatent_jax import cli
 
 
 def get_config():
-  c = _load("latentclr_stylegan2").get_config()
+  c = cli.config_module(__file__, "latentclr_stylegan2").get_config()
   c.generator = ""                   # required: a BigGAN checkpoint directory or converted dir
   c.biggan_class = 207               # ImageNet class id (207 = golden retriever)
   c.space = "z"

@@ -5,19 +5,11 @@
 
 Everything else as configs/ld_sngan.py (upstream defaults). Upstream StyleGAN2 runs use K = 512 (the W size).
 """
-import importlib.util
-import pathlib
-
-
-def _load(name):
-  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from ganlatent_jax import cli
 
 
 def get_config():
-  c = _load("ld_sngan").get_config()
+  c = cli.config_module(__file__, "ld_sngan").get_config()
   c.generator = "testbed:shapes3d"
   c.space = "w"
   c.shift_predictor = "resnet"

@@ -105,3 +105,12 @@ def checked_generator(module: nn.Module, info: GeneratorInfo, variables: Any, ex
   """A `Generator` after checking `variables` against the module's abstract variables (names every mismatch)."""
   check_tree_shapes(expected_variables, variables, info.source or f"{info.family} variables")
   return Generator(variables=jax.tree_util.tree_map(jnp.asarray, variables), module=module, info=info)
+
+
+def init_from_latent(module: nn.Module, rng: jax.Array | None = None):
+  """Variables of a module whose `__call__` takes z (1, module.latent_dim): random (jitted: an eager init compiles
+  every primitive separately, tens of seconds on CPU), or abstract shapes only when `rng` is None."""
+  dummy = jnp.zeros((1, module.latent_dim), jnp.float32)
+  if rng is None:
+    return jax.eval_shape(module.init, jax.random.PRNGKey(0), dummy)
+  return jax.jit(module.init)(rng, dummy)

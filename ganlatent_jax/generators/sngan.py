@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ganlatent_jax.generators.base import Generator, GeneratorInfo, checked_generator, config_items
+from ganlatent_jax.generators.base import Generator, GeneratorInfo, checked_generator, config_items, init_from_latent
 from ganlatent_jax.nets import layers
 
 FAMILY = "sngan"
@@ -105,16 +105,10 @@ def _info(module: SNGANGenerator, config: dict[str, Any], source: str) -> Genera
                        config=config_items(config), source=source)
 
 
-def _abstract_variables(module: SNGANGenerator):
-  return jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.zeros((1, module.latent_dim), jnp.float32))
-
-
 def init_variables(config: dict[str, Any], rng: jax.Array):
-  module = module_from_config(config)
-  # jit: an eager init would compile every primitive separately (tens of seconds on CPU).
-  return jax.jit(module.init)(rng, jnp.zeros((1, module.latent_dim), jnp.float32))
+  return init_from_latent(module_from_config(config), rng)
 
 
 def build(config: dict[str, Any], variables, source: str = "") -> Generator:
   module = module_from_config(config)
-  return checked_generator(module, _info(module, config, source), variables, _abstract_variables(module))
+  return checked_generator(module, _info(module, config, source), variables, init_from_latent(module))
