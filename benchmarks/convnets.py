@@ -110,7 +110,6 @@ def _force_lowering(lowering: str):
 
 def resnet18_train_step(batch: int, size: int):
   import jax
-  import jax.numpy as jnp
   import optax
   from ganlatent_jax.nets import resnet
 

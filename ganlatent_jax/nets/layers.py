@@ -21,7 +21,6 @@ memory-bound slicing/padding, so the forward AND the autodiff backward are matmu
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence, Union
 
 import flax.linen as nn
