@@ -1,0 +1,73 @@
+"""Results tables over seeds: mean ± sample std of named scores, read from the runs' metrics.json files.
+
+Shared by the launch scripts that reproduce the README's tables (`launch/sre_table.py`), so a table is always the
+aggregation of files a user can inspect, never numbers typed in by hand.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Mapping, Sequence
+
+# Score name in a table → key in an encoder-protocol result (metrics.encoder_protocol.evaluate_directions).
+SCORE_KEYS = {"MIG": "mig", "FactorVAE": "factor_vae_eval_accuracy", "DCI": "dci_disentanglement",
+              "β-VAE": "beta_vae_eval_accuracy"}
+
+
+def read_json(path: str) -> dict[str, Any]:
+  with open(path) as f:
+    return json.load(f)
+
+
+def lookup(result: Mapping[str, Any], path: str) -> Any:
+  """result['a']['b'] for path 'a/b', with a KeyError naming the missing part and the keys that exist."""
+  value: Any = result
+  for part in path.split("/"):
+    if not isinstance(value, Mapping) or part not in value:
+      keys = sorted(value) if isinstance(value, Mapping) else type(value).__name__
+      raise KeyError(f"{path!r}: no {part!r} (have {keys})")
+    value = value[part]
+  return value
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+  """Mean and sample standard deviation (ddof = 1; 0 for a single value)."""
+  values = [float(v) for v in values]
+  if not values:
+    raise ValueError("mean_std of no values")
+  mean = sum(values) / len(values)
+  if len(values) == 1:
+    return mean, 0.0
+  return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def format_mean_std(values: Sequence[float], digits: int = 3) -> str:
+  mean, std = mean_std(values)
+  return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]) -> dict[str, dict[str, list]]:
+  """{row: [(metrics.json path, entry inside it), ...]} → {row: {score: [value per run]}}.
+
+  `entry` is the key holding one set of directions' results in that file (e.g. 'init_directions').
+  """
+  table: dict[str, dict[str, list]] = {}
+  for row, runs in rows.items():
+    table[row] = {score: [] for score in scores}
+    for path, entry in runs:
+      result = lookup(read_json(path), entry)
+      for score in scores:
+        table[row][score].append(float(lookup(result, SCORE_KEYS.get(score, score))))
+  return table
+
+
+def markdown_table(table: Mapping[str, Mapping[str, Sequence[float]]], scores: Sequence[str],
+                   first_column: str = "directions", digits: int = 3) -> str:
+  """One row per entry of `table`, 'mean ± std' per score and the number of runs."""
+  lines = [f"| {first_column} | " + " | ".join(scores) + " | runs |",
+           "| --- | " + " | ".join("---" for _ in scores) + " | --- |"]
+  for row, values in table.items():
+    counts = {len(values[s]) for s in scores}
+    lines.append(f"| {row} | " + " | ".join(format_mean_std(values[s], digits) for s in scores)
+                 + f" | {','.join(str(c) for c in sorted(counts))} |")
+  return "\n".join(lines)

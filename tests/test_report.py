@@ -1,0 +1,70 @@
+"""Results tables (metrics/report.py) and the SRE table launcher's plan (launch/sre_table.py)."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ganlatent_jax.metrics import report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _launcher():
+  spec = importlib.util.spec_from_file_location("sre_table", os.path.join(REPO, "launch", "sre_table.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("values", [[0.2], [0.1, 0.3], [0.25, 0.5, 0.1, 0.7]])
+def test_mean_std_is_sample_std(values):
+  mean, std = report.mean_std(values)
+  np.testing.assert_allclose(mean, np.mean(values))
+  np.testing.assert_allclose(std, np.std(values, ddof=1) if len(values) > 1 else 0.0)
+
+
+def test_lookup_names_the_missing_key():
+  with pytest.raises(KeyError, match=r"'directions/mig'.*no 'mig'.*factor_vae"):
+    report.lookup({"directions": {"factor_vae_eval_accuracy": 0.5}}, "directions/mig")
+
+
+def _write_metrics(path, init_mig, refined_mig):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump({"init_directions": {"mig": init_mig, "factor_vae_eval_accuracy": 0.5},
+               "directions": {"mig": refined_mig, "factor_vae_eval_accuracy": 0.75}}, f)
+
+
+def test_collect_and_markdown_table(tmp_path):
+  paths = [str(tmp_path / f"seed{s}" / "metrics.json") for s in range(3)]
+  for path, (a, b) in zip(paths, [(0.1, 0.4), (0.2, 0.5), (0.3, 0.6)]):
+    _write_metrics(path, a, b)
+  table = report.collect({"init": [(p, "init_directions") for p in paths],
+                          "refined": [(p, "directions") for p in paths]}, ("MIG", "FactorVAE"))
+  assert table["refined"]["MIG"] == [0.4, 0.5, 0.6]
+  text = report.markdown_table(table, ("MIG", "FactorVAE"))
+  assert "| init | 0.200 ± 0.100 | 0.500 ± 0.000 | 3 |" in text
+  assert "| refined | 0.500 ± 0.100 | 0.750 ± 0.000 | 3 |" in text
+
+
+def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
+  launcher = _launcher()
+  out = str(tmp_path)
+  runs = launcher.plan(out, [0, 1, 2], steps=5, ld_steps=5, k=10, ablation=True, extra=["--config.batch_size=8"])
+  done_markers = {done for _, _, done in runs}
+  main_rows, ablation_rows = launcher.rows(out, [0, 1, 2], ablation=True)
+  for table_rows in (main_rows, ablation_rows):
+    for name, files in table_rows.items():
+      assert len(files) == 3, name
+      for path, _ in files:
+        assert path in done_markers, (name, path)
+  assert list(main_rows) == ["SeFa", "SeFa + SRE", "random", "random + SRE", "LD", "LD + SRE"]
+  assert len(ablation_rows) == 3
+  # every SRE run gets the extra overrides and its seed; SRE-from-LD reads the LD run's directions
+  for workdir, command, _ in runs:
+    if "sre_3dshapes" in command[3]:
+      assert "--config.batch_size=8" in command and f"--config.seed={workdir[-1]}" in command
+  ld_sre = [c for w, c, _ in runs if "/ld_sre/seed1" in w][0]
+  assert f"--config.init.path={os.path.join(out, 'ld', 'seed1', 'directions.npz')}" in ld_sre
