@@ -99,7 +99,8 @@ def test_command_runs_end_to_end_with_evaluation(tmp_path):
                "--config.truncation_samples=64", "--config.log_every=1", "--config.image_every=3",
                "--config.progress_bar=False", "--config.evaluation.num_train=64", "--config.evaluation.num_val=32",
                "--config.evaluation.encoder_steps=3", "--config.evaluation.batch_size=16",
-               "--config.evaluation.metric_samples=128", f"--config.generator={tmp_path / 'gen'}"]
+               "--config.evaluation.metric_samples=128", "--config.evaluation.batch_metric_points=16",
+               f"--config.generator={tmp_path / 'gen'}"]
   result = subprocess.run([sys.executable, "-m", "ganlatent_jax.main", "--config=configs/sre_3dshapes.py",
                            f"--workdir={workdir}", *overrides], capture_output=True, text=True, env=env, timeout=900)
   assert result.returncode == 0, result.stderr[-4000:]
@@ -119,4 +120,11 @@ def test_command_runs_end_to_end_with_evaluation(tmp_path):
   assert (workdir / "images" / "retrieval_d1_q3.png").exists()
   refined = dirs.load(workdir / "directions.npz")
   assert refined.meta["method"] == "sre" and refined.meta["steps"] == 3
+  # Without include_init only the refined directions are scored (ablations sharing one initialisation).
+  config = sre_3dshapes.get_config()
+  config.generator = str(tmp_path / "gen")
+  config.evaluation.update(num_train=64, num_val=32, encoder_steps=3, batch_size=16, metric_samples=128,
+                           batch_metric_points=16, include_init=False, metrics=("mig",))
+  rescored = sre.evaluate(config, str(workdir))
+  assert "init_directions" not in rescored and 0.0 <= rescored["directions"]["mig"] <= 1.0
   np.testing.assert_allclose(refined.matrix.T @ refined.matrix, np.eye(3), atol=1e-5)

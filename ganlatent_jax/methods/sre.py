@@ -241,12 +241,13 @@ def evaluate(config, workdir: str, gen: Generator | None = None) -> dict[str, An
       num_train=int(ev.num_train), num_val=int(ev.num_val), steps=int(ev.encoder_steps),
       batch_size=int(ev.batch_size), truncation=config.truncation,
       mig_num_train=int(ev.metric_samples), dci_num_train=int(ev.metric_samples),
-      dci_num_test=int(ev.metric_samples) // 2, factor_vae_num_train=int(ev.metric_samples),
-      factor_vae_num_eval=int(ev.metric_samples) // 2, factor_vae_num_variance_estimate=int(ev.metric_samples),
-      beta_vae_num_train=int(ev.metric_samples), beta_vae_num_eval=int(ev.metric_samples) // 2,
+      dci_num_test=int(ev.metric_samples) // 2, factor_vae_num_train=int(ev.batch_metric_points),
+      factor_vae_num_eval=int(ev.batch_metric_points) // 2, factor_vae_num_variance_estimate=int(ev.metric_samples),
+      beta_vae_num_train=int(ev.batch_metric_points), beta_vae_num_eval=int(ev.batch_metric_points) // 2,
       metrics=tuple(ev.metrics))
   results: dict[str, Any] = {"evaluation": ev.to_dict(), "seed": int(config.seed)}
-  for name in ("init_directions", "directions"):
+  # Without include_init (e.g. ablations that share one initialisation) only the refined directions are scored.
+  for name in ("init_directions", "directions") if ev.include_init else ("directions",):
     d = directions_lib.load(os.path.join(workdir, f"{name}.npz"))
     results[name] = encoder_protocol.evaluate_directions(
         gen, d, dataset, protocol, jax.random.key(int(config.seed) + 17), np.random.RandomState(int(config.seed)))
