@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any, NamedTuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -30,12 +31,14 @@ sys.path.insert(0, REPO)
 from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
 
 SCORES = ("MIG", "FactorVAE")
+ALIGNMENT = "mean abs cos(d, d_init)"
 ABLATION_RANGES = (1.0, 3.0, 10.0)
 
 
 # The table's scores only (DCI's trees and β-VAE's 64-pair points would double each run's evaluation time), with
-# 2000 FactorVAE votes (1000 to evaluate: ±0.016 binomial noise at accuracy 0.5).
-TABLE_EVALUATION = ('--config.evaluation.metrics=("mig","factor_vae")', "--config.evaluation.batch_metric_points=2000")
+# 1000 FactorVAE votes (500 to evaluate: ±0.022 binomial noise at accuracy 0.5) and a 1000-step encoder.
+TABLE_EVALUATION = ('--config.evaluation.metrics=("mig","factor_vae")', "--config.evaluation.batch_metric_points=1000",
+                    "--config.evaluation.encoder_steps=1000")
 
 
 def sre_command(workdir: str, seed: int, steps: int, overrides: list[str]) -> list[str]:
@@ -52,23 +55,76 @@ def ld_command(workdir: str, seed: int, steps: int, k: int) -> list[str]:
           "--config.eval_batches=20"]   # LD's own reconstructor-accuracy report only; the table uses SRE's protocol
 
 
-def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str]):
-  """[(workdir, command, file that marks it done)] in run order."""
+class Run(NamedTuple):
+  workdir: str
+  command: list[str]
+  done: str              # the file that marks it finished
+  requires: str = ""     # a file that must exist before it starts (another run's output)
+
+
+def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str]) -> list[Run]:
+  """Every run, in start order: the main table seed by seed, then the ablation."""
   runs = []
+
+  def sre(seed, name, *overrides, requires=""):
+    workdir = os.path.join(out, name, f"seed{seed}")
+    runs.append(Run(workdir, sre_command(workdir, seed, steps, [*overrides, *extra]),
+                    os.path.join(workdir, "metrics.json"), requires))
+
   for seed in seeds:
-    def sre(name, *overrides):
-      workdir = os.path.join(out, name, f"seed{seed}")
-      runs.append((workdir, sre_command(workdir, seed, steps, [*overrides, *extra]),
-                   os.path.join(workdir, "metrics.json")))
-    sre("sefa")
-    sre("random", "--config.init.method=random")
     ld_dir = os.path.join(out, "ld", f"seed{seed}")
-    runs.append((ld_dir, ld_command(ld_dir, seed, ld_steps, k), os.path.join(ld_dir, "directions.npz")))
-    sre("ld_sre", "--config.init.method=file", f"--config.init.path={os.path.join(ld_dir, 'directions.npz')}")
-    if ablation:
+    ld_directions = os.path.join(ld_dir, "directions.npz")
+    runs.append(Run(ld_dir, ld_command(ld_dir, seed, ld_steps, k), ld_directions))
+    sre(seed, "sefa")
+    sre(seed, "random", "--config.init.method=random")
+    sre(seed, "ld_sre", "--config.init.method=file", f"--config.init.path={ld_directions}", requires=ld_directions)
+  if ablation:
+    for seed in seeds:
       for e in ABLATION_RANGES[1:]:
-        sre(f"e{e:g}", f"--config.shift_range={e}", "--config.evaluation.include_init=False")
+        sre(seed, f"e{e:g}", f"--config.shift_range={e}", "--config.evaluation.include_init=False")
   return runs
+
+
+def execute(runs: list[Run], workers: int) -> int:
+  """Runs what is not done yet, `workers` at a time (a run starts once its requirement exists)."""
+  pending = [r for r in runs if not os.path.exists(r.done)]
+  active: dict[subprocess.Popen, tuple[Run, float, Any]] = {}
+  while pending or active:
+    ready = [r for r in pending if not r.requires or os.path.exists(r.requires)]
+    while ready and len(active) < workers:
+      run = ready.pop(0)
+      pending.remove(run)
+      os.makedirs(run.workdir, exist_ok=True)
+      print(f"[{time.strftime('%H:%M:%S')}] {' '.join(run.command[1:])}", flush=True)
+      log = open(os.path.join(run.workdir, "run.log"), "a")
+      process = subprocess.Popen(run.command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+      active[process] = (run, time.time(), log)
+    if not active:
+      missing = sorted({r.requires for r in pending})
+      print(f"nothing can start: missing {missing}", flush=True)
+      return 1
+    time.sleep(2)
+    for process in [p for p in active if p.poll() is not None]:
+      run, start, log = active.pop(process)
+      log.close()
+      if process.returncode:
+        print(f"failed with exit code {process.returncode}; see {os.path.join(run.workdir, 'run.log')}", flush=True)
+        for other in active:
+          other.terminate()
+        return process.returncode
+      with open(os.path.join(run.workdir, "command.txt"), "w") as f:
+        f.write(" ".join(run.command[1:]) + f"\n# {time.time() - start:.0f} s\n")
+  return 0
+
+
+def alignment(workdir: str) -> float:
+  """Mean |cos| between each refined direction and its initial one: 1 = SRE left D where it started."""
+  import numpy as np
+  from ganlatent_jax import directions
+  refined = directions.load(os.path.join(workdir, "directions.npz")).matrix
+  initial = directions.load(os.path.join(workdir, "init_directions.npz")).matrix
+  initial = initial / np.linalg.norm(initial, axis=0, keepdims=True)
+  return float(np.mean(np.abs(np.sum(refined * initial, axis=0))))
 
 
 def rows(out: str, seeds, ablation: bool) -> tuple[dict, dict]:
@@ -92,26 +148,18 @@ def main(argv=None) -> int:
   parser.add_argument("--ld_steps", type=int, default=300)
   parser.add_argument("--num_directions", type=int, default=10, help="K of the LD runs (SRE's config default)")
   parser.add_argument("--ablation", action="store_true")
+  parser.add_argument("--workers", type=int, default=2,
+                      help="concurrent runs (2 on 2 cores: the evaluation's numpy/sklearn parts are single-threaded)")
   parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
   args, extra = parser.parse_known_args(argv)
   extra = [a for a in extra if a != "--"]
   seeds = [int(s) for s in args.seeds.split(",")]
   os.makedirs(args.out, exist_ok=True)
   if not args.table_only:
-    for workdir, command, done in plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions,
-                                       args.ablation, extra):
-      if os.path.exists(done):
-        continue
-      os.makedirs(workdir, exist_ok=True)
-      print(f"[{time.strftime('%H:%M:%S')}] {' '.join(command[1:])}", flush=True)
-      start = time.time()
-      with open(os.path.join(workdir, "run.log"), "a") as log:
-        code = subprocess.call(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-      if code:
-        print(f"failed with exit code {code}; see {os.path.join(workdir, 'run.log')}", flush=True)
-        return code
-      with open(os.path.join(workdir, "command.txt"), "w") as f:
-        f.write(" ".join(command[1:]) + f"\n# {time.time() - start:.0f} s\n")
+    code = execute(plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions, args.ablation, extra),
+                   args.workers)
+    if code:
+      return code
   main_rows, ablation_rows = rows(args.out, seeds, args.ablation)
   tables = {}
   text = []
@@ -120,7 +168,10 @@ def main(argv=None) -> int:
     done = {name: runs for name, runs in done.items() if runs}
     if done:
       tables[title] = report.collect(done, SCORES)
-      text.append(report.markdown_table(tables[title], SCORES))
+      for name, runs in done.items():
+        if "SRE" in name:
+          tables[title][name][ALIGNMENT] = [alignment(os.path.dirname(path)) for path, _ in runs]
+      text.append(report.markdown_table(tables[title], (*SCORES, ALIGNMENT)))
   with open(os.path.join(args.out, "table.json"), "w") as f:
     json.dump({"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps, "tables": tables}, f, indent=2)
   with open(os.path.join(args.out, "table.md"), "w") as f:

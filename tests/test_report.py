@@ -49,11 +49,16 @@ def test_collect_and_markdown_table(tmp_path):
   assert "| refined | 0.500 ± 0.100 | 0.750 ± 0.000 | 3 |" in text
 
 
+def test_missing_scores_print_a_dash():
+  text = report.markdown_table({"init": {"MIG": [0.1, 0.3]}}, ("MIG", "moved"))
+  assert "| init | 0.200 ± 0.141 | — | 2 |" in text
+
+
 def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
   launcher = _launcher()
   out = str(tmp_path)
   runs = launcher.plan(out, [0, 1, 2], steps=5, ld_steps=5, k=10, ablation=True, extra=["--config.batch_size=8"])
-  done_markers = {done for _, _, done in runs}
+  done_markers = {run.done for run in runs}
   main_rows, ablation_rows = launcher.rows(out, [0, 1, 2], ablation=True)
   for table_rows in (main_rows, ablation_rows):
     for name, files in table_rows.items():
@@ -62,9 +67,23 @@ def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
         assert path in done_markers, (name, path)
   assert list(main_rows) == ["SeFa", "SeFa + SRE", "random", "random + SRE", "LD", "LD + SRE"]
   assert len(ablation_rows) == 3
-  # every SRE run gets the extra overrides and its seed; SRE-from-LD reads the LD run's directions
-  for workdir, command, _ in runs:
-    if "sre_3dshapes" in command[3]:
-      assert "--config.batch_size=8" in command and f"--config.seed={workdir[-1]}" in command
-  ld_sre = [c for w, c, _ in runs if "/ld_sre/seed1" in w][0]
-  assert f"--config.init.path={os.path.join(out, 'ld', 'seed1', 'directions.npz')}" in ld_sre
+  # every SRE run gets the extra overrides and its seed; SRE-from-LD waits for and reads the LD run's directions
+  for run in runs:
+    if "sre_3dshapes" in run.command[3]:
+      assert "--config.batch_size=8" in run.command and f"--config.seed={run.workdir[-1]}" in run.command
+  ld_sre = [r for r in runs if "/ld_sre/seed1" in r.workdir][0]
+  ld_directions = os.path.join(out, "ld", "seed1", "directions.npz")
+  assert f"--config.init.path={ld_directions}" in ld_sre.command and ld_sre.requires == ld_directions
+  assert [r for r in runs if r.done == ld_directions][0].requires == ""
+
+
+def test_sre_table_executes_with_requirements_in_order(tmp_path):
+  """Fake runs (shell commands) through the scheduler: a run waits for the file it requires."""
+  launcher = _launcher()
+  a, b = tmp_path / "a", tmp_path / "b"
+  runs = [launcher.Run(str(tmp_path / "wb"), ["sh", "-c", f"test -f {a} && touch {b}"], str(b), requires=str(a)),
+          launcher.Run(str(tmp_path / "wa"), ["sh", "-c", f"sleep 1; touch {a}"], str(a))]
+  assert launcher.execute(runs, workers=2) == 0
+  assert b.exists() and (tmp_path / "wb" / "command.txt").exists()
+  failing = [launcher.Run(str(tmp_path / "wc"), ["sh", "-c", "exit 3"], str(tmp_path / "never"))]
+  assert launcher.execute(failing, workers=2) == 3

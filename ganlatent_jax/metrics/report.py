@@ -63,11 +63,12 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
 
 def markdown_table(table: Mapping[str, Mapping[str, Sequence[float]]], scores: Sequence[str],
                    first_column: str = "directions", digits: int = 3) -> str:
-  """One row per entry of `table`, 'mean ± std' per score and the number of runs."""
+  """One row per entry of `table`, 'mean ± std' per score ('—' where a row has none) and the number of runs."""
   lines = [f"| {first_column} | " + " | ".join(scores) + " | runs |",
            "| --- | " + " | ".join("---" for _ in scores) + " | --- |"]
   for row, values in table.items():
-    counts = {len(values[s]) for s in scores}
-    lines.append(f"| {row} | " + " | ".join(format_mean_std(values[s], digits) for s in scores)
+    counts = {len(values[s]) for s in scores if values.get(s)}
+    lines.append(f"| {row} | " + " | ".join(format_mean_std(values[s], digits) if values.get(s) else "—"
+                                            for s in scores)
                  + f" | {','.join(str(c) for c in sorted(counts))} |")
   return "\n".join(lines)
