@@ -151,6 +151,8 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   assert 0.0 <= report["generated"]["coverage"] <= 1.0
   card = (testbed / "MODEL_CARD.md").read_text()
   assert "steps: 2 of the configured 2" in card and "| generated (16) |" in card
+  assert "--name=tiny --classifier_steps=2`" in card   # the card's command reproduces the classifier too
+  assert ("The real-image reference itself covers" in card) == (report["real"]["coverage"] < 0.9)
   assert generators.load(str(testbed)).image_shape == (8, 8, 3)
   assert (testbed / "samples.png").exists() and (testbed / "quality.json").exists()
 
