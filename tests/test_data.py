@@ -165,6 +165,25 @@ def _full_frame_dsprites(row, resolution=64):
   return dsprites_procedural._inside(dsprites_procedural.SHAPE_NAMES[shape], u, v)
 
 
+def test_dsprites_orientation_is_identifiable_for_hearts_only():
+  # The premise of DSprites.identifiable_labels, checked on the renders: angles k and k + 10 (k + 20) differ by a
+  # quarter (half) turn plus 2.3° (4.6°), so a square (ellipse) changes less than between neighbouring angles.
+  def changed_pixels(shape, scale, k, step):
+    a, b = dsprites_procedural.render_dsprites(np.array([[shape, scale, k, 16, 16], [shape, scale, k + step, 16, 16]]))
+    return int(np.sum(a != b))
+  for scale in (3, 5):   # (at the smallest scale one grid step flips as few as 2 pixels)
+    for k in range(0, 19, 3):
+      assert changed_pixels(0, scale, k, 10) < changed_pixels(0, scale, k, 1)
+      assert changed_pixels(1, scale, k, 20) < changed_pixels(1, scale, k, 1)
+      assert changed_pixels(2, scale, k, 10) > changed_pixels(2, scale, k, 1)
+  first, last = dsprites_procedural.render_dsprites(np.array([[2, 3, 0, 9, 20], [2, 3, 39, 9, 20]]))
+  np.testing.assert_array_equal(first, last)   # 0 and 2π
+  labels, mask = dsprites_procedural.DSprites().identifiable_labels(np.array([[2, 0, 39, 1, 2], [0, 0, 5, 1, 2]]))
+  np.testing.assert_array_equal(labels, [[2, 0, 0, 1, 2], [0, 0, 5, 1, 2]])
+  np.testing.assert_array_equal(mask, [[True] * 5, [True, True, False, True, True]])
+  assert dsprites_procedural.DSprites().identifiable_num_values == (3, 6, 39, 32, 32)
+
+
 def test_windowed_dsprites_match_a_full_frame_rasteriser():
   rows = data.dsprites().sample_factors(64, np.random.RandomState(9))
   rows[:8, 1:] = [5, 5, 0, 0]  # largest sprites at 45° in the corner, and at the far corner

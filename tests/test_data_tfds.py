@@ -30,6 +30,11 @@ def test_same_interface_as_the_procedural_dataset(real):
   assert tuple(dataset.factor_names) == tuple(procedural.factor_names)
   assert tuple(dataset.observation_shape) == EXPECTED[name][1]
   assert dataset.num_factors == procedural.num_factors and len(dataset) == NUM_RECORDS
+  # The same grid, so the same identifiable labels (dSprites' orientation: hearts only, 2π = 0).
+  assert dataset.identifiable_num_values == procedural.identifiable_num_values
+  factors = procedural.sample_factors(200, np.random.RandomState(0))
+  for got, want in zip(dataset.identifiable_labels(factors), procedural.identifiable_labels(factors)):
+    np.testing.assert_array_equal(got, want)
 
 
 def test_sample_returns_the_records_labels_and_images(real):

@@ -10,7 +10,7 @@ import pytest
 
 from ganlatent_jax import generators, parallel
 from ganlatent_jax.generators.load import TESTBED_DIR
-from ganlatent_jax.methods import gan
+from ganlatent_jax.methods import gan, gan_export
 from ganlatent_jax.nets import discriminators
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -143,11 +143,11 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   got = jax.tree.leaves(generator.variables["params"])
   for a, b in zip(expected, got):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  assert gan.training_seconds(str(tmp_path)) >= 0.0
+  assert gan_export.training_seconds(str(tmp_path)) >= 0.0
 
   # Exporting the run as a testbed: generator dir + samples + model card with measured quality numbers.
   testbed = tmp_path / "testbed"
-  report = gan.export_testbed(str(tmp_path), str(testbed), "tiny", num_samples=16, classifier_steps=2)
+  report = gan_export.export_testbed(str(tmp_path), str(testbed), "tiny", num_samples=16, classifier_steps=2)
   assert 0.0 <= report["generated"]["coverage"] <= 1.0
   card = (testbed / "MODEL_CARD.md").read_text()
   assert "steps: 2 of the configured 2" in card and "| generated (16) |" in card
@@ -155,6 +155,21 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   assert ("The real-image reference itself covers" in card) == (report["real"]["coverage"] < 0.9)
   assert generators.load(str(testbed)).image_shape == (8, 8, 3)
   assert (testbed / "samples.png").exists() and (testbed / "quality.json").exists()
+
+  # Re-measuring the shipped generator: the same samples and classifier, so the same numbers; only the Quality
+  # section of the card is rewritten.
+  card_before = card.replace("| generated (16) |", "| generated (stale) |")
+  (testbed / "MODEL_CARD.md").write_text(card_before)
+  again = gan_export.remeasure_testbed(str(testbed), "shapes3d", num_samples=16, classifier_steps=2,
+                                       dataset_kwargs={"resolution": 8})
+  assert again["generated"] == report["generated"] and again["frechet_distance"] == report["frechet_distance"]
+  card_after = (testbed / "MODEL_CARD.md").read_text()
+  assert card_after == card.replace("--name=tiny --classifier_steps=2`.", "--name=shapes3d --classifier_steps=2`.")
+  assert json.loads((testbed / "quality.json").read_text())["generated"] == report["generated"]
+  (testbed / "MODEL_CARD.md").write_text("# no quality section\n")
+  with pytest.raises(ValueError, match="no '## Quality' section"):
+    gan_export.remeasure_testbed(str(testbed), "shapes3d", num_samples=16, classifier_steps=2,
+                                 dataset_kwargs={"resolution": 8})
 
 
 @pytest.mark.parametrize("name,shape", [("shapes3d", (64, 64, 3)), ("dsprites", (64, 64, 1))])

@@ -68,3 +68,53 @@ def test_frechet_distance_of_gaussians_matches_the_closed_form():
   want = 1.0 + (1 - 2) ** 2 + (2 - 1) ** 2 + 0.0
   assert quality.frechet_distance(a, b) == pytest.approx(want, abs=0.1)
   assert quality.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+class BarsOrSquares(Squares):
+  """Level 0 draws a full-width bar at the row instead of a square: its column is not in the image."""
+
+  def sample_observations_from_factors(self, factors, random_state=None):
+    images = super().sample_observations_from_factors(factors, random_state)
+    factors = self.check_factors(factors)
+    for i, (level, row, _) in enumerate(factors):
+      if level == 0:
+        images[i, 2 * row:2 * row + 2, :] = 0.4
+    return images
+
+  def identifiable_labels(self, factors):
+    labels, mask = super().identifiable_labels(factors)
+    mask[:, 2] = labels[:, 0] != 0
+    return labels, mask
+
+
+def test_a_factor_the_image_does_not_show_is_neither_trained_nor_counted():
+  # Trained on every image, the column head learns to hedge on bars; masked, it is judged on squares only.
+  class BarsLabelledAsSquares(BarsOrSquares):
+    identifiable_labels = GroundTruthData.identifiable_labels
+
+  kwargs = dict(steps=300, batch_size=32, learning_rate=3e-3, width=8, feature_dim=32, seed=0)
+  for dataset, column_confidence in ((BarsOrSquares(), lambda c: c > 0.9),
+                                     (BarsLabelledAsSquares(), lambda c: c < 0.85)):
+    classifier = quality.train_factor_classifier(dataset, **kwargs)
+    _, held_out = dataset.sample(400, np.random.RandomState(5))
+    report = quality.quality_report(classifier, dataset, held_out, seed=6)
+    assert report["real"]["coverage"] == pytest.approx(1.0)
+    assert column_confidence(report["real"]["confidence_per_factor"][2]), report["real"]
+
+
+def test_coverage_reads_predictions_through_the_datasets_identifiable_labels():
+  class Merged(Squares):
+    identifiable_num_values = (3, 3, 4)
+
+    def identifiable_labels(self, factors):   # rows 2 and 3 look the same; the column shows only at level 2
+      labels, mask = super().identifiable_labels(factors)
+      labels[:, 1] = np.minimum(labels[:, 1], 2)
+      mask[:, 2] = labels[:, 0] == 2
+      return labels, mask
+
+  one_hot = lambda values, n: np.eye(n)[values]
+  probs = [one_hot([2, 2, 0], 3), one_hot([2, 3, 1], 4), one_hot([0, 1, 3], 4)]
+  stats = quality.coverage_and_confidence(probs, dataset=Merged())
+  # Rows 2 and 3 are one value (2 of 3 seen); column 3 is predicted at level 0, where the column is masked.
+  assert stats["coverage_per_factor"] == [2 / 3, 2 / 3, 2 / 4]
+  assert stats["coverage"] == pytest.approx(6 / 10)

@@ -41,6 +41,19 @@ class GroundTruthData(abc.ABC):
   def sample_observations(self, num: int, random_state: np.random.RandomState) -> np.ndarray:
     return self.sample(num, random_state)[1]
 
+  @property
+  def identifiable_num_values(self) -> tuple[int, ...]:
+    """How many values of each factor an image can tell apart (see `identifiable_labels`)."""
+    return tuple(self.factors_num_values)
+
+  def identifiable_labels(self, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, mask), both (N, num_factors): each factor value in the form an observation determines, and whether
+    the observation determines it at all. The identity and all True unless a dataset renders distinct factor values
+    as the same image (a symmetric shape's orientation, an angle grid that includes both 0 and 2π); measures that
+    judge images by their factors (`metrics.quality`) must not ask for what no image can show."""
+    factors = np.asarray(factors, np.int64)
+    return factors, np.ones(factors.shape, bool)
+
   def check_factors(self, factors: np.ndarray) -> np.ndarray:
     """`factors` as a (N, num_factors) int64 array; a clear error for a wrong width or an out-of-range value."""
     factors = np.asarray(factors)

@@ -96,6 +96,17 @@ class TfdsGroundTruthData(GroundTruthData):
     self._counts = np.bincount(codes, minlength=int(np.prod(self.factors_num_values)))
     self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]])
 
+  @property
+  def identifiable_num_values(self) -> tuple[int, ...]:
+    if self.spec.tfds_name == "dsprites":
+      return dsprites_lib.IDENTIFIABLE_NUM_VALUES
+    return super().identifiable_num_values
+
+  def identifiable_labels(self, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if self.spec.tfds_name == "dsprites":
+      return dsprites_lib.identifiable_labels(factors)
+    return super().identifiable_labels(factors)
+
   def __len__(self) -> int:
     return len(self.labels)
 

@@ -9,6 +9,11 @@ On a set of images it gives, per factor, a predicted value and its probability (
   * Fréchet distance between Gaussian fits of the classifier's penultimate features on real and generated images
     (FID's formula in a feature space that knows the factors).
 `quality_report` computes all of them for generated images and the real-image reference.
+
+Only what an image can show is asked: the dataset's `identifiable_labels` merges factor values rendered as the same
+image and masks factors an image does not determine (dSprites' orientation of squares and ellipses, which are
+symmetric). The classifier is trained on those labels with masked losses, and coverage and confidence of a factor
+are measured on the images whose predicted factors make it identifiable, out of `identifiable_num_values` values.
 """
 from __future__ import annotations
 
@@ -93,12 +98,15 @@ def train_factor_classifier(dataset, *, steps: int = 1500, batch_size: int = 64,
   opt_state = optimizer.init(params)
 
   @jax.jit
-  def step(params, opt_state, images, factors):
+  def step(params, opt_state, images, labels, mask):
     def loss_fn(p):
       logits, _ = net.apply({"params": p}, images)
       heads = split_logits(logits, num_values)
-      losses = [optax.softmax_cross_entropy_with_integer_labels(h, factors[:, i]).mean() for i, h in enumerate(heads)]
-      accuracy = jnp.stack([jnp.mean(jnp.argmax(h, -1) == factors[:, i]) for i, h in enumerate(heads)])
+      weights = mask / jnp.maximum(mask.sum(0), 1.0)   # per factor: the mean over the images that show it
+      losses = [jnp.sum(weights[:, i] * optax.softmax_cross_entropy_with_integer_labels(h, labels[:, i]))
+                for i, h in enumerate(heads)]
+      accuracy = jnp.stack([jnp.sum(weights[:, i] * (jnp.argmax(h, -1) == labels[:, i]))
+                            for i, h in enumerate(heads)])
       return sum(losses), accuracy
     (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -108,7 +116,8 @@ def train_factor_classifier(dataset, *, steps: int = 1500, batch_size: int = 64,
   recent = []
   for i in range(steps):
     factors, images = dataset.sample(batch_size, random_state)
-    params, opt_state, loss, accuracy = step(params, opt_state, images, factors)
+    labels, mask = dataset.identifiable_labels(factors)
+    params, opt_state, loss, accuracy = step(params, opt_state, images, labels, mask.astype(np.float32))
     recent.append(np.asarray(accuracy))
     recent = recent[-50:]
     if log is not None and (i + 1) % 250 == 0:
@@ -142,16 +151,26 @@ def load_or_train_classifier(dataset, path: str | None = None, **train_kwargs) -
   return classifier
 
 
-def coverage_and_confidence(probs: Sequence[np.ndarray], threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
-  """Coverage of (factor, value) pairs among confident predictions, and mean top probability."""
+def coverage_and_confidence(probs: Sequence[np.ndarray], threshold: float = DEFAULT_THRESHOLD,
+                            dataset=None) -> dict[str, Any]:
+  """Coverage of (factor, value) pairs among confident predictions, and mean top probability.
+
+  With a `dataset`, predictions are read through its `identifiable_labels` (values merged, factors masked by the
+  other predicted factors) and coverage is out of its `identifiable_num_values`."""
+  predicted = np.stack([p.argmax(axis=-1) for p in probs], axis=1)
+  if dataset is None:
+    labels, mask, num_values = predicted, np.ones(predicted.shape, bool), [p.shape[-1] for p in probs]
+  else:
+    labels, mask = dataset.identifiable_labels(predicted)
+    num_values = dataset.identifiable_num_values
   covered, total, per_factor_coverage, per_factor_confidence = 0, 0, [], []
-  for p in probs:
-    top, value = p.max(axis=-1), p.argmax(axis=-1)
-    seen = np.unique(value[top >= threshold])
+  for i, p in enumerate(probs):
+    top = p.max(axis=-1)[mask[:, i]]
+    seen = np.unique(labels[mask[:, i], i][top >= threshold])
     covered += len(seen)
-    total += p.shape[-1]
-    per_factor_coverage.append(len(seen) / p.shape[-1])
-    per_factor_confidence.append(float(top.mean()))
+    total += num_values[i]
+    per_factor_coverage.append(len(seen) / num_values[i])
+    per_factor_confidence.append(float(top.mean()) if top.size else 0.0)
   return {"coverage": covered / total, "mean_confidence": float(np.mean(per_factor_confidence)),
           "coverage_per_factor": per_factor_coverage, "confidence_per_factor": per_factor_confidence}
 
@@ -179,8 +198,8 @@ def quality_report(classifier: FactorClassifier, dataset, generated: np.ndarray,
   real_probs, real_features = classifier.predict(real)
   report = {"threshold": threshold, "num_generated": int(len(generated)), "num_real": int(num_real),
             "factor_names": list(classifier.factor_names),
-            "generated": coverage_and_confidence(gen_probs, threshold),
-            "real": coverage_and_confidence(real_probs, threshold),
+            "generated": coverage_and_confidence(gen_probs, threshold, dataset),
+            "real": coverage_and_confidence(real_probs, threshold, dataset),
             "frechet_distance": frechet_distance(real_features, gen_features)}
   # The same distance between two independent real sets: the floor that sampling noise alone gives.
   _, other_real = dataset.sample(num_real, np.random.RandomState(seed + 1000))
