@@ -1,6 +1,5 @@
 """Directions type, random directions, SeFa and GANSpace against independent numpy computations."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

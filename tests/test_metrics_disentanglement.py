@@ -5,7 +5,6 @@ representation is perfectly disentangled and a representation that ignores the i
 """
 import numpy as np
 import pytest
-import scipy.stats
 from sklearn import ensemble
 
 from ganlatent_jax.metrics import disentanglement as dis

@@ -1,5 +1,4 @@
 """The restricted torch-file reader: both on-disk formats, refusal of code-executing pickles, clear errors."""
-import io
 import os
 import pickle
 import zipfile

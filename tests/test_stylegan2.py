@@ -16,7 +16,7 @@ from conftest import fixture_path
 from ganlatent_jax import generators
 from ganlatent_jax.generators import stylegan2
 from ganlatent_jax.nets import layers, upfirdn
-from ganlatent_jax.port import CheckpointKeyError, flatten_state_dict, load_torch_file
+from ganlatent_jax.port import CheckpointKeyError, load_torch_file
 from ganlatent_jax.port import stylegan2 as port
 
 CHECKPOINT = "stylegan2/stylegan2_rosinality_s32.pt"
