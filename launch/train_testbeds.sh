@@ -12,9 +12,11 @@ names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(shapes3d dsprites)
 for name in "${names[@]}"; do
   if [ "$name" = export ]; then
-    for testbed in shapes3d dsprites; do
-      [ -d "$RUNS/$testbed/checkpoints" ] && "$PYTHON" -m ganlatent_jax.methods.gan export \
-          --workdir="$RUNS/$testbed" --name="$testbed"
+    # The classifier budgets of the shipped model cards (MODEL_CARD.md of each testbed).
+    for testbed in shapes3d:400 dsprites:1500; do
+      name_=${testbed%%:*}
+      [ -d "$RUNS/$name_/checkpoints" ] && "$PYTHON" -m ganlatent_jax.methods.gan export \
+          --workdir="$RUNS/$name_" --name="$name_" --classifier_steps="${testbed##*:}"
     done
     continue
   fi
