@@ -13,7 +13,7 @@ names=("$@")
 for name in "${names[@]}"; do
   if [ "$name" = export ]; then
     # The classifier budgets of the shipped model cards (MODEL_CARD.md of each testbed).
-    for testbed in shapes3d:400 dsprites:1500; do
+    for testbed in shapes3d:400 dsprites:4000; do
       name_=${testbed%%:*}
       [ -d "$RUNS/$name_/checkpoints" ] && "$PYTHON" -m ganlatent_jax.methods.gan export \
           --workdir="$RUNS/$name_" --name="$name_" --classifier_steps="${testbed##*:}"
