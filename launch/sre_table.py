@@ -2,6 +2,7 @@
 
   python launch/sre_table.py --out=/work/sre_table                       # main table, seeds 0,1,2
   python launch/sre_table.py --out=/work/sre_table --ablation            # + the ε-range ablation (e = 1, 3, 10)
+  python launch/sre_table.py --out=/work/sre_table --ablation --long_steps=2000   # + SeFa + SRE at 2000 steps
 
 Every cell is one `python -m ganlatent_jax.main --config=configs/sre_3dshapes.py` run (or LD's config) in its own
 workdir under --out; a run whose metrics.json exists is skipped, so the script resumes after an interruption and
@@ -11,6 +12,7 @@ the table is always recomputed from the files. Rows:
   LD / LD + SRE          ld/seedS:      LD (configs/ld_stylegan2.py, K linear directions in W, --ld_steps steps, seed S),
                          ld_sre/seedS:  then SRE from its directions.npz
   ablation e = 3, 10     e3/seedS, e10/seedS: SeFa init, config.shift_range = e (e = 1 is the sefa row)
+  SeFa + SRE, N steps    sefa_N/seedS (--long_steps=N): the sefa row trained longer
 SeFa's directions are the same for every seed: its spread is that of the evaluation protocol alone (the encoder and
 the metric samples are drawn with the seed). Extra `--config.*` overrides after `--` go to every SRE run.
 Writes table.md (Markdown, mean ± sample std) and table.json (every value) in --out.
@@ -62,13 +64,14 @@ class Run(NamedTuple):
   requires: str = ""     # a file that must exist before it starts (another run's output)
 
 
-def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str]) -> list[Run]:
-  """Every run, in start order: the main table seed by seed, then the ablation."""
+def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str],
+         long_steps: int = 0) -> list[Run]:
+  """Every run, in start order: the main table seed by seed, then the ablation, then the long runs."""
   runs = []
 
-  def sre(seed, name, *overrides, requires=""):
+  def sre(seed, name, *overrides, requires="", run_steps=steps):
     workdir = os.path.join(out, name, f"seed{seed}")
-    runs.append(Run(workdir, sre_command(workdir, seed, steps, [*overrides, *extra]),
+    runs.append(Run(workdir, sre_command(workdir, seed, run_steps, [*overrides, *extra]),
                     os.path.join(workdir, "metrics.json"), requires))
 
   for seed in seeds:
@@ -82,6 +85,9 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
     for seed in seeds:
       for e in ABLATION_RANGES[1:]:
         sre(seed, f"e{e:g}", f"--config.shift_range={e}", "--config.evaluation.include_init=False")
+  if long_steps:
+    for seed in seeds:
+      sre(seed, f"sefa_{long_steps}", run_steps=long_steps)
   return runs
 
 
@@ -127,12 +133,14 @@ def alignment(workdir: str) -> float:
   return float(np.mean(np.abs(np.sum(refined * initial, axis=0))))
 
 
-def rows(out: str, seeds, ablation: bool) -> tuple[dict, dict]:
+def rows(out: str, seeds, ablation: bool, long_steps: int = 0) -> tuple[dict, dict]:
   def runs(name, entry):
     return [(os.path.join(out, name, f"seed{s}", "metrics.json"), entry) for s in seeds]
   main = {"SeFa": runs("sefa", "init_directions"), "SeFa + SRE": runs("sefa", "directions"),
           "random": runs("random", "init_directions"), "random + SRE": runs("random", "directions"),
           "LD": runs("ld_sre", "init_directions"), "LD + SRE": runs("ld_sre", "directions")}
+  if long_steps:
+    main[f"SeFa + SRE, {long_steps} steps"] = runs(f"sefa_{long_steps}", "directions")
   ablation_rows = {}
   if ablation:
     ablation_rows = {f"SeFa + SRE, e = {e:g}": runs("sefa" if e == 1.0 else f"e{e:g}", "directions")
@@ -148,6 +156,7 @@ def main(argv=None) -> int:
   parser.add_argument("--ld_steps", type=int, default=300)
   parser.add_argument("--num_directions", type=int, default=10, help="K of the LD runs (SRE's config default)")
   parser.add_argument("--ablation", action="store_true")
+  parser.add_argument("--long_steps", type=int, default=0, help="also SeFa + SRE trained this many steps")
   parser.add_argument("--workers", type=int, default=2,
                       help="concurrent runs (2 on 2 cores: the evaluation's numpy/sklearn parts are single-threaded)")
   parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
@@ -156,11 +165,11 @@ def main(argv=None) -> int:
   seeds = [int(s) for s in args.seeds.split(",")]
   os.makedirs(args.out, exist_ok=True)
   if not args.table_only:
-    code = execute(plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions, args.ablation, extra),
-                   args.workers)
+    code = execute(plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions, args.ablation, extra,
+                        args.long_steps), args.workers)
     if code:
       return code
-  main_rows, ablation_rows = rows(args.out, seeds, args.ablation)
+  main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps)
   tables = {}
   text = []
   for title, table_rows in (("main", main_rows), ("ablation", ablation_rows)):
@@ -173,7 +182,8 @@ def main(argv=None) -> int:
           tables[title][name][ALIGNMENT] = [alignment(os.path.dirname(path)) for path, _ in runs]
       text.append(report.markdown_table(tables[title], (*SCORES, ALIGNMENT)))
   with open(os.path.join(args.out, "table.json"), "w") as f:
-    json.dump({"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps, "tables": tables}, f, indent=2)
+    json.dump({"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps, "long_steps": args.long_steps,
+               "tables": tables}, f, indent=2)
   with open(os.path.join(args.out, "table.md"), "w") as f:
     f.write("\n\n".join(text) + "\n")
   print("\n\n".join(text))

@@ -57,15 +57,19 @@ def test_missing_scores_print_a_dash():
 def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
   launcher = _launcher()
   out = str(tmp_path)
-  runs = launcher.plan(out, [0, 1, 2], steps=5, ld_steps=5, k=10, ablation=True, extra=["--config.batch_size=8"])
+  runs = launcher.plan(out, [0, 1, 2], steps=5, ld_steps=5, k=10, ablation=True, extra=["--config.batch_size=8"],
+                       long_steps=7)
   done_markers = {run.done for run in runs}
-  main_rows, ablation_rows = launcher.rows(out, [0, 1, 2], ablation=True)
+  main_rows, ablation_rows = launcher.rows(out, [0, 1, 2], ablation=True, long_steps=7)
   for table_rows in (main_rows, ablation_rows):
     for name, files in table_rows.items():
       assert len(files) == 3, name
       for path, _ in files:
         assert path in done_markers, (name, path)
-  assert list(main_rows) == ["SeFa", "SeFa + SRE", "random", "random + SRE", "LD", "LD + SRE"]
+  assert list(main_rows) == ["SeFa", "SeFa + SRE", "random", "random + SRE", "LD", "LD + SRE", "SeFa + SRE, 7 steps"]
+  long_runs = [r for r in runs if "/sefa_7/" in r.workdir]
+  assert len(long_runs) == 3 and all("--config.steps=7" in r.command for r in long_runs)
+  assert all("--config.steps=5" in r.command for r in runs if "/sefa/" in r.workdir)
   assert len(ablation_rows) == 3
   # every SRE run gets the extra overrides and its seed; SRE-from-LD waits for and reads the LD run's directions
   for run in runs:
