@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -31,6 +31,9 @@ class TfdsFactorSpec:
   factors_num_values: tuple[int, ...]
   observation_shape: tuple[int, int, int]
   binary: bool                 # dSprites images are stored as uint8 0/1 masks
+  # The procedural twin's `identifiable_labels` rule and value counts (same grid, same images), if it has one.
+  identifiable_labels: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+  identifiable_num_values: tuple[int, ...] | None = None
 
 
 TFDS_FACTOR_SPECS = {
@@ -41,7 +44,9 @@ TFDS_FACTOR_SPECS = {
     "dsprites": TfdsFactorSpec(
         "dsprites",
         ("label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position"),
-        dsprites_lib.FACTOR_NAMES, dsprites_lib.FACTORS_NUM_VALUES, (64, 64, 1), binary=True),
+        dsprites_lib.FACTOR_NAMES, dsprites_lib.FACTORS_NUM_VALUES, (64, 64, 1), binary=True,
+        identifiable_labels=dsprites_lib.identifiable_labels,
+        identifiable_num_values=dsprites_lib.IDENTIFIABLE_NUM_VALUES),
 }
 
 
@@ -98,14 +103,12 @@ class TfdsGroundTruthData(GroundTruthData):
 
   @property
   def identifiable_num_values(self) -> tuple[int, ...]:
-    if self.spec.tfds_name == "dsprites":
-      return dsprites_lib.IDENTIFIABLE_NUM_VALUES
-    return super().identifiable_num_values
+    return self.spec.identifiable_num_values or super().identifiable_num_values
 
   def identifiable_labels(self, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if self.spec.tfds_name == "dsprites":
-      return dsprites_lib.identifiable_labels(factors)
-    return super().identifiable_labels(factors)
+    if self.spec.identifiable_labels is None:
+      return super().identifiable_labels(factors)
+    return self.spec.identifiable_labels(factors)
 
   def __len__(self) -> int:
     return len(self.labels)

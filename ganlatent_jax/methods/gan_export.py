@@ -107,9 +107,12 @@ def quality_section(report: dict, classifier_steps: int, num_samples: int, comma
   return lines + [""]
 
 
+def _classifier_flag(classifier_steps: int) -> str:
+  return f" --classifier_steps={classifier_steps}" if classifier_steps != DEFAULT_CLASSIFIER_STEPS else ""
+
+
 def _remeasure_command(name: str, classifier_steps: int) -> str:
-  return (f"python -m ganlatent_jax.methods.gan remeasure --name={name}"
-          + (f" --classifier_steps={classifier_steps}" if classifier_steps != DEFAULT_CLASSIFIER_STEPS else ""))
+  return f"python -m ganlatent_jax.methods.gan remeasure --name={name}{_classifier_flag(classifier_steps)}"
 
 
 def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2000,
@@ -127,7 +130,6 @@ def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2
   with open(os.path.join(directory, "quality.json"), "w") as f:
     json.dump(report, f, indent=2)
   hours = training_seconds(workdir) / 3600.0
-  steps_flag = f" --classifier_steps={classifier_steps}" if classifier_steps != DEFAULT_CLASSIFIER_STEPS else ""
   card = [f"# testbed:{name}", "",
           f"A {engine.gen.config['family']} generator trained by `ganlatent_jax.methods.gan` on the procedural "
           f"`{config.data.name}` dataset ({'×'.join(map(str, engine.gen.info.image_shape))}). Output range [-1, 1]; "
@@ -140,7 +142,7 @@ def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2
           f"- training time: {hours:.2f} h wall time on a shared 2-core CPU machine",
           f"- command: `python -m ganlatent_jax.main --config=configs/gan_{name}.py "
           f"--workdir=/work/testbed_runs/{name}` then `python -m ganlatent_jax.methods.gan export "
-          f"--workdir=/work/testbed_runs/{name} --name={name}{steps_flag}`",
+          f"--workdir=/work/testbed_runs/{name} --name={name}{_classifier_flag(classifier_steps)}`",
           "- exported weights: the EMA of G", "",
           *quality_section(report, classifier_steps, num_samples, _remeasure_command(name, classifier_steps)),
           "## Config", "", "```json", json.dumps(engine.gen.config, indent=2), "```", "",
