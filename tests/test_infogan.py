@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
+from PIL import Image
 
+from ganlatent_jax import generators
 from ganlatent_jax.methods import infogan
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -78,6 +80,10 @@ def test_cli_run_writes_traversals_and_metrics(name, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   pngs = sorted(p.name for p in (tmp_path / "traversals").glob("*.png"))
   assert pngs == ["code_0.png", "code_1.png", "code_2.png"]
+  # Rows: 6 base latents, columns: 9 code values, 2-pixel gaps; grey dSprites shown as RGB.
+  h, w, _ = generators.load(str(tmp_path / "generator")).image_shape
+  with Image.open(tmp_path / "traversals" / "code_0.png") as picture:
+    assert picture.mode == "RGB" and picture.size == (9 * (w + 2) + 2, 6 * (h + 2) + 2)
   metrics = json.loads((tmp_path / "metrics.json").read_text())
   assert metrics["step"] == 2
   assert 0.0 <= metrics["mig"] <= 1.0

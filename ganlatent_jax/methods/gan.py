@@ -36,7 +36,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from ganlatent_jax import parallel
+from ganlatent_jax import parallel, viz
 from ganlatent_jax.generators.load import family_module, save_converted
 from ganlatent_jax.nets import discriminators
 from ganlatent_jax.training import loop
@@ -303,24 +303,9 @@ def sample_images(engine: Engine, state: GANState, num: int, seed: int = 1234, p
   return np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
 
 
-def image_grid(images: np.ndarray, ncols: int = 8, pad: int = 2) -> np.ndarray:
-  """(N, H, W, C) in [0, 1] → one HWC picture (grey images become RGB)."""
-  if images.shape[-1] == 1:
-    images = np.repeat(images, 3, axis=-1)
-  n, h, w, c = images.shape
-  rows = -(-n // ncols)
-  grid = np.ones((rows * (h + pad) + pad, ncols * (w + pad) + pad, c), np.float32)
-  for i in range(n):
-    r, col = divmod(i, ncols)
-    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = images[i]
-  return grid
-
-
-def save_png(path: str, image: np.ndarray) -> None:
-  from PIL import Image
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  array = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-  Image.fromarray(array).save(path)
+def sample_grid(engine: Engine, state: GANState, num: int, path: str | None = None) -> np.ndarray:
+  """`num` EMA samples as one uint8 picture, 8 per row (saved as PNG when `path` is given)."""
+  return viz.images_to_grid(viz.to_display(sample_images(engine, state, num), (0.0, 1.0)), path=path)
 
 
 def export_generator(engine: Engine, state: GANState, directory: str, source: str = "") -> None:
@@ -347,7 +332,7 @@ def run_training(config, workdir: str, engine: Engine, mesh) -> GANState:
   start = time.time()
   state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=engine.init_fn, train_step=engine.train_step,
                    images_per_step=config.batch_size,
-                   image_fn=lambda s: {"samples": image_grid(sample_images(engine, s, 32))})
+                   image_fn=lambda s: {"samples": sample_grid(engine, s, 32)})
   _record_time(workdir, time.time() - start, int(jax.device_get(state.step)))
   return state
 
@@ -368,7 +353,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   mesh, engine = setup(config)
   state = run_training(config, workdir, engine, mesh)
   export_generator(engine, state, os.path.join(workdir, EXPORT_DIR), source=f"ganlatent_jax gan {workdir}")
-  save_png(os.path.join(workdir, "samples.png"), image_grid(sample_images(engine, state, 64)))
+  sample_grid(engine, state, 64, path=os.path.join(workdir, "samples.png"))
   logging.info("exported the EMA generator to %s", os.path.join(workdir, EXPORT_DIR))
   return state
 

@@ -21,6 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from ganlatent_jax import viz
 from ganlatent_jax.methods import gan
 
 DEFAULT_CLASSIFIER_STEPS = 400
@@ -126,7 +127,7 @@ def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2
   cache = classifier_cache_path(os.path.dirname(os.path.abspath(workdir)), config.data.name,
                                 engine.dataset.observation_shape, classifier_steps)
   report, images = measure(load(directory), engine.dataset, num_samples, classifier_steps, cache, seed)
-  gan.save_png(os.path.join(directory, "samples.png"), gan.image_grid(images[:64]))
+  viz.images_to_grid(viz.to_display(images[:64], (0.0, 1.0)), path=os.path.join(directory, "samples.png"))
   with open(os.path.join(directory, "quality.json"), "w") as f:
     json.dump(report, f, indent=2)
   hours = training_seconds(workdir) / 3600.0

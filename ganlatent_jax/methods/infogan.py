@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ganlatent_jax import viz
 from ganlatent_jax.methods import gan
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -108,10 +109,8 @@ def traversal_images(engine: gan.Engine, state, code: int, num_rows: int = 6, st
 def save_traversals(engine: gan.Engine, state, directory: str) -> list[str]:
   paths = []
   for code in range(engine.terms.num_codes):
-    images = traversal_images(engine, state, code)
-    rows, steps = images.shape[:2]
     path = os.path.join(directory, f"code_{code}.png")
-    gan.save_png(path, gan.image_grid(images.reshape(rows * steps, *images.shape[2:]), ncols=steps))
+    viz.save_png(path, viz.image_grid(viz.to_display(traversal_images(engine, state, code), (0.0, 1.0))))
     paths.append(path)
   return paths
 
@@ -150,7 +149,7 @@ def train(config: ml_collections.ConfigDict, workdir: str):
   mesh, engine = gan.setup(config, terms_factory(config))
   state = gan.run_training(config, workdir, engine, mesh)
   gan.export_generator(engine, state, os.path.join(workdir, gan.EXPORT_DIR), source=f"ganlatent_jax infogan {workdir}")
-  gan.save_png(os.path.join(workdir, "samples.png"), gan.image_grid(gan.sample_images(engine, state, 64)))
+  gan.sample_grid(engine, state, 64, path=os.path.join(workdir, "samples.png"))
   save_traversals(engine, state, os.path.join(workdir, "traversals"))
   metrics = evaluate(engine, state, config)
   with open(os.path.join(workdir, "metrics.json"), "w") as f:
