@@ -62,34 +62,50 @@ def tiny_lpips():
 # ---------------------------------------------------------------------------------------------------- Fréchet
 
 
-def test_frechet_distance_of_identical_statistics_is_zero():
+FRECHET_METHODS = pytest.mark.parametrize("method", ["sqrtm", "eigh"])
+
+
+@FRECHET_METHODS
+def test_frechet_distance_of_identical_statistics_is_zero(method):
   features = np.random.RandomState(0).standard_normal((200, 6))
   mu, sigma = gm.feature_statistics(features)
-  assert abs(gm.frechet_distance(mu, sigma, mu, sigma)) < 1e-10
-  assert abs(gm.frechet_distance_from_features(features, features)) < 1e-10
+  assert abs(gm.frechet_distance(mu, sigma, mu, sigma, method=method)) < 1e-10
+  assert abs(gm.frechet_distance_from_features(features, features, method=method)) < 1e-10
 
 
-def test_frechet_distance_of_shifted_means_is_squared_shift():
+@FRECHET_METHODS
+def test_frechet_distance_of_shifted_means_is_squared_shift(method):
   features = np.random.RandomState(1).standard_normal((300, 5))
   shift = np.array([1.0, -2.0, 0.5, 0.0, 3.0])
-  np.testing.assert_allclose(gm.frechet_distance_from_features(features, features + shift), shift @ shift,
-                             rtol=1e-9)
+  np.testing.assert_allclose(gm.frechet_distance_from_features(features, features + shift, method=method),
+                             shift @ shift, rtol=1e-9)
 
 
-def test_frechet_distance_of_gaussians_by_hand():
+@FRECHET_METHODS
+def test_frechet_distance_of_gaussians_by_hand(method):
   # Diagonal covariances: Tr(Σ1 + Σ2 − 2(Σ1Σ2)^½) = Σ_i (σ1_i − σ2_i)².
   s1, s2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
   mu1, mu2 = np.zeros(3), np.array([0.0, 1.0, 1.0])
   expected = 2.0 + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
-  np.testing.assert_allclose(gm.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)), expected, rtol=1e-10)
+  np.testing.assert_allclose(gm.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2), method=method), expected,
+                             rtol=1e-10)
+
+
+def test_frechet_distance_methods_agree_on_correlated_features():
+  rng = np.random.RandomState(3)
+  a = rng.standard_normal((500, 8)) @ rng.standard_normal((8, 8))
+  b = rng.standard_normal((500, 8)) @ rng.standard_normal((8, 8)) + 0.3
+  np.testing.assert_allclose(gm.frechet_distance_from_features(a, b, method="eigh"),
+                             gm.frechet_distance_from_features(a, b), rtol=1e-8)
 
 
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
-def test_frechet_distance_handles_singular_covariances():
-  # Rank-deficient (fewer samples than dims): the ε-regularised / real-part path, still ≈ 0 for identical sets.
+@FRECHET_METHODS
+def test_frechet_distance_handles_singular_covariances(method):
+  # Rank-deficient (fewer samples than dims; sqrtm: the ε-regularised / real-part path): ≈ 0 for identical sets.
   features = np.random.RandomState(2).standard_normal((4, 10))
   mu, sigma = gm.feature_statistics(features)
-  value = gm.frechet_distance(mu, sigma, mu, sigma)
+  value = gm.frechet_distance(mu, sigma, mu, sigma, method=method)
   assert np.isfinite(value) and abs(value) < 1e-4
 
 
@@ -98,6 +114,8 @@ def test_frechet_distance_names_bad_shapes():
     gm.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
   with pytest.raises(ValueError, match=r"\(N ≥ 2, D\)"):
     gm.feature_statistics(np.zeros((1, 3)))
+  with pytest.raises(ValueError, match="'sqrtm' or 'eigh'"):
+    gm.frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(3), method="svd")
 
 
 # -------------------------------------------------------------------------------------------------------- TPL

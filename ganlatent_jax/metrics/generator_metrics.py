@@ -290,11 +290,14 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-  """‖μ1 − μ2‖² + Tr(Σ1) + Tr(Σ2) − 2 Tr((Σ1Σ2)^½), float64 (pytorch-fid's `calculate_frechet_distance`).
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6, method: str = "sqrtm") -> float:
+  """‖μ1 − μ2‖² + Tr(Σ1) + Tr(Σ2) − 2 Tr((Σ1Σ2)^½), float64.
 
-  If the square root is not finite (singular product), ε·I is added to both covariances; a complex result whose
-  diagonal's imaginary part exceeds 1e-3 is an error, otherwise the real part is used.
+  method="sqrtm" is pytorch-fid's `calculate_frechet_distance` (FID parity): if the square root is not finite
+  (singular product), ε·I is added to both covariances; a complex result whose diagonal's imaginary part exceeds 1e-3
+  is an error, otherwise the real part is used.
+  method="eigh" computes Tr (Σ1Σ2)^½ = Σ √eig(Σ1^½ Σ2 Σ1^½) from symmetric PSD eigenproblems: stable for the singular
+  covariances of dead-ReLU features (small classifiers), where sqrtm warns and may return complex noise.
   """
   mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
   sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -303,6 +306,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
   if sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
     raise ValueError(f"covariances {sigma1.shape} and {sigma2.shape} do not match the means {mu1.shape}")
   diff = mu1 - mu2
+  if method == "eigh":
+    values, vectors = np.linalg.eigh(sigma1)
+    root1 = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    trace_root = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ sigma2 @ root1), 0.0, None)))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root)
+  if method != "sqrtm":
+    raise ValueError(f"Fréchet distance method must be 'sqrtm' or 'eigh', got {method!r}")
   covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
   if not np.isfinite(covmean).all():
     offset = np.eye(sigma1.shape[0]) * eps
@@ -314,5 +324,5 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
-def frechet_distance_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
-  return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+def frechet_distance_from_features(features_a: np.ndarray, features_b: np.ndarray, method: str = "sqrtm") -> float:
+  return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b), method=method)

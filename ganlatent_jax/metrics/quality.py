@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ganlatent_jax.metrics import generator_metrics
 from ganlatent_jax.nets import layers
 
 DEFAULT_THRESHOLD = 0.5
@@ -176,16 +177,8 @@ def coverage_and_confidence(probs: Sequence[np.ndarray], threshold: float = DEFA
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-  """‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½) of Gaussian fits to two feature sets (rows are samples)."""
-  a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
-  mu_a, mu_b = a.mean(0), b.mean(0)
-  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  # Tr (ΣaΣb)^½ = Σ √eig(Σa^½ Σb Σa^½): symmetric PSD eigenproblems, stable for the singular covariances of dead
-  # ReLU features (where a general sqrtm warns and may return complex noise).
-  values, vectors = np.linalg.eigh(cov_a)
-  root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-  trace_root = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)))
-  return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root)
+  # The eigh route: the small classifier's ReLU features have dead units, so their covariances are singular.
+  return generator_metrics.frechet_distance_from_features(features_a, features_b, method="eigh")
 
 
 def quality_report(classifier: FactorClassifier, dataset, generated: np.ndarray, *, num_real: int | None = None,
