@@ -16,7 +16,8 @@ def get_config():
   c.generator = "testbed:dsprites"   # an upstream checkpoint, a converted dir, or testbed:NAME
   c.generator_format = ""            # force a checkpoint format ('' = auto-detect)
   c.space = "z"                      # 'z' | 'w' (StyleGAN2: upstream's w_shift)
-  c.truncation = 1.0                 # W truncation ψ (1.0 = none); only for space 'w'
+  c.truncation = 1.0                 # W truncation ψ (1.0 = none) for space 'w'; BigGAN: its own truncation
+  c.target_classes = ()              # class-conditional generators: classes drawn per example (configs/ld_biggan.py)
   c.num_directions = 0               # K, upstream directions_count (0 = the latent size)
   c.max_latent_dim = 0               # deformator out_dim; the shift is zero-padded to the latent (0 = latent size)
   c.deformator = ml_collections.ConfigDict(dict(

@@ -122,3 +122,57 @@ def test_fc_deformator_traversal_picture():
                                  span=6.0, steps=3, num_directions=2)
   assert grid.shape == (2 + 2 * 34, 2 + 3 * 34, 3) and grid.dtype == np.uint8
   assert not np.array_equal(grid[2:34, 2:34], grid[2:34, 70:102])  # −6 and +6 differ
+
+
+# ---------------------------------------------------------------------------------------------- class-conditional
+
+BIGGAN = str(fixture_path("biggan/biggan_tiny"))
+
+
+def test_conditioning_names_bad_settings():
+  sngan, biggan = generators.load(SN_MNIST), generators.load(BIGGAN)
+  assert ld.conditioning(tiny_config(), sngan) is None
+  with pytest.raises(ValueError, match="target_classes=\\(3,\\) but the .* not class-conditional"):
+    ld.conditioning(tiny_config(target_classes=(3,)), sngan)
+  with pytest.raises(ValueError, match="needs config.target_classes"):
+    ld.conditioning(tiny_config(target_classes=()), biggan)
+  with pytest.raises(ValueError, match=r"\[1000\] outside 0..999"):
+    ld.conditioning(tiny_config(target_classes=(3, 1000)), biggan)
+  with pytest.raises(ValueError, match="config.truncation=1.5"):
+    ld.conditioning(tiny_config(target_classes=(3,), truncation=1.5), biggan)
+
+
+def test_biggan_pairs_share_their_class():
+  # Two target classes, mixed within the batch; an image and its shifted twin must share the class, so a zero shift
+  # renders the same image twice (upstream redraws the twin's class: its shift would also change the class).
+  gen = generators.load(BIGGAN)
+  config = tiny_config(generator=BIGGAN, target_classes=(1, 2), batch_size=8, shift_predictor="resnet",
+                       **{"resnet.stem_width": 4, "resnet.stage_widths": (4, 4, 4, 4),
+                          "resnet.blocks_per_stage": (1, 1, 1, 1)})
+  trainer = ld.make_trainer(config, gen, parallel.make_mesh(1))
+  batch = jax.jit(trainer.sample_batch)(jax.random.key(3))
+  assert set(np.asarray(batch.classes).tolist()) == {1, 2}
+  assert float(jnp.max(jnp.abs(batch.z))) <= 2.0   # truncnorm(−2, 2)·1.0, BigGAN-deep's convention
+  images, twins = jax.jit(trainer.image_pair)(gen, jnp.zeros((1,)), batch, jnp.zeros_like(batch.z))
+  np.testing.assert_array_equal(np.asarray(images), np.asarray(twins))
+  other = batch._replace(classes=3 - batch.classes)
+  assert not np.allclose(np.asarray(jax.jit(trainer.image_pair)(gen, jnp.zeros((1,)), other,
+                                                                jnp.zeros_like(batch.z))[0]), np.asarray(images))
+
+
+def test_cli_biggan_config_on_fixture(tmp_path):
+  overrides = {"generator": BIGGAN, "steps": 2, "batch_size": 8, "num_directions": 4, "max_latent_dim": 0,
+               "deformator.type": "linear", "target_classes": "(1,2)", "resnet.stem_width": 4,
+               "resnet.stage_widths": "(4,4,4,4)", "resnet.blocks_per_stage": "(1,1,1,1)", "eval_batches": 1,
+               "log_every": 1, "checkpoint_every": 2, "image_every": 0, "progress_bar": False,
+               "traversal.num_samples": 1, "traversal.steps": 3, "traversal.max_directions": 2}
+  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config={REPO / 'configs' / 'ld_biggan.py'}",
+             f"--workdir={tmp_path}", *(f"--config.{key}={value}" for key, value in overrides.items())]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["step"] == 2 and results["target_classes"] == [1, 2] and results["truncation"] == 1.0
+  d = dirs.load(tmp_path / "directions.npz")
+  assert d.matrix.shape == (128, 4) and d.meta["target_classes"] == [1, 2]
+  picture = np.asarray(Image.open(tmp_path / "images" / "traversal.png"))
+  assert picture.shape == (2 + 2 * 130, 2 + 3 * 130, 3)   # 2 directions × 1 sample, 3 shifts of 128×128

@@ -57,20 +57,23 @@ def traversal_kwargs(config, gen: generators.Generator, directions: Directions) 
 
 def write_directions(workdir: str, gen: generators.Generator, directions: Directions, config,
                      comparison: Sequence[tuple[str, Directions]] = (),
-                     max_rendered: int | None = None) -> dict[str, str]:
+                     max_rendered: int | None = None, latents=None, **gen_kwargs) -> dict[str, str]:
   """directions.npz (all directions), images/traversal.png of the first `max_rendered` (all when None), and a
-  side-by-side sheet when `comparison` is given."""
+  side-by-side sheet when `comparison` is given. Pictures start from `latents` (default: config.traversal.num_samples
+  draws of the prior); `gen_kwargs` go to the generator (e.g. BigGAN's class_vector and truncation)."""
   os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
   outputs = {"directions": os.path.join(workdir, "directions.npz")}
   directions.save(outputs["directions"])
-  latents = gen.sample_z(jax.random.key(config.seed), int(config.traversal.num_samples))
-  kwargs = traversal_kwargs(config, gen, directions)
+  if latents is None:
+    latents = gen.sample_z(jax.random.key(config.seed), int(config.traversal.num_samples))
+  kwargs = {**traversal_kwargs(config, gen, directions), **gen_kwargs}
   outputs["traversal"] = os.path.join(workdir, "images", "traversal.png")
   shown = directions if max_rendered is None else directions.select(range(min(max_rendered,
                                                                               directions.num_directions)))
   viz.traversal_grid(gen, shown, latents, path=outputs["traversal"], **kwargs)
   if comparison:
-    grids = [viz.traversal_grid(gen, d, latents, **traversal_kwargs(config, gen, d)) for _, d in comparison]
+    grids = [viz.traversal_grid(gen, d, latents, **traversal_kwargs(config, gen, d), **gen_kwargs)
+             for _, d in comparison]
     outputs["comparison"] = os.path.join(workdir, "images", "traversal_comparison.png")
     viz.contact_sheet(grids, [name for name, _ in comparison], path=outputs["comparison"])
   return outputs

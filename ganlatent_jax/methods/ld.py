@@ -16,6 +16,7 @@ direction matrix, so only its traversal picture (rendered through the deformator
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -55,6 +56,60 @@ class Batch(NamedTuple):
   target: jax.Array         # (B,) direction indices
   shifts: jax.Array         # (B,) magnitudes ε
   basis_shift: jax.Array    # (B, K) = ε·e_k
+  classes: jax.Array        # (B,) class ids of a class-conditional generator (zeros otherwise)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+  """How LD calls a class-conditional generator (BigGAN).
+
+  Each example's class is drawn uniformly from `target_classes` (upstream's ConditionedBigGAN, `--target_class`,
+  default 239) and an image and its shifted twin share it: upstream draws the twin's class again, so with several
+  target classes its shift would also change the class. `truncation` is the generator's own: z = truncnorm(−2, 2)·t,
+  and BigGAN-deep's batch-norm statistics for t (the package convention; upstream's BigGAN has no such statistics
+  and samples z ~ N(0, I)).
+  """
+  target_classes: tuple[int, ...]
+  truncation: float
+
+  def sample_classes(self, rng: jax.Array, batch: int) -> jax.Array:
+    choice = jax.random.randint(rng, (batch,), 0, len(self.target_classes))
+    return jnp.asarray(self.target_classes, jnp.int32)[choice]
+
+  def sample_z(self, gen, rng: jax.Array, batch: int) -> jax.Array:
+    from ganlatent_jax.generators.biggan import truncated_noise
+    return truncated_noise(rng, batch, self.truncation, gen.latent_dim)
+
+  def gen_kwargs(self, classes: jax.Array) -> dict[str, Any]:
+    return dict(class_vector=classes, truncation=self.truncation)
+
+
+def conditioning(config, gen) -> Conditioning | None:
+  """The class conditioning from config.target_classes and config.truncation (None for unconditional generators)."""
+  classes = tuple(int(c) for c in (config.get("target_classes", None) or ()))
+  if not gen.info.num_classes:
+    if classes:
+      raise ValueError(f"config.target_classes={classes} but the {gen.info.family} generator is not "
+                       f"class-conditional")
+    return None
+  if not classes:
+    raise ValueError(f"a class-conditional {gen.info.family} generator needs config.target_classes (ImageNet ids, "
+                     f"upstream LD uses (239,))")
+  outside = [c for c in classes if not 0 <= c < gen.info.num_classes]
+  if outside:
+    raise ValueError(f"config.target_classes has {outside} outside 0..{gen.info.num_classes - 1}")
+  truncation = float(config.get("truncation", 1.0))
+  if not 0.0 < truncation <= 1.0:
+    raise ValueError(f"config.truncation={truncation}: a {gen.info.family} generator's truncation is in (0, 1]")
+  return Conditioning(classes, truncation)
+
+
+def sample_prior(cond: Conditioning | None, gen, rng: jax.Array, batch: int) -> jax.Array:
+  return gen.sample_z(rng, batch) if cond is None else cond.sample_z(gen, rng, batch)
+
+
+def _render(gen, latents, space: str, cond: Conditioning | None, classes) -> jax.Array:
+  return spaces.render(gen, latents, space, **({} if cond is None else cond.gen_kwargs(classes)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -98,8 +153,6 @@ def _space(config, gen) -> str:
 
 def make_networks(config, gen) -> Networks:
   """The deformator and reconstructor for `gen`, sizes from the config (0 = the latent size, as upstream)."""
-  if gen.info.num_classes:
-    raise ValueError(f"a class-conditional {gen.info.family} generator is not supported by the LD method yet")
   space = _space(config, gen)
   width = gen.info.w_dim if space == "w" else gen.latent_dim
   k = int(config.num_directions) or width
@@ -153,6 +206,9 @@ class LDTrainer(NamedTuple):
   init_fn: Any
   train_step: Any            # jitted (state, gen, w_avg, rng) -> (state, metrics)
   accuracy_step: Any         # jitted (state, gen, w_avg, rng) -> {'accuracy', 'shift_error'} (eval mode)
+  cond: Conditioning | None  # class-conditional generators only
+  sample_batch: Any          # rng -> Batch (traced inside the steps)
+  image_pair: Any            # (gen, w_avg, batch, latent shift) -> (G(z), G(z + shift)), one class per pair
 
 
 def make_trainer(config, gen, mesh) -> LDTrainer:
@@ -160,6 +216,7 @@ def make_trainer(config, gen, mesh) -> LDTrainer:
   if config.shift_distribution not in SHIFT_DISTRIBUTIONS:
     raise ValueError(f"config.shift_distribution={config.shift_distribution!r}; expected one of {SHIFT_DISTRIBUTIONS}")
   nets = make_networks(config, gen)
+  cond = conditioning(config, gen)
   deformator, predictor, space = nets.deformator, nets.predictor, nets.space
   d_opt = optax.adam(config.deformator_lr)
   p_opt = optax.adam(config.shift_predictor_lr)
@@ -180,15 +237,17 @@ def make_trainer(config, gen, mesh) -> LDTrainer:
                    deformator_opt_state=d_opt.init(d_params), predictor_opt_state=p_opt.init(p_params))
 
   def sample_batch(rng) -> Batch:
-    z_key, shift_key = jax.random.split(rng)
-    z = gen.sample_z(z_key, batch)
+    z_key, shift_key, class_key = jax.random.split(rng, 3)
+    z = sample_prior(cond, gen, z_key, batch)
     target, shifts, basis = make_shifts(shift_key, batch, k, float(config.shift_scale), float(config.min_shift),
                                         config.shift_distribution)
-    return Batch(*(jax.lax.with_sharding_constraint(a, batch_sharding) for a in (z, target, shifts, basis)))
+    classes = jnp.zeros((batch,), jnp.int32) if cond is None else cond.sample_classes(class_key, batch)
+    return Batch(*(jax.lax.with_sharding_constraint(a, batch_sharding) for a in (z, target, shifts, basis, classes)))
 
-  def image_pair(gen, w_avg, z, shift):
-    latents = spaces.to_space(gen, z, space, truncation, w_avg)
-    return spaces.render(gen, latents, space), spaces.render(gen, latents + shift, space)
+  def image_pair(gen, w_avg, data: Batch, shift):
+    latents = spaces.to_space(gen, data.z, space, truncation, w_avg)
+    return (_render(gen, latents, space, cond, data.classes),
+            _render(gen, latents + shift, space, cond, data.classes))
 
   def step_fn(state: LDState, gen, w_avg, rng):
     data = sample_batch(rng)
@@ -196,7 +255,7 @@ def make_trainer(config, gen, mesh) -> LDTrainer:
     def loss_fn(d_params, p_params):
       shift, d_updates = deformator.apply({"params": d_params, **state.deformator_state}, data.basis_shift,
                                           train=True, mutable=["batch_stats"])
-      images, shifted = image_pair(gen, w_avg, data.z, shift)
+      images, shifted = image_pair(gen, w_avg, data, shift)
       (logits, shift_prediction), p_updates = predictor.apply(
           {"params": p_params, **state.predictor_state}, images, shifted, train=True, mutable=["batch_stats"])
       label_loss = config.label_weight * jnp.mean(
@@ -223,7 +282,7 @@ def make_trainer(config, gen, mesh) -> LDTrainer:
   def accuracy_fn(state: LDState, gen, w_avg, rng):
     data = sample_batch(rng)
     shift = deformator.apply({"params": state.deformator_params, **state.deformator_state}, data.basis_shift)
-    images, shifted = image_pair(gen, w_avg, data.z, shift)
+    images, shifted = image_pair(gen, w_avg, data, shift)
     logits, shift_prediction = predictor.apply({"params": state.predictor_params, **state.predictor_state},
                                                images, shifted)
     return {"accuracy": jnp.mean((jnp.argmax(logits, axis=-1) == data.target).astype(jnp.float32)),
@@ -234,7 +293,7 @@ def make_trainer(config, gen, mesh) -> LDTrainer:
   train_step = jax.jit(step_fn, in_shardings=(replicated,) * 4, out_shardings=(replicated, replicated),
                        donate_argnums=(0,))
   accuracy_step = jax.jit(accuracy_fn, in_shardings=(replicated,) * 4, out_shardings=replicated)
-  return LDTrainer(nets, d_opt, p_opt, init_fn, train_step, accuracy_step)
+  return LDTrainer(nets, d_opt, p_opt, init_fn, train_step, accuracy_step, cond, sample_batch, image_pair)
 
 
 def deformator_variables(state: LDState):
@@ -259,14 +318,20 @@ def reconstructor_accuracy(trainer: LDTrainer, state: LDState, gen, w_avg, seed:
 # ---------------------------------------------------------------------------------------------------------------
 # Pictures.
 
-@functools.partial(jax.jit, static_argnames=("deformator", "space", "truncation"))
-def _deformed_images(gen, deformator, d_variables, latents, basis_shift, w_avg, space, truncation):
+@functools.partial(jax.jit, static_argnames=("deformator", "space", "truncation", "cond"))
+def _deformed_images(gen, deformator, d_variables, latents, basis_shift, w_avg, classes, space, truncation, cond):
   base = spaces.to_space(gen, latents, space, truncation, w_avg)
-  return spaces.render(gen, base + deformator.apply(d_variables, basis_shift), space)
+  return _render(gen, base + deformator.apply(d_variables, basis_shift), space, cond, classes)
+
+
+def picture_classes(cond: Conditioning | None, num: int) -> jax.Array:
+  """Pictures show the first target class (a fixed class keeps the rows comparable)."""
+  return jnp.full((num,), 0 if cond is None else cond.target_classes[0], jnp.int32)
 
 
 def deformator_traversal(gen, deformator: LatentDeformator, d_variables, z, *, space: str, span: float, steps: int,
-                         num_directions: int, truncation: float = 1.0, w_avg=None, batch_size: int = 32) -> np.ndarray:
+                         num_directions: int, truncation: float = 1.0, w_avg=None, batch_size: int = 32,
+                         cond: Conditioning | None = None) -> np.ndarray:
   """A traversal picture through the deformator itself (any type, 'fc' included): rows = direction × sample,
   columns = ε from −span to span."""
   z = jnp.asarray(z)
@@ -278,8 +343,10 @@ def deformator_traversal(gen, deformator: LatentDeformator, d_variables, z, *, s
   basis = jnp.asarray(basis.reshape(-1, deformator.input_dim))
   latents = jnp.repeat(jnp.tile(z, (k_count, 1)), steps, axis=0)
   w_avg = jnp.zeros((max(gen.info.w_dim, 1),), jnp.float32) if w_avg is None else w_avg
+  classes = picture_classes(cond, latents.shape[0])
   images = np.concatenate([np.asarray(_deformed_images(gen, deformator, d_variables, latents[i:i + batch_size],
-                                                       basis[i:i + batch_size], w_avg, space, truncation))
+                                                       basis[i:i + batch_size], w_avg, classes[i:i + batch_size],
+                                                       space, truncation, cond))
                            for i in range(0, latents.shape[0], batch_size)])
   images = viz.to_display(images, gen.info.output_range)
   return viz.image_grid(images.reshape(k_count * n, steps, *images.shape[1:]))
@@ -302,20 +369,23 @@ def write_outputs(config, workdir: str, gen, trainer: LDTrainer, state: LDState,
   nets = trainer.nets
   variables = jax.device_get(deformator_variables(state))
   shown = min(int(config.traversal.max_directions) or nets.num_directions, nets.num_directions)
+  cond = trainer.cond
+  latents = sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
   if nets.deformator.type in LINEAR_DEFORMATOR_TYPES:
-    directions = ld_import.directions_from_deformator(
-        nets.deformator, variables, space=nets.space,
-        meta=dict(generator=config.generator, step=int(jax.device_get(state.step))))
-    outputs = _common.write_directions(workdir, gen, directions, config, max_rendered=shown)
-    return outputs
+    meta = dict(generator=config.generator, step=int(jax.device_get(state.step)))
+    if cond is not None:
+      meta.update(target_classes=list(cond.target_classes), truncation=cond.truncation)
+    directions = ld_import.directions_from_deformator(nets.deformator, variables, space=nets.space, meta=meta)
+    gen_kwargs = {} if cond is None else cond.gen_kwargs(picture_classes(cond, 1))
+    return _common.write_directions(workdir, gen, directions, config, max_rendered=shown, latents=latents,
+                                    **gen_kwargs)
   logging.info("an %r deformator is non-linear: it has no direction matrix, so no directions.npz is written",
                nets.deformator.type)
   path = os.path.join(workdir, "images", "traversal.png")
   truncation = float(config.get("truncation", 1.0))
-  grid = deformator_traversal(gen, nets.deformator, variables,
-                              gen.sample_z(jax.random.key(config.seed), int(config.traversal.num_samples)),
-                              space=nets.space, span=float(config.traversal.span), steps=int(config.traversal.steps),
-                              num_directions=shown, truncation=truncation, w_avg=w_avg)
+  grid = deformator_traversal(gen, nets.deformator, variables, latents, space=nets.space,
+                              span=float(config.traversal.span), steps=int(config.traversal.steps),
+                              num_directions=shown, truncation=truncation, w_avg=w_avg, cond=cond)
   viz.save_png(path, grid)
   return {"traversal": path}
 
@@ -325,11 +395,11 @@ def train(config, workdir: str) -> dict:
   nets = trainer.nets
 
   def image_fn(state):
-    z = gen.sample_z(jax.random.key(config.seed), 1)
+    z = sample_prior(trainer.cond, gen, jax.random.key(config.seed), 1)
     return {"traversal": deformator_traversal(
         gen, nets.deformator, deformator_variables(state), z, space=nets.space, span=float(config.traversal.span),
         steps=int(config.traversal.steps), num_directions=min(nets.num_directions, 8),
-        truncation=float(config.get("truncation", 1.0)), w_avg=w_avg)}
+        truncation=float(config.get("truncation", 1.0)), w_avg=w_avg, cond=trainer.cond)}
 
   state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=trainer.init_fn,
                    train_step=lambda state, rng: trainer.train_step(state, gen, w_avg, rng),
@@ -340,6 +410,8 @@ def train(config, workdir: str) -> dict:
       "method": "ld", "generator": config.generator, "deformator": nets.deformator.type,
       "shift_predictor": config.shift_predictor, "space": nets.space, "num_directions": nets.num_directions,
       "step": int(jax.device_get(state.step)), "chance_accuracy": 1.0 / nets.num_directions, **accuracy,
+      **({} if trainer.cond is None else dict(target_classes=list(trainer.cond.target_classes),
+                                              truncation=trainer.cond.truncation)),
       "outputs": outputs,
       **({} if nets.deformator.type in LINEAR_DEFORMATOR_TYPES else {
           "note": f"an {nets.deformator.type!r} deformator is non-linear: no direction matrix, no directions.npz; "
