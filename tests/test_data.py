@@ -233,6 +233,8 @@ def test_registry_and_shortcuts():
     data.get_dataset("celeb_a", source="procedural")
   with pytest.raises(ValueError, match="no source 'hdf5'"):
     data.shapes3d(source="hdf5")
+  with pytest.raises(ValueError, match=r"'dsprites' \(procedural\) has no option\(s\) \['resolution'\]"):
+    data.get_dataset("dsprites", resolution=16)   # dSprites is 64×64 by definition
 
 
 def test_small_resolution_still_renders():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 # The modules are named *_procedural so that the functions `shapes3d` / `dsprites` below do not shadow them.
 
+import inspect
 from typing import Any, Callable
 
 from ganlatent_jax.data.base import GroundTruthData, hsv_hue_to_rgb
@@ -66,7 +67,13 @@ def get_dataset(name: str, source: str = "procedural", **kwargs: Any):
     raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
   if source not in DATASETS[name]:
     raise ValueError(f"dataset {name!r} has no source {source!r}; available: {sorted(DATASETS[name])}")
-  return DATASETS[name][source](**kwargs)
+  factory = DATASETS[name][source]
+  parameters = inspect.signature(factory).parameters
+  if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+      raise ValueError(f"dataset {name!r} ({source}) has no option(s) {unknown}; its options: {sorted(parameters)}")
+  return factory(**kwargs)
 
 
 __all__ = ["DATASETS", "SOURCES", "DSprites", "GroundTruthData", "Shapes3D", "celeb_a", "dsprites", "get_dataset",
