@@ -283,16 +283,21 @@ def test_channel_tables(size, channels, cm):
     assert table == {4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128}
 
 
-def test_init_variables_like_upstream_and_trainable(tmp_path):
+@pytest.mark.parametrize("image_channels", [3, 1])   # 1: grey images (ours; upstream is RGB only)
+def test_init_variables_like_upstream_and_trainable(tmp_path, image_channels):
   # Tiny on purpose: jitted init compiles one threefry RNG per parameter.
-  config = stylegan2.make_config(8, style_dim=16, n_mlp=1, channels={4: 8, 8: 4}, lr_mlp=0.01)
+  config = stylegan2.make_config(8, style_dim=16, n_mlp=1, channels={4: 8, 8: 4}, lr_mlp=0.01,
+                                 image_channels=image_channels)
+  assert ("image_channels" in config) == (image_channels != 3)   # RGB configs keep exactly upstream's keys
   variables = stylegan2.init_variables(config, jax.random.PRNGKey(0))
+  assert variables["params"]["to_rgbs_0"]["conv"]["kernel"].shape == (1, 1, 4, image_channels)
   params = variables["params"]
   np.testing.assert_array_equal(params["convs_0"]["conv"]["modulation"]["bias"], np.ones(8))
   assert float(params["convs_1"]["noise_strength"]) == 0.0
   assert 50 < float(jnp.std(params["style_0"]["kernel"])) < 200      # N(0, 1/lr_mlp²)
   g = stylegan2.build(config, variables, "scratch")
   z = jax.random.normal(jax.random.PRNGKey(1), (2, 16))
+  assert g.image_shape == (8, 8, image_channels) and g(z).shape == (2, 8, 8, image_channels)
   grad = jax.jit(jax.grad(lambda v: jnp.mean(g.with_variables(v)(z, noise_rng=jax.random.PRNGKey(2)) ** 2)))(
       g.variables)
   assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(grad))

@@ -50,8 +50,13 @@ def constant_channels(size: int, width: int = 512) -> dict[int, int]:
 
 def make_config(size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
                 channels: Mapping[int, int] | None = None, blur_kernel: Sequence[float] = DEFAULT_BLUR_KERNEL,
-                lr_mlp: float = 0.01, has_latent_avg: bool = False) -> dict[str, Any]:
-  """A JSON-serialisable config (`channels` as [[res, width], ...]); the default table is upstream's."""
+                lr_mlp: float = 0.01, has_latent_avg: bool = False, image_channels: int = 3) -> dict[str, Any]:
+  """A JSON-serialisable config (`channels` as [[res, width], ...]); the default table is upstream's.
+
+  `image_channels` ≠ 3 (e.g. 1 for grey dSprites) is ours: upstream generators are RGB, and their configs keep
+  exactly upstream's keys (the key is written only when it is not 3)."""
+  if image_channels < 1:
+    raise ValueError(f"StyleGAN2 image_channels must be ≥ 1, got {image_channels}")
   if size < 4 or 2 ** int(round(math.log2(size))) != size:
     raise ValueError(f"StyleGAN2 size must be a power of two >= 4, got {size}")
   channels = upstream_channels(size, channel_multiplier) if channels is None else channels
@@ -60,10 +65,13 @@ def make_config(size: int, style_dim: int = 512, n_mlp: int = 8, channel_multipl
   missing = [r for r in needed if r not in channels]
   if missing:
     raise ValueError(f"channel table lacks resolution(s) {missing} (needs {needed})")
-  return {"family": FAMILY, "size": int(size), "style_dim": int(style_dim), "n_mlp": int(n_mlp),
-          "channel_multiplier": int(channel_multiplier), "channels": [[r, channels[r]] for r in needed],
-          "blur_kernel": [float(k) for k in blur_kernel], "lr_mlp": float(lr_mlp),
-          "has_latent_avg": bool(has_latent_avg)}
+  config = {"family": FAMILY, "size": int(size), "style_dim": int(style_dim), "n_mlp": int(n_mlp),
+            "channel_multiplier": int(channel_multiplier), "channels": [[r, channels[r]] for r in needed],
+            "blur_kernel": [float(k) for k in blur_kernel], "lr_mlp": float(lr_mlp),
+            "has_latent_avg": bool(has_latent_avg)}
+  if int(image_channels) != 3:
+    config["image_channels"] = int(image_channels)
+  return config
 
 
 
@@ -152,13 +160,15 @@ class StyledConv(nn.Module):
 
 
 class ToRGB(nn.Module):
-  """Modulated 1×1 conv to RGB (no demodulation) + bias, plus the ×2-upsampled previous skip when given."""
+  """Modulated 1×1 conv to the image channels (RGB upstream; no demodulation) + bias, plus the ×2-upsampled
+  previous skip when given."""
   blur_kernel: tuple[float, ...] = DEFAULT_BLUR_KERNEL
+  channels: int = 3
 
   @nn.compact
   def __call__(self, x, w, skip=None):
-    y, style = ModulatedConv(3, 1, demodulate=False, name="conv")(x, w)
-    y = y + self.param("bias", nn.initializers.zeros, (3,))
+    y, style = ModulatedConv(self.channels, 1, demodulate=False, name="conv")(x, w)
+    y = y + self.param("bias", nn.initializers.zeros, (self.channels,))
     if skip is not None:
       y = y + upfirdn.upsample_2d(skip, upfirdn.make_kernel(self.blur_kernel))
     return y, style
@@ -176,6 +186,7 @@ class StyleGAN2Generator(nn.Module):
   blur_kernel: tuple[float, ...] = DEFAULT_BLUR_KERNEL
   lr_mlp: float = 0.01
   has_latent_avg: bool = False
+  image_channels: int = 3
 
   @property
   def log_size(self) -> int:
@@ -194,12 +205,12 @@ class StyleGAN2Generator(nn.Module):
     self.style = [EqualLinear(self.style_dim, lr_mul=self.lr_mlp, activate=True) for _ in range(self.n_mlp)]
     self.input = self.param("input", nn.initializers.normal(1.0), (1, 4, 4, width[4]))
     self.conv1 = StyledConv(width[4], blur_kernel=self.blur_kernel)
-    self.to_rgb1 = ToRGB(self.blur_kernel)
+    self.to_rgb1 = ToRGB(self.blur_kernel, self.image_channels)
     convs, to_rgbs = [], []
     for i in range(3, self.log_size + 1):
       convs += [StyledConv(width[2 ** i], upsample=True, blur_kernel=self.blur_kernel),
                 StyledConv(width[2 ** i], blur_kernel=self.blur_kernel)]
-      to_rgbs.append(ToRGB(self.blur_kernel))
+      to_rgbs.append(ToRGB(self.blur_kernel, self.image_channels))
     self.convs, self.to_rgbs = convs, to_rgbs
     self.noises = [
         self.variable("buffers", f"noise_{i}", _normal_buffer(self, (1, noise_resolution(i), noise_resolution(i), 1)))
@@ -334,7 +345,7 @@ class StyleGAN2Generator(nn.Module):
 
   def synthesis(self, w: jax.Array, *, truncation=1.0, truncation_latent=None, noise=None,
                 noise_rng=None) -> jax.Array:
-    """w (B, D) or W+ (B, n_latent, D) → image (B, size, size, 3)."""
+    """w (B, D) or W+ (B, n_latent, D) → image (B, size, size, image_channels)."""
     latent = self.styles(w, truncation=truncation, truncation_latent=truncation_latent, input_is_latent=True)
     return self._synthesize(latent, self._noise(latent.shape[0], noise, noise_rng))[0]
 
@@ -369,11 +380,12 @@ def module_from_config(config: dict[str, Any]) -> StyleGAN2Generator:
   channels = tuple((int(r), int(c)) for r, c in config["channels"])
   return StyleGAN2Generator(size=int(config["size"]), style_dim=int(config["style_dim"]), n_mlp=int(config["n_mlp"]),
                             channels=channels, blur_kernel=tuple(float(k) for k in config["blur_kernel"]),
-                            lr_mlp=float(config["lr_mlp"]), has_latent_avg=bool(config.get("has_latent_avg", False)))
+                            lr_mlp=float(config["lr_mlp"]), has_latent_avg=bool(config.get("has_latent_avg", False)),
+                            image_channels=int(config.get("image_channels", 3)))
 
 
 def _info(module: StyleGAN2Generator, config: dict[str, Any], source: str) -> GeneratorInfo:
-  return GeneratorInfo(family=FAMILY, latent_dim=module.style_dim, image_shape=(module.size, module.size, 3),
+  return GeneratorInfo(family=FAMILY, latent_dim=module.style_dim, image_shape=(module.size, module.size, module.image_channels),
                        latent_spaces=("z", "w", "w+"), num_ws=module.n_latent, w_dim=module.style_dim,
                        output_range=(-1.0, 1.0), feature_layers=feature_layer_names(module.size),
                        config=config_items(config), source=source)
