@@ -142,6 +142,20 @@ def test_conditioning_names_bad_settings():
     ld.conditioning(tiny_config(target_classes=(3,), truncation=1.5), biggan)
 
 
+def test_unconditional_batches_keep_their_random_stream():
+  # The README's LD rows were computed before class conditioning existed: z and the shifts of an unconditional
+  # generator must still come from the same keys, or rerunning the table would draw other batches.
+  gen = generators.load(SN_MNIST)
+  trainer = ld.make_trainer(tiny_config(), gen, parallel.make_mesh(1))
+  key = jax.random.key(7)
+  batch = jax.jit(trainer.sample_batch)(key)
+  z_key, shift_key = jax.random.split(key)
+  np.testing.assert_array_equal(np.asarray(batch.z), np.asarray(gen.sample_z(z_key, 16)))
+  target, _, basis = ld.make_shifts(shift_key, 16, K)
+  np.testing.assert_array_equal(np.asarray(batch.target), np.asarray(target))
+  np.testing.assert_allclose(np.asarray(batch.basis_shift), np.asarray(basis))
+
+
 def test_biggan_pairs_share_their_class():
   # Two target classes, mixed within the batch; an image and its shifted twin must share the class, so a zero shift
   # renders the same image twice (upstream redraws the twin's class: its shift would also change the class).

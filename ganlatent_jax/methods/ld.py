@@ -237,11 +237,12 @@ def make_trainer(config, gen, mesh) -> LDTrainer:
                    deformator_opt_state=d_opt.init(d_params), predictor_opt_state=p_opt.init(p_params))
 
   def sample_batch(rng) -> Batch:
-    z_key, shift_key, class_key = jax.random.split(rng, 3)
+    z_key, shift_key = jax.random.split(rng)   # as before conditioning existed: unconditional runs reproduce
     z = sample_prior(cond, gen, z_key, batch)
     target, shifts, basis = make_shifts(shift_key, batch, k, float(config.shift_scale), float(config.min_shift),
                                         config.shift_distribution)
-    classes = jnp.zeros((batch,), jnp.int32) if cond is None else cond.sample_classes(class_key, batch)
+    classes = (jnp.zeros((batch,), jnp.int32) if cond is None
+               else cond.sample_classes(jax.random.fold_in(rng, 1), batch))
     return Batch(*(jax.lax.with_sharding_constraint(a, batch_sharding) for a in (z, target, shifts, basis, classes)))
 
   def image_pair(gen, w_avg, data: Batch, shift):
