@@ -2,7 +2,8 @@
 
   python -m ganlatent_jax.sample --generator=converted/ffhq --out=samples.png [--num=16 --seed=0 --truncation=0.7]
 
-BigGAN needs a class: --class_id=207.
+BigGAN needs a class: --class_id=207; its truncation (default 0.4) scales truncated noise and picks its batch-norm
+statistics, as in pytorch-pretrained-biggan's README.
 """
 from absl import app, flags
 
@@ -26,13 +27,17 @@ def main(argv):
 
   gen = generators.load(_GENERATOR.value)
   z = gen.sample_z(jax.random.key(_SEED.value), _NUM.value)
-  kwargs = {}
   if gen.info.num_classes:
-    if _CLASS_ID.value is None:
-      raise app.UsageError(f"a {gen.info.family} generator is class-conditional: pass --class_id")
-    kwargs["class_vector"] = np.eye(gen.info.num_classes, dtype=np.float32)[[_CLASS_ID.value] * _NUM.value]
-    if _TRUNCATION.value is not None:
-      kwargs["truncation"] = _TRUNCATION.value
+    class_id = _CLASS_ID.value
+    if class_id is None or not 0 <= class_id < gen.info.num_classes:
+      raise app.UsageError(f"a {gen.info.family} generator is class-conditional: pass --class_id in "
+                           f"0..{gen.info.num_classes - 1} (got {class_id})")
+    kwargs = {"class_vector": np.full((_NUM.value,), class_id, np.int32)}
+    if gen.info.family == "biggan":
+      # BigGAN's truncation picks its batch-norm statistics and must match the noise: z = truncnorm(−2, 2)·t.
+      from ganlatent_jax.generators import biggan
+      kwargs["truncation"] = biggan.DEFAULT_TRUNCATION if _TRUNCATION.value is None else _TRUNCATION.value
+      z = biggan.truncated_noise(jax.random.key(_SEED.value), _NUM.value, kwargs["truncation"], gen.latent_dim)
     images = jax.jit(lambda g, z: g(z, **kwargs))(gen, z)
   elif _TRUNCATION.value is not None and "w" in gen.info.latent_spaces:
     w_avg = spaces.mean_w(gen, jax.random.key(_SEED.value + 1))

@@ -36,3 +36,21 @@ def test_convert_refuses_unknown_files(tmp_path):
   result = _run("ganlatent_jax.port", f"--in={tmp_path / 'x.pt'}", f"--out={tmp_path / 'out'}")
   assert result.returncode != 0 and "x.pt" in result.stderr
   assert not (tmp_path / "out").exists()
+
+
+def test_sample_biggan_uses_truncated_noise_and_names_a_bad_class(tmp_path):
+  import jax
+  from ganlatent_jax import viz
+  from ganlatent_jax.generators import biggan
+  checkpoint = fixture_path("biggan/biggan_tiny")
+  result = _run("ganlatent_jax.sample", f"--generator={checkpoint}", f"--out={tmp_path / 's.png'}", "--num=2",
+                "--seed=3", "--class_id=5", "--truncation=0.5")
+  assert result.returncode == 0, result.stderr[-3000:]
+  gen = generators.load(checkpoint)
+  z = biggan.truncated_noise(jax.random.key(3), 2, 0.5, gen.latent_dim)
+  expected = viz.images_to_grid(viz.to_display(gen(z, class_vector=np.array([5, 5]), truncation=0.5)), ncols=2)
+  np.testing.assert_allclose(np.asarray(Image.open(tmp_path / "s.png")), expected, atol=1)
+  result = _run("ganlatent_jax.sample", f"--generator={checkpoint}", f"--out={tmp_path / 'bad.png'}",
+                "--class_id=1000")
+  assert result.returncode != 0 and "--class_id in 0..999 (got 1000)" in result.stderr
+  assert not (tmp_path / "bad.png").exists()
