@@ -2,6 +2,9 @@
 
   python -m ganlatent_jax.main --config=configs/ganspace_stylegan2.py --workdir=/tmp/ganspace \
       --config.generator=/path/to/stylegan2-ffhq-config-f.pt --config.num_samples=1000000
+
+BigGAN (no W: PCA of a layer's activations for one class over its truncated noise): --config.layer=layers.0
+--config.conditional.classes='(207,)' [--config.conditional.truncation=0.4].
 """
 import ml_collections
 
@@ -17,5 +20,8 @@ def get_config():
   c.num_devices = 0                  # 0 = all devices
   c.layer = ""                       # '' = PCA in W; a feature tap name (e.g. 'conv1') = activation PCA → z
   c.seed = 0
+  # Class-conditional generators (BigGAN) only: the class of the pictures (and of GANSpace's samples), and the
+  # generator's truncation (truncated noise + its batch-norm statistics).
+  c.conditional = ml_collections.ConfigDict(dict(classes=(), truncation=0.4))
   c.traversal = ml_collections.ConfigDict(dict(span=3.0, steps=7, num_samples=2, truncation=0.7))
   return c

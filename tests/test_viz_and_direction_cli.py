@@ -44,23 +44,39 @@ def test_traversal_png_and_contact_sheet(gen, tmp_path):
   assert (tmp_path / "sheet.png").exists()
 
 
-def _main(config, workdir, *overrides):
+def _main(config, workdir, *overrides, generator=STYLEGAN2):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
   return subprocess.run([sys.executable, "-m", "ganlatent_jax.main", f"--config={config}", f"--workdir={workdir}",
-                         f"--config.generator={STYLEGAN2}", *overrides], capture_output=True, text=True, env=env,
+                         f"--config.generator={generator}", *overrides], capture_output=True, text=True, env=env,
                         timeout=600)
 
 
-@pytest.mark.parametrize("config,overrides", [
-    ("configs/sefa_stylegan2.py", ["--config.num_directions=4", "--config.layers=0-3"]),
-    ("configs/ganspace_stylegan2.py", ["--config.num_directions=3", "--config.num_samples=512",
-                                       "--config.batch_size=256"]),
+BIGGAN = str(fixture_path("biggan/biggan_tiny"))
+BIGGAN_PICTURES = ["--config.conditional.classes=(5,)", "--config.traversal.steps=3", "--config.traversal.num_samples=1"]
+
+
+@pytest.mark.parametrize("config,generator,overrides,shape", [
+    ("configs/sefa_stylegan2.py", STYLEGAN2, ["--config.num_directions=4", "--config.layers=0-3"], (64, 4)),
+    ("configs/ganspace_stylegan2.py", STYLEGAN2, ["--config.num_directions=3", "--config.num_samples=512",
+                                                  "--config.batch_size=256"], (64, 3)),
+    # Class-conditional: SeFa's first-layer variant and GANSpace's activation PCA of one BigGAN class.
+    ("configs/sefa_stylegan2.py", BIGGAN, ["--config.num_directions=2", "--config.variant=first_layer",
+                                           *BIGGAN_PICTURES], (128, 2)),
+    ("configs/ganspace_stylegan2.py", BIGGAN, ["--config.num_directions=2", "--config.layer=gen_z",
+                                               "--config.num_samples=64", "--config.batch_size=32",
+                                               *BIGGAN_PICTURES], (128, 2)),
 ])
-def test_direction_commands_write_directions_and_pictures(tmp_path, config, overrides):
-  result = _main(config, tmp_path, *overrides)
+def test_direction_commands_write_directions_and_pictures(tmp_path, config, generator, overrides, shape):
+  result = _main(config, tmp_path, *overrides, generator=generator)
   assert result.returncode == 0, result.stderr[-3000:]
   d = dirs.load(tmp_path / "directions.npz")
-  assert d.num_directions in (3, 4) and d.latent_dim == 64
+  assert d.matrix.shape == shape
   assert Image.open(tmp_path / "images" / "traversal.png").size[0] > 100
   assert (tmp_path / "results.json").exists()
+
+
+def test_direction_command_on_biggan_names_the_missing_class(tmp_path):
+  result = _main("configs/sefa_stylegan2.py", tmp_path, "--config.variant=first_layer", generator=BIGGAN)
+  assert result.returncode != 0 and "needs config.conditional.classes" in result.stderr
+  assert not (tmp_path / "directions.npz").exists()

@@ -45,20 +45,22 @@ class StreamingPCA:
     return mean, _fix_signs(vectors[:, order]), np.maximum(variances[order], 0.0)
 
 
-def latent_batches(gen: Generator, rng: jax.Array, num_samples: int, batch_size: int, mesh=None):
+def latent_batches(gen: Generator, rng: jax.Array, num_samples: int, batch_size: int, mesh=None, sample_z=None):
   """The z batches GANSpace draws: batch i is sample_z(fold_in(rng, i)), the last one possibly smaller.
 
-  With a mesh, each batch whose size divides over the devices is split over the 'data' axis.
+  `sample_z(rng, num)` defaults to the generator's prior. With a mesh, each batch whose size divides over the devices
+  is split over the 'data' axis.
   """
+  sample_z = sample_z or gen.sample_z
   for i, start in enumerate(range(0, num_samples, batch_size)):
-    z = gen.sample_z(jax.random.fold_in(rng, i), min(batch_size, num_samples - start))
+    z = sample_z(jax.random.fold_in(rng, i), min(batch_size, num_samples - start))
     if mesh is not None and z.shape[0] % mesh.devices.size == 0:
       z = parallel.shard_batch(z, mesh)
     yield z
 
 
 def ganspace(gen: Generator, k: int, num_samples: int, rng: jax.Array, layer: str | None = None,
-             batch_size: int = 1024, max_dense_features: int = 4096, mesh=None,
+             batch_size: int = 1024, max_dense_features: int = 4096, mesh=None, sample_z=None,
              **gen_kwargs) -> tuple[Directions, np.ndarray]:
   """Top-k GANSpace directions and their standard deviations (traversal ranges).
 
@@ -66,6 +68,8 @@ def ganspace(gen: Generator, k: int, num_samples: int, rng: jax.Array, layer: st
   layer='name': PCA of that feature tap (flattened) over z samples, then each component is mapped back to z by least
   squares (z ≈ X·V, X = projections of the activations on the components); directions live in 'z' and stds are the
   activation-space component stds. `mesh`: the generator passes run with each batch split over its 'data' axis.
+  `sample_z(rng, num)` replaces the generator's prior and `gen_kwargs` go to every call (BigGAN: truncated noise,
+  class_vector and truncation).
   """
   if layer is None and "w" not in gen.info.latent_spaces:
     raise ValueError(f"a {gen.info.family} generator has no W space: pass layer= (one of "
@@ -74,7 +78,7 @@ def ganspace(gen: Generator, k: int, num_samples: int, rng: jax.Array, layer: st
   if layer is None:
     mapping = jax.jit(lambda g, z: g.mapping(z))
     pca = StreamingPCA(gen.info.w_dim or gen.latent_dim)
-    for z in latent_batches(gen, pca_rng, num_samples, batch_size, mesh):
+    for z in latent_batches(gen, pca_rng, num_samples, batch_size, mesh, sample_z):
       pca.update(np.asarray(mapping(gen, z)))
     _, components, variances = pca.result(k)
     directions = Directions(components, space="w", meta=dict(
@@ -86,19 +90,19 @@ def ganspace(gen: Generator, k: int, num_samples: int, rng: jax.Array, layer: st
   feature_dim = int(np.prod(jax.eval_shape(activations, gen, jnp.zeros((1, gen.latent_dim))).shape[1:]))
   if feature_dim <= max_dense_features:
     pca = StreamingPCA(feature_dim)
-    for z in latent_batches(gen, pca_rng, num_samples, batch_size, mesh):
+    for z in latent_batches(gen, pca_rng, num_samples, batch_size, mesh, sample_z):
       pca.update(np.asarray(activations(gen, z)))
     mean, components, variances = pca.result(k)
   else:
     from sklearn.decomposition import IncrementalPCA
     ipca = IncrementalPCA(n_components=k)
-    for z in latent_batches(gen, pca_rng, num_samples, max(batch_size, k), mesh):
+    for z in latent_batches(gen, pca_rng, num_samples, max(batch_size, k), mesh, sample_z):
       ipca.partial_fit(np.asarray(activations(gen, z), np.float64))
     mean, components, variances = ipca.mean_, _fix_signs(ipca.components_.T), ipca.explained_variance_
 
   xtx = np.zeros((k, k), np.float64)
   xtz = np.zeros((k, gen.latent_dim), np.float64)
-  for z in latent_batches(gen, regression_rng, num_samples, batch_size, mesh):
+  for z in latent_batches(gen, regression_rng, num_samples, batch_size, mesh, sample_z):
     x = (np.asarray(activations(gen, z), np.float64) - mean) @ components
     xtx += x.T @ x
     xtz += x.T @ np.asarray(z, np.float64)

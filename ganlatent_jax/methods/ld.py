@@ -16,7 +16,6 @@ direction matrix, so only its traversal picture (rendered through the deformator
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -59,49 +58,16 @@ class Batch(NamedTuple):
   classes: jax.Array        # (B,) class ids of a class-conditional generator (zeros otherwise)
 
 
-@dataclasses.dataclass(frozen=True)
-class Conditioning:
-  """How LD calls a class-conditional generator (BigGAN).
-
-  Each example's class is drawn uniformly from `target_classes` (upstream's ConditionedBigGAN, `--target_class`,
-  default 239) and an image and its shifted twin share it: upstream draws the twin's class again, so with several
-  target classes its shift would also change the class. `truncation` is the generator's own: z = truncnorm(−2, 2)·t,
-  and BigGAN-deep's batch-norm statistics for t (the package convention; upstream's BigGAN has no such statistics
-  and samples z ~ N(0, I)).
-  """
-  target_classes: tuple[int, ...]
-  truncation: float
-
-  def sample_classes(self, rng: jax.Array, batch: int) -> jax.Array:
-    choice = jax.random.randint(rng, (batch,), 0, len(self.target_classes))
-    return jnp.asarray(self.target_classes, jnp.int32)[choice]
-
-  def sample_z(self, gen, rng: jax.Array, batch: int) -> jax.Array:
-    from ganlatent_jax.generators.biggan import truncated_noise
-    return truncated_noise(rng, batch, self.truncation, gen.latent_dim)
-
-  def gen_kwargs(self, classes: jax.Array) -> dict[str, Any]:
-    return dict(class_vector=classes, truncation=self.truncation)
+Conditioning = _common.Conditioning
 
 
 def conditioning(config, gen) -> Conditioning | None:
-  """The class conditioning from config.target_classes and config.truncation (None for unconditional generators)."""
-  classes = tuple(int(c) for c in (config.get("target_classes", None) or ()))
-  if not gen.info.num_classes:
-    if classes:
-      raise ValueError(f"config.target_classes={classes} but the {gen.info.family} generator is not "
-                       f"class-conditional")
-    return None
-  if not classes:
-    raise ValueError(f"a class-conditional {gen.info.family} generator needs config.target_classes (ImageNet ids, "
-                     f"upstream LD uses (239,))")
-  outside = [c for c in classes if not 0 <= c < gen.info.num_classes]
-  if outside:
-    raise ValueError(f"config.target_classes has {outside} outside 0..{gen.info.num_classes - 1}")
-  truncation = float(config.get("truncation", 1.0))
-  if not 0.0 < truncation <= 1.0:
-    raise ValueError(f"config.truncation={truncation}: a {gen.info.family} generator's truncation is in (0, 1]")
-  return Conditioning(classes, truncation)
+  """The class conditioning from config.target_classes (upstream's `--target_class`, default 239; each example draws
+  its class from the list, an image and its shifted twin share it — upstream draws the twin's class again, so with
+  several classes its shift would also change the class) and config.truncation (None for unconditional
+  generators)."""
+  return _common.conditioning(gen, config.get("target_classes", None) or (), float(config.get("truncation", 1.0)),
+                              "config.target_classes", "config.truncation")
 
 
 def sample_prior(cond: Conditioning | None, gen, rng: jax.Array, batch: int) -> jax.Array:
@@ -326,7 +292,7 @@ def _deformed_images(gen, deformator, d_variables, latents, basis_shift, w_avg, 
 
 
 def picture_classes(cond: Conditioning | None, num: int) -> jax.Array:
-  """Pictures show the first target class (a fixed class keeps the rows comparable)."""
+  """Pictures show the first target class (as `Conditioning.picture_kwargs`)."""
   return jnp.full((num,), 0 if cond is None else cond.target_classes[0], jnp.int32)
 
 
@@ -371,15 +337,13 @@ def write_outputs(config, workdir: str, gen, trainer: LDTrainer, state: LDState,
   variables = jax.device_get(deformator_variables(state))
   shown = min(int(config.traversal.max_directions) or nets.num_directions, nets.num_directions)
   cond = trainer.cond
-  latents = sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
   if nets.deformator.type in LINEAR_DEFORMATOR_TYPES:
     meta = dict(generator=config.generator, step=int(jax.device_get(state.step)))
     if cond is not None:
       meta.update(target_classes=list(cond.target_classes), truncation=cond.truncation)
     directions = ld_import.directions_from_deformator(nets.deformator, variables, space=nets.space, meta=meta)
-    gen_kwargs = {} if cond is None else cond.gen_kwargs(picture_classes(cond, 1))
-    return _common.write_directions(workdir, gen, directions, config, max_rendered=shown, latents=latents,
-                                    **gen_kwargs)
+    return _common.write_directions(workdir, gen, directions, config, max_rendered=shown, cond=cond)
+  latents = sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
   logging.info("an %r deformator is non-linear: it has no direction matrix, so no directions.npz is written",
                nets.deformator.type)
   path = os.path.join(workdir, "images", "traversal.png")

@@ -18,9 +18,10 @@ def init(config, gen):
 
 def train(config, workdir: str) -> dict:
   gen = _common.load_generator(config)
+  cond = _common.config_conditioning(config, gen)   # checked before any work: nothing half-written
   directions, eigenvalues = init(config, gen)
   os.makedirs(workdir, exist_ok=True)
-  outputs = _common.write_directions(workdir, gen, directions, config)
+  outputs = _common.write_directions(workdir, gen, directions, config, cond=cond)
   _common.write_json(os.path.join(workdir, "results.json"),
                      {"method": "sefa", "variant": config.variant, "eigenvalues": eigenvalues[:64],
                       "outputs": outputs, "generator": config.generator})
