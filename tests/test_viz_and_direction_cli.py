@@ -1,4 +1,5 @@
 """Traversal pictures and the SeFa / GANSpace commands on the StyleGAN2 fixture."""
+import json
 import os
 import subprocess
 import sys
@@ -73,7 +74,8 @@ def test_direction_commands_write_directions_and_pictures(tmp_path, config, gene
   d = dirs.load(tmp_path / "directions.npz")
   assert d.matrix.shape == shape
   assert Image.open(tmp_path / "images" / "traversal.png").size[0] > 100
-  assert (tmp_path / "results.json").exists()
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results.get("target_classes") == ([5] if generator == BIGGAN else None)
 
 
 def test_direction_command_on_biggan_names_the_missing_class(tmp_path):

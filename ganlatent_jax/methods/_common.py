@@ -64,6 +64,11 @@ def conditioning(gen: generators.Generator, classes: Sequence[int], truncation: 
   return Conditioning(classes, float(truncation))
 
 
+def conditioning_record(cond: Conditioning | None) -> dict[str, Any]:
+  """What results.json and directions' meta record of a conditioning (nothing for unconditional generators)."""
+  return {} if cond is None else {"target_classes": list(cond.target_classes), "truncation": cond.truncation}
+
+
 def config_conditioning(config, gen: generators.Generator) -> Conditioning | None:
   """The conditioning of a config's `conditional` section (classes, truncation), as the closed-form methods have."""
   section = config.get("conditional", None) or {}

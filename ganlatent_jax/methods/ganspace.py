@@ -28,7 +28,8 @@ def train(config, workdir: str) -> dict:
   outputs = _common.write_directions(workdir, gen, directions, config, cond=cond)
   _common.write_json(os.path.join(workdir, "results.json"),
                      {"method": "ganspace", "layer": config.layer, "stds": stds, "outputs": outputs,
-                      "generator": config.generator, "num_samples": config.num_samples})
+                      "generator": config.generator, "num_samples": config.num_samples,
+                      **_common.conditioning_record(cond)})
   return outputs
 
 

@@ -338,9 +338,7 @@ def write_outputs(config, workdir: str, gen, trainer: LDTrainer, state: LDState,
   shown = min(int(config.traversal.max_directions) or nets.num_directions, nets.num_directions)
   cond = trainer.cond
   if nets.deformator.type in LINEAR_DEFORMATOR_TYPES:
-    meta = dict(generator=config.generator, step=int(jax.device_get(state.step)))
-    if cond is not None:
-      meta.update(target_classes=list(cond.target_classes), truncation=cond.truncation)
+    meta = dict(generator=config.generator, step=int(jax.device_get(state.step)), **_common.conditioning_record(cond))
     directions = ld_import.directions_from_deformator(nets.deformator, variables, space=nets.space, meta=meta)
     return _common.write_directions(workdir, gen, directions, config, max_rendered=shown, cond=cond)
   latents = sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
@@ -375,8 +373,7 @@ def train(config, workdir: str) -> dict:
       "method": "ld", "generator": config.generator, "deformator": nets.deformator.type,
       "shift_predictor": config.shift_predictor, "space": nets.space, "num_directions": nets.num_directions,
       "step": int(jax.device_get(state.step)), "chance_accuracy": 1.0 / nets.num_directions, **accuracy,
-      **({} if trainer.cond is None else dict(target_classes=list(trainer.cond.target_classes),
-                                              truncation=trainer.cond.truncation)),
+      **_common.conditioning_record(trainer.cond),
       "outputs": outputs,
       **({} if nets.deformator.type in LINEAR_DEFORMATOR_TYPES else {
           "note": f"an {nets.deformator.type!r} deformator is non-linear: no direction matrix, no directions.npz; "

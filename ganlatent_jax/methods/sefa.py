@@ -24,7 +24,7 @@ def train(config, workdir: str) -> dict:
   outputs = _common.write_directions(workdir, gen, directions, config, cond=cond)
   _common.write_json(os.path.join(workdir, "results.json"),
                      {"method": "sefa", "variant": config.variant, "eigenvalues": eigenvalues[:64],
-                      "outputs": outputs, "generator": config.generator})
+                      "outputs": outputs, "generator": config.generator, **_common.conditioning_record(cond)})
   return outputs
 
 
