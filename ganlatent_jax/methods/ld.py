@@ -13,6 +13,8 @@ The generator is frozen (its variables are an argument of the jitted step, never
 the reconstructor's accuracy on fresh shifts (eval mode, like upstream `validate_classifier`), and for linear-type
 deformators `directions.npz` + `images/traversal.png` (`methods._common.write_directions`); an 'fc' deformator has no
 direction matrix, so only its traversal picture (rendered through the deformator itself) is written.
+Class-conditional generators (BigGAN, configs/ld_biggan.py): every example draws its class from
+config.target_classes, shared by the image and its shifted twin; z is the generator's truncated noise.
 """
 from __future__ import annotations
 
