@@ -17,7 +17,7 @@ from PIL import Image
 
 from ganlatent_jax import directions as dirs
 from ganlatent_jax import generators, parallel
-from ganlatent_jax.methods import ld
+from ganlatent_jax.methods import _common, ld
 from ganlatent_jax.nets.ld import LatentDeformator
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -114,14 +114,19 @@ def test_evaluate_restores_the_run_and_steps_are_sharded(cli_run):
   assert result["step"] == STEPS and result["accuracy"] >= 2.0 / K
 
 
-def test_fc_deformator_traversal_picture():
-  gen = generators.load(SN_MNIST)
+@pytest.mark.parametrize("name", ["sngan", "biggan"])
+def test_fc_deformator_traversal_picture(name):
+  # BigGAN: the picture is rendered in the first target class over its truncated noise.
+  gen = generators.load(SN_MNIST if name == "sngan" else str(fixture_path("biggan/biggan_tiny")))
+  cond = None if name == "sngan" else ld.Conditioning((5, 7), 0.5)
+  size = gen.image_shape[0] + 2
   deformator = LatentDeformator(type="fc", input_dim=128, out_dim=128, inner_dim=8)
   variables = deformator.init(jax.random.key(0), jnp.zeros((1, 128)))
-  grid = ld.deformator_traversal(gen, deformator, variables, gen.sample_z(jax.random.key(1), 1), space="z",
-                                 span=6.0, steps=3, num_directions=2)
-  assert grid.shape == (2 + 2 * 34, 2 + 3 * 34, 3) and grid.dtype == np.uint8
-  assert not np.array_equal(grid[2:34, 2:34], grid[2:34, 70:102])  # −6 and +6 differ
+  z = _common.sample_prior(cond, gen, jax.random.key(1), 1)
+  grid = ld.deformator_traversal(gen, deformator, variables, z, space="z", span=6.0, steps=3, num_directions=2,
+                                 cond=cond)
+  assert grid.shape == (2 + 2 * size, 2 + 3 * size, 3) and grid.dtype == np.uint8
+  assert not np.array_equal(grid[2:size, 2:size], grid[2:size, 2 + 2 * size:3 * size])  # −6 and +6 differ
 
 
 # ---------------------------------------------------------------------------------------------- class-conditional

@@ -64,6 +64,11 @@ def conditioning(gen: generators.Generator, classes: Sequence[int], truncation: 
   return Conditioning(classes, float(truncation))
 
 
+def sample_prior(cond: Conditioning | None, gen: generators.Generator, rng: jax.Array, num: int) -> jax.Array:
+  """z from the generator's prior, or from a class-conditional generator's truncated noise."""
+  return gen.sample_z(rng, num) if cond is None else cond.sample_z(gen, rng, num)
+
+
 def conditioning_record(cond: Conditioning | None) -> dict[str, Any]:
   """What results.json and directions' meta record of a conditioning (nothing for unconditional generators)."""
   return {} if cond is None else {"target_classes": list(cond.target_classes), "truncation": cond.truncation}
@@ -122,8 +127,7 @@ def write_directions(workdir: str, gen: generators.Generator, directions: Direct
   os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
   outputs = {"directions": os.path.join(workdir, "directions.npz")}
   directions.save(outputs["directions"])
-  num, key = int(config.traversal.num_samples), jax.random.key(config.seed)
-  latents = gen.sample_z(key, num) if cond is None else cond.sample_z(gen, key, num)
+  latents = sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
   gen_kwargs = {} if cond is None else cond.picture_kwargs()
   kwargs = {**traversal_kwargs(config, gen, directions), **gen_kwargs}
   outputs["traversal"] = os.path.join(workdir, "images", "traversal.png")

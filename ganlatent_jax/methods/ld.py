@@ -72,10 +72,6 @@ def conditioning(config, gen) -> Conditioning | None:
                               "config.target_classes", "config.truncation")
 
 
-def sample_prior(cond: Conditioning | None, gen, rng: jax.Array, batch: int) -> jax.Array:
-  return gen.sample_z(rng, batch) if cond is None else cond.sample_z(gen, rng, batch)
-
-
 def _render(gen, latents, space: str, cond: Conditioning | None, classes) -> jax.Array:
   return spaces.render(gen, latents, space, **({} if cond is None else cond.gen_kwargs(classes)))
 
@@ -206,7 +202,7 @@ def make_trainer(config, gen, mesh) -> LDTrainer:
 
   def sample_batch(rng) -> Batch:
     z_key, shift_key = jax.random.split(rng)   # as before conditioning existed: unconditional runs reproduce
-    z = sample_prior(cond, gen, z_key, batch)
+    z = _common.sample_prior(cond, gen, z_key, batch)
     target, shifts, basis = make_shifts(shift_key, batch, k, float(config.shift_scale), float(config.min_shift),
                                         config.shift_distribution)
     classes = (jnp.zeros((batch,), jnp.int32) if cond is None
@@ -288,14 +284,10 @@ def reconstructor_accuracy(trainer: LDTrainer, state: LDState, gen, w_avg, seed:
 # Pictures.
 
 @functools.partial(jax.jit, static_argnames=("deformator", "space", "truncation", "cond"))
-def _deformed_images(gen, deformator, d_variables, latents, basis_shift, w_avg, classes, space, truncation, cond):
+def _deformed_images(gen, deformator, d_variables, latents, basis_shift, w_avg, space, truncation, cond):
   base = spaces.to_space(gen, latents, space, truncation, w_avg)
-  return _render(gen, base + deformator.apply(d_variables, basis_shift), space, cond, classes)
-
-
-def picture_classes(cond: Conditioning | None, num: int) -> jax.Array:
-  """Pictures show the first target class (as `Conditioning.picture_kwargs`)."""
-  return jnp.full((num,), 0 if cond is None else cond.target_classes[0], jnp.int32)
+  return spaces.render(gen, base + deformator.apply(d_variables, basis_shift), space,
+                       **({} if cond is None else cond.picture_kwargs()))
 
 
 def deformator_traversal(gen, deformator: LatentDeformator, d_variables, z, *, space: str, span: float, steps: int,
@@ -312,10 +304,8 @@ def deformator_traversal(gen, deformator: LatentDeformator, d_variables, z, *, s
   basis = jnp.asarray(basis.reshape(-1, deformator.input_dim))
   latents = jnp.repeat(jnp.tile(z, (k_count, 1)), steps, axis=0)
   w_avg = jnp.zeros((max(gen.info.w_dim, 1),), jnp.float32) if w_avg is None else w_avg
-  classes = picture_classes(cond, latents.shape[0])
   images = np.concatenate([np.asarray(_deformed_images(gen, deformator, d_variables, latents[i:i + batch_size],
-                                                       basis[i:i + batch_size], w_avg, classes[i:i + batch_size],
-                                                       space, truncation, cond))
+                                                       basis[i:i + batch_size], w_avg, space, truncation, cond))
                            for i in range(0, latents.shape[0], batch_size)])
   images = viz.to_display(images, gen.info.output_range)
   return viz.image_grid(images.reshape(k_count * n, steps, *images.shape[1:]))
@@ -343,7 +333,7 @@ def write_outputs(config, workdir: str, gen, trainer: LDTrainer, state: LDState,
     meta = dict(generator=config.generator, step=int(jax.device_get(state.step)), **_common.conditioning_record(cond))
     directions = ld_import.directions_from_deformator(nets.deformator, variables, space=nets.space, meta=meta)
     return _common.write_directions(workdir, gen, directions, config, max_rendered=shown, cond=cond)
-  latents = sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
+  latents = _common.sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
   logging.info("an %r deformator is non-linear: it has no direction matrix, so no directions.npz is written",
                nets.deformator.type)
   path = os.path.join(workdir, "images", "traversal.png")
@@ -360,7 +350,7 @@ def train(config, workdir: str) -> dict:
   nets = trainer.nets
 
   def image_fn(state):
-    z = sample_prior(trainer.cond, gen, jax.random.key(config.seed), 1)
+    z = _common.sample_prior(trainer.cond, gen, jax.random.key(config.seed), 1)
     return {"traversal": deformator_traversal(
         gen, nets.deformator, deformator_variables(state), z, space=nets.space, span=float(config.traversal.span),
         steps=int(config.traversal.steps), num_directions=min(nets.num_directions, 8),
