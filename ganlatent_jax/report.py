@@ -1,0 +1,38 @@
+"""Writes a run's report.html, and optionally a page comparing several runs.
+
+  python -m ganlatent_jax.report --workdir=W                       # W/report.html
+  python -m ganlatent_jax.report --workdir=W --compare W2 W3 ...   # also W/comparison.html over W, W2, W3, ...
+
+Every run gets its report at the end (and at each checkpoint) anyway; this rebuilds it, e.g. after a re-evaluation,
+and builds the comparison of the seeds of a table. Both pages open from disk without a server or network.
+"""
+from absl import app, flags
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A run's directory (config.json, metrics.json, event files, images).")
+_COMPARE = flags.DEFINE_multi_string(
+    "compare", [], "Other runs to compare with --workdir; `--compare W2 W3` (the words after the first are taken "
+    "as more runs) or `--compare=W2 --compare=W3`.")
+_OUTPUT = flags.DEFINE_string("output", "", "Where the comparison page goes (default: WORKDIR/comparison.html).")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+  import os
+
+  from ganlatent_jax.viz import report
+
+  others = list(_COMPARE.value) + list(argv[1:])
+  if argv[1:] and not _COMPARE.value:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]} (runs to compare follow --compare)")
+  for workdir in [_WORKDIR.value, *others]:
+    if not os.path.isdir(workdir):
+      raise app.UsageError(f"{workdir} is not a directory")
+  print(report.write_report(_WORKDIR.value))
+  if others:
+    output = _OUTPUT.value or os.path.join(_WORKDIR.value, report.COMPARISON_FILE)
+    print(report.write_comparison([_WORKDIR.value, *others], output))
+
+
+if __name__ == "__main__":
+  from ganlatent_jax import cli
+  cli.run(main)

@@ -1,0 +1,463 @@
+"""One HTML report per run (`report.html` in the workdir), the same renderer for every method; comparison pages.
+
+The report reads only what a run leaves in its workdir — config.json, metrics.json / results.json, the TensorBoard
+event files, the PNGs — so it can be rebuilt at any time (`python -m ganlatent_jax.report --workdir=W`), and is
+refreshed during training. It needs no network: training curves are inline SVG, the generator's sample sheet and the
+images logged during training are embedded, and the run's own files are linked relatively (the workdir can be moved
+or copied as a whole).
+
+Sections: the run (method, generator, steps), the generator and its model card summary, the metrics table (one
+column per set of scores, e.g. initial vs refined directions, with the paper's numbers where the config is a paper
+setting), traversal pictures, training curves, the config, and every output file.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import math
+import os
+import pathlib
+import struct
+import urllib.parse
+from typing import Any, Iterable, Mapping, Sequence
+
+REPORT_FILE = "report.html"
+COMPARISON_FILE = "comparison.html"
+
+# Scores shown first, with their usual names; every other number of a set follows under its own key.
+HEADLINE = (("mig", "MIG"), ("factor_vae_eval_accuracy", "FactorVAE"), ("dci_disentanglement", "DCI"),
+            ("beta_vae_eval_accuracy", "β-VAE"), ("encoder_val_r2_mean", "encoder R²"))
+# Sections of metrics.json that hold settings, not scores.
+SETTINGS_SECTIONS = ("evaluation", "config", "outputs")
+# How a set of scores is labelled when it is the usual "before / after" pair of a refining method.
+SET_LABELS = {"init_directions": "init", "directions": "refined"}
+
+# Published numbers for configs that reproduce a paper setting: (method, evaluation dataset, init) → table.
+# SRE (Self-supervised Enhancement of Latent Discovery in GANs), Table 2: 3DShapes StyleGAN2, mean ± std over
+# 5 seeds. The testbed generator is not the paper's generator: these are a reference scale, not a target.
+PAPER_REFERENCES: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("sre", "shapes3d", "sefa"): {
+        "source": "SRE paper, Table 2 (3DShapes, StyleGAN2; 5 seeds)",
+        "sets": {"init_directions": {"mig": "0.22 ± 0.01", "factor_vae_eval_accuracy": "0.86 ± 0.01"},
+                 "directions": {"mig": "0.45 ± 0.06", "factor_vae_eval_accuracy": "0.94 ± 0.02"}}},
+}
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td.name,th.name{text-align:left}pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.85em}
+figure{display:inline-block;margin:.4em 1em .4em 0;vertical-align:top}figcaption{font-size:.85em;color:#555}
+img{image-rendering:pixelated;max-width:100%}.curves{display:flex;flex-wrap:wrap;gap:.6em}
+.muted{color:#777;font-size:.85em}.up{color:#1a7f37}.down{color:#b42318}
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a workdir
+
+
+def read_json(path: str | os.PathLike) -> Any:
+  """A JSON file's contents, or None when it is missing or (being rewritten) unreadable."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def read_events(logdir: str | os.PathLike) -> Iterable[Any]:
+  """TensorBoard Event protos of every event file in `logdir` (TFRecord framing; no TensorFlow needed).
+
+  A file being written may end in a partial record: reading stops there instead of failing.
+  """
+  from tensorboardX.proto import event_pb2
+  for path in sorted(pathlib.Path(logdir).glob("events.out.tfevents.*")):
+    data = path.read_bytes()
+    offset = 0
+    while offset + 12 <= len(data):
+      (length,) = struct.unpack("<Q", data[offset:offset + 8])
+      if offset + 12 + length + 4 > len(data):
+        break
+      event = event_pb2.Event()
+      try:
+        event.ParseFromString(data[offset + 12: offset + 12 + length])
+      except Exception:  # noqa: BLE001 — protobuf's DecodeError; a damaged record ends the file's useful part
+        break
+      offset += 12 + length + 4
+      yield event
+
+
+def read_scalars(logdir: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value), ...]} of every scalar logged to the event files in `logdir`, in step order."""
+  scalars: dict[str, list[tuple[int, float]]] = {}
+  for event in read_events(logdir):
+    for value in event.summary.value:
+      if value.HasField("simple_value"):
+        scalars.setdefault(value.tag, []).append((int(event.step), float(value.simple_value)))
+  return {tag: sorted(points, key=lambda point: point[0]) for tag, points in scalars.items()}
+
+
+def read_latest_images(logdir: str | os.PathLike) -> dict[str, tuple[int, bytes]]:
+  """{tag: (step, PNG bytes)} of the last image logged under each tag."""
+  images: dict[str, tuple[int, bytes]] = {}
+  for event in read_events(logdir):
+    for value in event.summary.value:
+      if value.HasField("image") and (value.tag not in images or event.step >= images[value.tag][0]):
+        images[value.tag] = (int(event.step), bytes(value.image.encoded_image_string))
+  return images
+
+
+def score_sets(payload: Any) -> dict[str, dict[str, float]]:
+  """The sets of scores in a metrics.json payload: {set path: {score: value}}.
+
+  A set is a dict holding at least one float (e.g. 'init_directions', 'directions', a nested generated-domain
+  block); top-level scores form the set ''. Settings sections (SETTINGS_SECTIONS) and lists are left out.
+  """
+  sets: dict[str, dict[str, float]] = {}
+
+  def visit(node: Mapping[str, Any], path: str):
+    numbers = {k: float(v) for k, v in node.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if any(isinstance(v, float) for v in node.values()):
+      sets[path] = numbers
+    for key, value in node.items():
+      if isinstance(value, Mapping) and key not in SETTINGS_SECTIONS:
+        visit(value, f"{path}/{key}" if path else key)
+
+  if isinstance(payload, Mapping):
+    visit(payload, "")
+  return sets
+
+
+def _ordered_scores(sets: Mapping[str, Mapping[str, float]]) -> list[str]:
+  present = {score for values in sets.values() for score in values}
+  headline = [key for key, _ in HEADLINE if key in present]
+  return headline + sorted(present - set(headline))
+
+
+def _score_label(score: str) -> str:
+  return dict(HEADLINE).get(score, score)
+
+
+def _set_label(path: str) -> str:
+  return SET_LABELS.get(path, path or "scores")
+
+
+def _set_order(path: str) -> tuple[int, str]:
+  """init before refined before anything else."""
+  return (list(SET_LABELS).index(path) if path in SET_LABELS else len(SET_LABELS), path)
+
+
+def headline_lines(workdir: str | os.PathLike) -> list[str]:
+  """One line per headline score of the run's metrics.json: 'MIG: 0.153 → 0.201' for init → refined."""
+  sets = score_sets(read_json(os.path.join(workdir, "metrics.json")))
+  lines = []
+  for score, label in HEADLINE:
+    holders = [path for path in sets if score in sets[path]]
+    if not holders:
+      continue
+    if "init_directions" in holders and "directions" in holders:
+      lines.append(f"{label}: {sets['init_directions'][score]:.3f} → {sets['directions'][score]:.3f} "
+                   f"(init → refined)")
+    else:
+      lines.append(f"{label}: " + ", ".join(f"{sets[p][score]:.3f}" + (f" ({_set_label(p)})" if p else "")
+                                           for p in holders))
+  return lines
+
+
+def paper_reference(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+  """The published numbers for a config that reproduces a paper setting (PAPER_REFERENCES), else None."""
+  if not isinstance(config, Mapping):
+    return None
+  evaluation = config.get("evaluation") or {}
+  init = config.get("init") or {}
+  key = (config.get("method"), evaluation.get("dataset") if isinstance(evaluation, Mapping) else None,
+         init.get("method") if isinstance(init, Mapping) else None)
+  return PAPER_REFERENCES.get(key)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTML pieces
+
+def _e(value: Any) -> str:
+  return html.escape(str(value))
+
+
+def _href(path: str) -> str:
+  return urllib.parse.quote(pathlib.PurePath(path).as_posix())
+
+
+def _data_uri(png: bytes) -> str:
+  return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _number(value: float) -> str:
+  return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def svg_curve(points: Sequence[tuple[int, float]], title: str, width: int = 300, height: int = 150) -> str:
+  """An inline SVG line chart of (step, value) points with the value range and the step range written on it."""
+  stride = max(1, len(points) // 600)  # at most ~600 vertices: a long run's curve stays a small file
+  points = [(s, v) for s, v in points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])]
+  finite = [(s, v) for s, v in points if math.isfinite(v)]
+  left, right, top, bottom = 8, 8, 18, 18
+  lo, hi = (min(v for _, v in finite), max(v for _, v in finite)) if finite else (0.0, 1.0)
+  if hi == lo:
+    lo, hi = lo - 0.5, hi + 0.5
+  s_lo, s_hi = min(s for s, _ in points), max(s for s, _ in points)
+  s_span = max(s_hi - s_lo, 1)
+
+  def xy(step, value):
+    return (left + (step - s_lo) / s_span * (width - left - right),
+            top + (hi - value) / (hi - lo) * (height - top - bottom))
+
+  coords = " ".join("%.1f,%.1f" % xy(s, v) for s, v in finite)
+  marker = "" if len(finite) > 1 else "".join('<circle cx="%.1f" cy="%.1f" r="3" fill="#1f6feb"/>' % xy(s, v)
+                                                for s, v in finite)
+  last = points[-1][1]
+  return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+          f'aria-label="{_e(title)}" style="border:1px solid #ddd;background:#fff">'
+          f'<text x="{left}" y="13" font-size="11">{_e(title)} (last {_e(_number(last))})</text>'
+          f'<text x="{width - right}" y="13" font-size="10" text-anchor="end" fill="#777">max {_e(_number(hi))}'
+          f'</text><text x="{width - right}" y="{height - 5}" font-size="10" text-anchor="end" fill="#777">'
+          f'step {s_lo}–{s_hi}, min {_e(_number(lo))}</text>'
+          f'<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{coords}"/>{marker}</svg>')
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], html_cells: bool = False, cls: str = "") -> str:
+  head = "".join(f'<th class="name">{_e(h)}</th>' if i == 0 else f"<th>{_e(h)}</th>" for i, h in enumerate(header))
+  body = "".join("<tr>" + "".join(
+      (f'<td class="name">{c if html_cells else _e(c)}</td>' if i == 0 else f"<td>{c if html_cells else _e(c)}</td>")
+      for i, c in enumerate(row)) + "</tr>" for row in rows)
+  return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def metrics_table(sets: Mapping[str, Mapping[str, float]], reference: Mapping[str, Any] | None = None) -> str:
+  """Scores × sets; with an init/refined pair a Δ column, with a paper reference its numbers beside each set."""
+  if not sets:
+    return '<p class="muted">No scores yet (metrics.json is written when the evaluation finishes).</p>'
+  columns = sorted(sets, key=_set_order)
+  pair = "init_directions" in sets and "directions" in sets
+  ref_sets = (reference or {}).get("sets", {})
+  header = ["score"]
+  for path in columns:
+    header.append(_set_label(path))
+    if path in ref_sets:
+      header.append(f"{_set_label(path)} (paper)")
+  if pair:
+    header.append("Δ refined − init")
+  rows = []
+  for score in _ordered_scores(sets):
+    row = [_e(_score_label(score))]
+    for path in columns:
+      row.append(_e(_number(sets[path][score])) if score in sets[path] else "—")
+      if path in ref_sets:
+        row.append(_e(ref_sets[path].get(score, "—")))
+    if pair:
+      if score in sets["init_directions"] and score in sets["directions"]:
+        delta = sets["directions"][score] - sets["init_directions"][score]
+        row.append(f'<span class="{"up" if delta > 0 else "down" if delta < 0 else ""}">{delta:+.4g}</span>')
+      else:
+        row.append("—")
+    rows.append(row)
+  table = _table(header, rows, html_cells=True, cls="metrics")
+  if reference:
+    table += (f'<p class="muted">Paper: {_e(reference["source"])}. Its generator is not this run\'s: the '
+              f'numbers give the scale of the published result, not a target for a short run.</p>')
+  return table
+
+
+def _generator_section(config: Mapping[str, Any] | None) -> str:
+  from ganlatent_jax.generators.load import CONVERTED_META, TESTBED_DIR
+  name = (config or {}).get("generator", "") if isinstance(config, Mapping) else ""
+  if not name:
+    return '<p class="muted">This run has no generator in its config.</p>'
+  parts = [f"<p><code>{_e(name)}</code></p>"]
+  directory = TESTBED_DIR / name.split(":", 1)[1] if name.startswith("testbed:") else pathlib.Path(name)
+  meta = read_json(directory / CONVERTED_META) if directory.is_dir() else None
+  if isinstance(meta, Mapping):
+    gen_config = meta.get("config", {})
+    facts = {k: gen_config[k] for k in ("family", "size", "style_dim", "n_mlp", "image_channels", "latent_dim",
+                                        "num_classes") if k in gen_config}
+    parts.append(_table(["architecture", "value"], [[k, str(v)] for k, v in facts.items()]))
+  quality = read_json(directory / "quality.json") if directory.is_dir() else None
+  if isinstance(quality, Mapping) and isinstance(quality.get("generated"), Mapping):
+    rows = [[who, _number(quality[who].get("coverage", float("nan"))),
+             _number(quality[who].get("mean_confidence", float("nan")))]
+            for who in ("generated", "real") if isinstance(quality.get(who), Mapping)]
+    parts.append("<p>Model card quality (factor classifier):</p>" +
+                 _table(["images", "coverage", "mean confidence"], rows))
+    if "frechet_distance" in quality:
+      parts.append(f"<p>Fréchet distance (classifier features), real vs generated: "
+                   f"{_e(_number(quality['frechet_distance']))}; real vs real: "
+                   f"{_e(_number(quality.get('frechet_distance_real_vs_real', float('nan'))))}</p>")
+  card = directory / "MODEL_CARD.md"
+  if card.is_file():
+    text = card.read_text()
+    parts.append(f"<details><summary>Model card</summary><pre>{_e(text)}</pre></details>")
+  samples = directory / "samples.png"
+  if samples.is_file():
+    parts.append(f'<figure><img alt="generator samples" src="{_data_uri(samples.read_bytes())}" '
+                 f'style="max-width:420px"><figcaption>samples of the generator</figcaption></figure>')
+  return "".join(parts)
+
+
+def _pictures(workdir: pathlib.Path) -> tuple[str, list[str]]:
+  """Figures of every PNG in the workdir (comparisons and traversals first); also returns their paths."""
+  pngs = sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*.png")
+                if "checkpoints" not in p.relative_to(workdir).parts)
+
+  def rank(path: str) -> tuple[int, str]:
+    name = os.path.basename(path)
+    return (0 if "comparison" in name else 1 if "traversal" in path else 2, path)
+
+  pngs.sort(key=rank)
+  figures = "".join(f'<figure><a href="{_href(p)}"><img alt="{_e(p)}" src="{_href(p)}"></a>'
+                    f"<figcaption>{_e(p)}</figcaption></figure>" for p in pngs)
+  return figures, pngs
+
+
+def _logged_images(workdir: pathlib.Path) -> str:
+  images = read_latest_images(workdir)
+  return "".join(f'<figure><img alt="{_e(tag)}" src="{_data_uri(png)}"><figcaption>{_e(tag)} at step {step}'
+                 f"</figcaption></figure>" for tag, (step, png) in sorted(images.items()))
+
+
+def _curves(workdir: pathlib.Path) -> str:
+  scalars = read_scalars(workdir)
+  if not scalars:
+    return '<p class="muted">No scalars logged yet.</p>'
+  main = [t for t in sorted(scalars) if not t.startswith("perf/")]
+  perf = [t for t in sorted(scalars) if t.startswith("perf/")]
+  html_main = '<div class="curves">' + "".join(svg_curve(scalars[t], t) for t in main) + "</div>"
+  if perf:
+    html_main += ("<details><summary>throughput</summary><div class=\"curves\">" +
+                  "".join(svg_curve(scalars[t], t) for t in perf) + "</div></details>")
+  return html_main
+
+
+def _file_list(workdir: pathlib.Path) -> str:
+  rows = []
+  checkpoints = workdir / "checkpoints"
+  for path in sorted(workdir.rglob("*")):
+    relative = path.relative_to(workdir)
+    if path.is_dir() or relative.parts[0] == "checkpoints" or relative.name.startswith(".") \
+        or relative.name == REPORT_FILE or relative.name.endswith(".tmp"):
+      continue
+    rows.append([f'<a href="{_href(relative.as_posix())}">{_e(relative.as_posix())}</a>',
+                 _e(f"{path.stat().st_size:,} B")])
+  if checkpoints.is_dir():
+    steps = sorted((p.name for p in checkpoints.iterdir() if p.name.isdigit()), key=int)
+    rows.append(['<a href="checkpoints/">checkpoints/</a>', _e("steps " + ", ".join(steps) if steps else "empty")])
+  return _table(["file", "size"], rows, html_cells=True)
+
+
+def _page(title: str, body: str) -> str:
+  return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+          f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>'
+          f"<body>{body}</body></html>\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pages
+
+
+def render_report(workdir: str | os.PathLike) -> str:
+  """The HTML of a run's report (see the module docstring)."""
+  root = pathlib.Path(workdir)
+  config = read_json(root / "config.json")
+  config = config if isinstance(config, Mapping) else {}
+  metrics = read_json(root / "metrics.json")
+  results = read_json(root / "results.json")
+  method = config.get("method", "?")
+  scalars_steps = [s for points in read_scalars(root).values() for s, _ in points]
+  progress = (f"step {max(scalars_steps)} of {config.get('steps', '?')}" if scalars_steps
+              else f"{config.get('steps', '?')} steps configured")
+  finished = (root / "metrics.json").exists() or (root / "results.json").exists()
+  stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+  pictures, _ = _pictures(root)
+  logged = _logged_images(root)
+  body = [f"<h1>{_e(method)} run — {_e(root.resolve().name)}</h1>",
+          f'<p>{_e(progress)}; {"finished" if finished else "in progress"}. Written {_e(stamp)}. '
+          f'<span class="muted">{_e(root.resolve())}</span></p>',
+          "<h2>Metrics</h2>", metrics_table(score_sets(metrics), paper_reference(config)),
+          "<h2>Traversals and pictures</h2>", pictures or '<p class="muted">No pictures written yet.</p>']
+  if logged:
+    body += ["<h3>Logged during training</h3>", logged]
+  body += ["<h2>Training curves</h2>", _curves(root),
+           "<h2>Generator</h2>", _generator_section(config)]
+  if isinstance(results, Mapping):
+    body += ["<h2>results.json</h2>", f"<details><summary>contents</summary><pre>{_e(_brief_json(results))}"
+             f"</pre></details>"]
+  if metrics is not None:
+    body += [f"<details><summary>metrics.json</summary><pre>{_e(_brief_json(metrics))}</pre></details>"]
+  body += ["<h2>Config</h2>", f"<details open><summary>config.json</summary><pre>"
+           f"{_e(json.dumps(config, indent=2, sort_keys=True))}</pre></details>",
+           "<h2>Output files</h2>", _file_list(root)]
+  return _page(f"{method} — {root.resolve().name}", "".join(body))
+
+
+def _brief_json(payload: Any, max_list: int = 12) -> str:
+  """JSON with long lists cut (eigenvalue spectra), for reading on the page; the file itself is linked."""
+  def cut(node):
+    if isinstance(node, list):
+      shown = [cut(v) for v in node[:max_list]]
+      return shown + ([f"… {len(node) - max_list} more"] if len(node) > max_list else [])
+    if isinstance(node, Mapping):
+      return {k: cut(v) for k, v in node.items()}
+    return node
+  return json.dumps(cut(payload), indent=2, sort_keys=True)
+
+
+def write_report(workdir: str | os.PathLike) -> str:
+  """Renders the run's report and writes it atomically to workdir/report.html; returns its path."""
+  from ganlatent_jax import io
+  path = os.path.join(os.fspath(workdir), REPORT_FILE)
+  io.write_text(path, render_report(workdir))
+  return path
+
+
+def render_comparison(workdirs: Sequence[str | os.PathLike], output_dir: str | os.PathLike) -> str:
+  """A page over several runs (e.g. the seeds of a table): headline scores per run and set, mean ± std per set,
+  each run's report and before/after picture linked relative to `output_dir` (where the page is written)."""
+  from ganlatent_jax.metrics.report import format_mean_std
+  runs = []
+  for workdir in dict.fromkeys(os.path.realpath(w) for w in workdirs):  # each run once, in the given order
+    root = pathlib.Path(workdir)
+    if not root.is_dir():
+      raise FileNotFoundError(f"--compare: {workdir} is not a directory")
+    config = read_json(root / "config.json") or {}
+    runs.append((root, config, score_sets(read_json(root / "metrics.json"))))
+  paths = sorted(dict.fromkeys(p for _, _, sets in runs for p in sets), key=_set_order)
+  columns = [(path, score) for path in paths for score, _ in HEADLINE[:4]
+             if any(score in sets.get(path, {}) for _, _, sets in runs)]
+  header = ["run", "method", "seed", "steps"] + [f"{_score_label(s)} ({_set_label(p)})" for p, s in columns]
+  rows, figures = [], []
+  for root, config, sets in runs:
+    link = os.path.relpath(root / REPORT_FILE, output_dir)
+    name = _e(root.name)
+    rows.append([f'<a href="{_href(link)}">{name}</a>', _e(config.get("method", "?")),
+                 _e(config.get("seed", "?")), _e(config.get("steps", "?"))] +
+                [_e(_number(sets[p][s])) if s in sets.get(p, {}) else "—" for p, s in columns])
+    for picture in ("images/traversal_comparison.png", "images/traversal.png", "samples.png"):
+      if (root / picture).exists():
+        figures.append(f'<figure><img alt="{name}" src="{_href(os.path.relpath(root / picture, output_dir))}" '
+                       f'style="max-width:320px"><figcaption>{name}</figcaption></figure>')
+        break
+  summary_row = ["mean ± std", "", "", ""] + [
+      _e(format_mean_std([sets[p][s] for _, _, sets in runs if s in sets.get(p, {})]))
+      for p, s in columns]
+  body = [f"<h1>Comparison of {len(runs)} runs</h1>", "<h2>Scores</h2>",
+          _table(header, rows + [summary_row], html_cells=True, cls="metrics"),
+          '<p class="muted">mean ± sample standard deviation over the runs that have the score.</p>',
+          "<h2>Pictures</h2>", "".join(figures)]
+  return _page(f"comparison of {len(runs)} runs", "".join(body))
+
+
+def write_comparison(workdirs: Sequence[str | os.PathLike], output: str | os.PathLike) -> str:
+  from ganlatent_jax import io
+  output = os.fspath(output)
+  io.write_text(output, render_comparison(workdirs, os.path.dirname(os.path.abspath(output))))
+  return output

@@ -1,0 +1,140 @@
+"""report.html: what a run leaves in its workdir, rendered offline (relative links and embedded pictures only)."""
+import html.parser
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ganlatent_jax import viz
+from ganlatent_jax.training.writer import MetricWriter
+from ganlatent_jax.viz import report
+
+
+class _Page(html.parser.HTMLParser):
+  """Collects what a reader of the page needs: image sources, links, table cells, inline SVG lines."""
+
+  def __init__(self):
+    super().__init__()
+    self.images, self.links, self.cells, self.polylines, self._cell = [], [], [], [], None
+
+  def handle_starttag(self, tag, attrs):
+    attrs = dict(attrs)
+    if tag == "img":
+      self.images.append(attrs["src"])
+    elif tag == "a":
+      self.links.append(attrs["href"])
+    elif tag == "polyline":
+      self.polylines.append(attrs["points"])
+    elif tag in ("td", "th"):
+      self._cell = ""
+
+  def handle_endtag(self, tag):
+    if tag in ("td", "th") and self._cell is not None:
+      self.cells.append(self._cell.strip())
+      self._cell = None
+
+  def handle_data(self, data):
+    if self._cell is not None:
+      self._cell += data
+
+
+def _parse(text):
+  page = _Page()
+  page.feed(text)
+  return page
+
+
+METRICS = {"init_directions": {"mig": 0.125, "factor_vae_eval_accuracy": 0.5, "encoder_val_r2": [0.1, 0.2]},
+           "directions": {"mig": 0.375, "factor_vae_eval_accuracy": 0.75},
+           "evaluation": {"num_train": 64, "dataset": "shapes3d"}, "seed": 0}
+
+
+def _workdir(root: pathlib.Path, metrics=METRICS, config=None) -> pathlib.Path:
+  root.mkdir(parents=True, exist_ok=True)
+  config = config or {"method": "sre", "steps": 20, "generator": "testbed:shapes3d", "init": {"method": "sefa"},
+                      "evaluation": {"dataset": "shapes3d"}}
+  (root / "config.json").write_text(json.dumps(config))
+  if metrics is not None:
+    (root / "metrics.json").write_text(json.dumps(metrics))
+  writer = MetricWriter(root, enabled=True)
+  for step in (10, 20):
+    writer.scalars(step, {"ranker_loss": 1.0 / step, "perf/steps_per_s": 2.0})
+  writer.images(20, {"traversal": np.linspace(0, 1, 8 * 8 * 3).reshape(8, 8, 3)})
+  writer.close()
+  viz.save_png(root / "images" / "traversal_comparison.png", np.zeros((4, 6, 3), np.uint8))
+  (root / "directions.npz").write_bytes(b"x")
+  (root / "checkpoints" / "20").mkdir(parents=True)
+  return root
+
+
+def test_report_links_every_output_relatively_and_embeds_the_rest(tmp_path):
+  root = _workdir(tmp_path / "run")
+  path = report.write_report(root)
+  assert path == os.path.join(root, "report.html")
+  page = _parse(pathlib.Path(path).read_text())
+  relative = [src for src in page.images if not src.startswith("data:image/png;base64,")]
+  assert relative == ["images/traversal_comparison.png"]
+  assert len(page.images) == 3  # + the traversal logged at step 20 + the testbed's sample sheet (embedded)
+  for link in page.links:
+    assert "://" not in link and not link.startswith("/"), link  # nothing outside the workdir, no network
+    assert (root / link).exists(), link
+  assert {"config.json", "metrics.json", "directions.npz", "images/traversal_comparison.png",
+          "checkpoints/"} <= set(page.links)
+  assert "report.html" not in page.links
+  assert len(page.polylines) == 2  # ranker_loss and the throughput curve
+
+
+def test_metrics_table_has_init_refined_delta_and_the_paper_numbers(tmp_path):
+  page = _parse(report.render_report(_workdir(tmp_path / "run")))
+  cells = page.cells
+  header = cells[:cells.index("MIG")]
+  assert header == ["score", "init", "init (paper)", "refined", "refined (paper)", "Δ refined − init"]
+  width = len(header)
+  rows = {cells[i]: cells[i + 1:i + width] for i in range(width, len(cells), width) if cells[i] in ("MIG",
+                                                                                                     "FactorVAE")}
+  assert rows["MIG"] == ["0.125", "0.22 ± 0.01", "0.375", "0.45 ± 0.06", "+0.25"]
+  assert rows["FactorVAE"] == ["0.5", "0.86 ± 0.01", "0.75", "0.94 ± 0.02", "+0.25"]
+
+
+def test_score_sets_skip_settings_and_find_nested_and_top_level_scores():
+  sets = report.score_sets({"mig": 0.5, "step": 3, "factor_vae": {"eval_accuracy": 0.75, "num_active_dims": 2},
+                            "evaluation": {"budget": 0.5}, "directions": {"generated": {"mig": 0.25}},
+                            "flag": True})
+  assert sets == {"": {"mig": 0.5, "step": 3.0}, "factor_vae": {"eval_accuracy": 0.75, "num_active_dims": 2.0},
+                  "directions/generated": {"mig": 0.25}}
+
+
+def test_report_of_a_run_in_progress(tmp_path):
+  root = _workdir(tmp_path / "run", metrics=None, config={"method": "ld", "steps": 100})
+  with open(next(root.glob("events.out.tfevents.*")), "ab") as f:
+    f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00partial")  # a record still being written
+  text = report.render_report(root)
+  assert "step 20 of 100; in progress" in text and "No scores yet" in text
+  assert report.read_scalars(root)["ranker_loss"] == [(10, pytest.approx(0.1)), (20, pytest.approx(0.05))]
+
+
+def test_svg_curve_scales_into_the_box():
+  svg = report.svg_curve([(0, 1.0), (5, float("nan")), (10, 3.0)], "loss", width=100, height=50)
+  points = _parse(svg).polylines[0].split()
+  xs, ys = zip(*(map(float, p.split(",")) for p in points))
+  assert len(points) == 2 and min(xs) == 8 and max(xs) == 92 and max(ys) == 32 and min(ys) == 18
+
+
+def test_command_writes_report_and_comparison(tmp_path):
+  runs = [_workdir(tmp_path / f"seed{i}", metrics={"directions": {"mig": 0.25 * (i + 1)}}) for i in range(3)]
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run([sys.executable, "-m", "ganlatent_jax.report", f"--workdir={runs[0]}", "--compare",
+                           str(runs[1]), str(runs[2])], capture_output=True, text=True, env=env, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (runs[0] / "report.html").exists() and (runs[0] / "comparison.html").exists()
+  page = _parse((runs[0] / "comparison.html").read_text())
+  assert page.links == ["report.html", "../seed1/report.html", "../seed2/report.html"]
+  assert "0.500 ± 0.250" in page.cells  # MIG 0.25, 0.5, 0.75: mean ± sample std
+  bad = subprocess.run([sys.executable, "-m", "ganlatent_jax.report", f"--workdir={tmp_path / 'nope'}"],
+                       capture_output=True, text=True, env=env, timeout=300)
+  assert bad.returncode != 0 and "nope is not a directory" in bad.stderr
