@@ -10,7 +10,7 @@ import pytest
 from conftest import fixture_path
 from ganlatent_jax import generators
 from ganlatent_jax.generators import biggan
-from ganlatent_jax.port import biggan as port_biggan
+from ganlatent_jax.generators.formats import biggan_pretrained as port_biggan
 from ganlatent_jax.port import torch_pickle
 from ganlatent_jax.port.keys import CheckpointKeyError
 

@@ -138,7 +138,7 @@ def test_proggan_accepts_upstream_latent_layout():
 def test_proggan_wrong_key_is_refused_by_name():
   state_dict = torch_pickle.flatten_state_dict(torch_pickle.load_torch_file(fixture_path(PROGGAN)))
   state_dict["features.3.wscale.bias"] = state_dict.pop("features.3.wscale.b")
-  from ganlatent_jax.port import proggan as proggan_format
+  from ganlatent_jax.generators.formats import proggan_gld as proggan_format
   with pytest.raises(CheckpointKeyError, match=r"features\.3\.wscale\.b\b.*features\.3\.wscale\.bias"):
     proggan_format.convert_state_dict(state_dict, "tiny.pth")
 

@@ -17,7 +17,7 @@ from ganlatent_jax import generators
 from ganlatent_jax.generators import stylegan2
 from ganlatent_jax.nets import layers, upfirdn
 from ganlatent_jax.port import CheckpointKeyError, load_torch_file
-from ganlatent_jax.port import stylegan2 as port
+from ganlatent_jax.generators.formats import stylegan2_rosinality as port
 
 CHECKPOINT = "stylegan2/stylegan2_rosinality_s32.pt"
 LEGACY_CHECKPOINT = "legacy/stylegan2_rosinality_s32_legacy.pt"

@@ -47,7 +47,7 @@ UPSTREAM_DEFAULTS: dict[str, Any] = {
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Configuration and the layer plan (shared with the converter in `port/biggan.py`).
+# Configuration and the layer plan (shared with the converter in `generators/formats/biggan_pretrained.py`).
 
 def normalize_config(raw: dict[str, Any]) -> dict[str, Any]:
   """A BigGANConfig dict (config.json or our saved config) → our JSON-serialisable config with 'family'."""

@@ -26,10 +26,10 @@ from ganlatent_jax.generators.base import Generator
 from ganlatent_jax.port import torch_pickle
 
 FORMATS: dict[str, str] = {
-    "stylegan2_rosinality": "ganlatent_jax.port.stylegan2",
-    "biggan_pretrained": "ganlatent_jax.port.biggan",
+    "stylegan2_rosinality": "ganlatent_jax.generators.formats.stylegan2_rosinality",
+    "biggan_pretrained": "ganlatent_jax.generators.formats.biggan_pretrained",
     "sngan_gld": "ganlatent_jax.port.sngan",
-    "proggan_gld": "ganlatent_jax.port.proggan",
+    "proggan_gld": "ganlatent_jax.generators.formats.proggan_gld",
 }
 FAMILIES: dict[str, str] = {
     "stylegan2": "ganlatent_jax.generators.stylegan2",
@@ -37,6 +37,7 @@ FAMILIES: dict[str, str] = {
     "sngan": "ganlatent_jax.generators.sngan",
     "proggan": "ganlatent_jax.generators.proggan",
     "dcgan": "ganlatent_jax.generators.dcgan",
+    "oracle": "ganlatent_jax.generators.oracle",
 }
 CONVERTED_META = "generator.json"
 CONVERTED_VARIABLES = "variables.msgpack"

@@ -5,150 +5,111 @@ Both on-disk layouts of `torch.save` are supported:
   * the legacy stream (PyTorch < 1.6): magic number, protocol, sys info, the object pickle, the list of storage keys,
     then for each key an int64 element count followed by the raw bytes.
 
-The pickle is read by a restricted unpickler: only the handful of globals that tensors, state dicts and plain numpy
-arrays need are resolved, each to our own safe stand-in; any other global (`os.system`, `builtins.eval`, a model
-class, ...) raises `UnsafeCheckpointError` naming it, before anything could run. Tensors come back as numpy arrays.
+The file is treated as hostile. The pickle is run by a restricted unpickler (`_unpickler.py`): only the handful of
+globals that tensors, state dicts and plain numpy arrays need are resolved, each to a stand-in made fresh for this
+load (nothing a file does can change a later load); any other global raises `UnsafeCheckpointError` naming it.
+Storages come only from the archive's records (persistent ids), with sizes checked against the file before any byte
+is read; every tensor view is proven to lie inside its storage (negative strides and offsets included) before it
+is materialised; the bytes a load may allocate are bounded by a budget derived from the file's size; nested and
+shared containers are bounded. Every failure is a `CheckpointError` naming the file and what is wrong.
 """
 from __future__ import annotations
 
-import collections
-import io
+import math
 import os
-import pickle
 import struct
 import zipfile
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-try:  # ml_dtypes ships with jax; only needed for bfloat16 storages.
-  import ml_dtypes
-  _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover
-  _BFLOAT16 = None
+from ganlatent_jax.port._unpickler import (CheckpointError, LoadBudget, RestrictedUnpickler, StorageType, TensorRef,
+                                           UnsafeCheckpointError, to_plain)
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 
 
-class CheckpointError(ValueError):
-  """A checkpoint file that cannot be read: names the file and what is wrong."""
+class _Storage:
+  """A storage read from the file: the only thing a tensor may be built from (the pickle cannot construct one)."""
+
+  __slots__ = ("key", "array")
+
+  def __init__(self, key: str, array: np.ndarray):
+    self.key, self.array = key, array
+
+  def __setstate__(self, state):
+    raise UnsafeCheckpointError("a storage cannot be modified by the pickle")
 
 
-class UnsafeCheckpointError(CheckpointError):
-  """The pickle asks for a global outside the allow-list (it could execute code)."""
+def _ints(value, what: str, source: str) -> tuple[int, ...]:
+  if not isinstance(value, (tuple, list)) or not all(type(v) is int for v in value):
+    raise CheckpointError(f"{source}: tensor {what} must be a tuple of integers, got {value!r:.200}")
+  return tuple(value)
 
 
-_STORAGE_DTYPES = {
-    "FloatStorage": np.dtype(np.float32),
-    "DoubleStorage": np.dtype(np.float64),
-    "HalfStorage": np.dtype(np.float16),
-    "LongStorage": np.dtype(np.int64),
-    "IntStorage": np.dtype(np.int32),
-    "ShortStorage": np.dtype(np.int16),
-    "CharStorage": np.dtype(np.int8),
-    "ByteStorage": np.dtype(np.uint8),
-    "BoolStorage": np.dtype(np.bool_),
-}
-if _BFLOAT16 is not None:
-  _STORAGE_DTYPES["BFloat16Storage"] = _BFLOAT16
+def view_bounds(offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, int]:
+  """The lowest and highest storage element a (non-empty) strided view touches; strides may be negative."""
+  low = offset + sum((n - 1) * s for n, s in zip(size, stride) if s < 0)
+  high = offset + sum((n - 1) * s for n, s in zip(size, stride) if s > 0)
+  return low, high
 
 
-class _StorageType:
-  """Stand-in for `torch.FloatStorage` & co: only carries the dtype."""
-
-  def __init__(self, name: str):
-    self.name = name
-    self.dtype = _STORAGE_DTYPES[name]
-
-
-def _as_strided(storage: np.ndarray, offset: int, size, stride) -> np.ndarray:
-  size = tuple(int(s) for s in size)
-  stride = tuple(int(s) for s in stride)
-  if not size:
-    return np.array(storage[offset])
-  needed = offset + 1 + sum((n - 1) * s for n, s in zip(size, stride) if n > 0)
-  if any(n == 0 for n in size):
+def materialize_view(storage: np.ndarray, offset: Any, size: Any, stride: Any, source: str,
+                     budget: LoadBudget) -> np.ndarray:
+  """A contiguous copy of the strided view `storage[offset + Σ i_k·stride_k]`, after proving it stays inside."""
+  size = _ints(size, "size", source)
+  stride = _ints(stride, "stride", source)
+  if type(offset) is not int:
+    raise CheckpointError(f"{source}: tensor storage offset must be an integer, got {offset!r:.100}")
+  if len(size) != len(stride):
+    raise CheckpointError(f"{source}: tensor size {size} and stride {stride} have different lengths")
+  if any(n < 0 for n in size):
+    raise CheckpointError(f"{source}: negative tensor size {size}")
+  numel = math.prod(size)
+  description = f"tensor of size {size}, stride {stride} at offset {offset}"
+  if numel == 0:
     return np.zeros(size, storage.dtype)
-  if needed > storage.size:
-    raise CheckpointError(f"tensor of size {size} and stride {stride} at offset {offset} reads past its storage "
-                          f"of {storage.size} elements")
+  low, high = view_bounds(offset, size, stride)
+  if low < 0 or high >= storage.size:
+    raise CheckpointError(f"{source}: {description} touches elements {low}..{high}, outside its storage of "
+                          f"{storage.size} elements")
+  budget.charge(numel * storage.itemsize, description)
+  # Safe: every element the view addresses was just proven to lie in [0, storage.size).
   view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
-                                         strides=tuple(s * storage.itemsize for s in stride))
-  return np.ascontiguousarray(view)
+                                         strides=tuple(s * storage.itemsize for s in stride), writeable=False)
+  return np.array(view, order="C")  # (ascontiguousarray would turn a 0-d tensor into 1-d)
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
-  return _as_strided(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad=None, backward_hooks=None, *unused):
+def _read_member(path: str, archive: zipfile.ZipFile, name: str, nbytes: int | None, budget: LoadBudget) -> bytes:
+  """`nbytes` bytes of a zip member (all of it if None), checked against its declared size before decompressing."""
+  try:
+    info = archive.getinfo(name)
+  except KeyError:
+    raise CheckpointError(f"{path}: storage record '{name}' is missing (truncated archive?)") from None
+  if nbytes is None:
+    nbytes = info.file_size
+  elif info.file_size < nbytes:
+    raise CheckpointError(f"{path}: storage record '{name}' has {info.file_size} bytes, expected {nbytes}")
+  budget.charge(nbytes, f"zip member '{name}'")
+  with archive.open(info) as member:
+    data = member.read(nbytes)
+  if len(data) != nbytes:
+    raise CheckpointError(f"{path}: zip member '{name}' holds {len(data)} bytes, expected {nbytes} (truncated)")
   return data
 
 
-class _Namespace(dict):
-  """Stand-in for `argparse.Namespace` (rosinality's train.py saves its args): a plain dict of the attributes."""
-
-  def __setstate__(self, state):
-    self.update(state)
-
-
-def _numpy_reconstruct(cls, shape, dtype_code):
-  if cls is not np.ndarray:
-    raise UnsafeCheckpointError(f"numpy reconstruct of {cls!r} refused")
-  return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+def _storage_pid(pid, length: int, path: str):
+  if not (isinstance(pid, tuple) and len(pid) == length and pid[0] == "storage"):
+    raise CheckpointError(f"{path}: unexpected persistent id {pid!r:.200}")
+  storage_type, key, numel = pid[1], pid[2], pid[4]
+  if not isinstance(storage_type, StorageType):
+    raise CheckpointError(f"{path}: unsupported storage type {storage_type!r:.100}")
+  if not isinstance(key, str) or (length == 5 and (type(numel) is not int or numel < 0)):
+    raise CheckpointError(f"{path}: malformed storage reference {pid!r:.200}")
+  return storage_type.dtype, key, numel
 
 
-def _numpy_scalar(dtype, data=None):
-  return np.frombuffer(data, dtype=dtype)[0] if data is not None else dtype.type()
-
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): slice,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("argparse", "Namespace"): _Namespace,
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-for _name in _STORAGE_DTYPES:
-  _ALLOWED[("torch", _name)] = _StorageType(_name)
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-
-  def __init__(self, file, persistent_load: Callable[[Any], Any], source: str):
-    super().__init__(file, encoding="latin1")
-    self._persistent_load = persistent_load
-    self._source = source
-
-  def find_class(self, module, name):
-    try:
-      return _ALLOWED[(module, name)]
-    except KeyError:
-      raise UnsafeCheckpointError(
-          f"{self._source}: the pickle asks for the global '{module}.{name}', which is not a tensor, state dict or "
-          f"plain container; refusing to load it (it could execute code)") from None
-
-  def persistent_load(self, pid):
-    return self._persistent_load(pid)
-
-
-def _storage_dtype(storage_type, source) -> np.dtype:
-  if isinstance(storage_type, _StorageType):
-    return storage_type.dtype
-  raise CheckpointError(f"{source}: unsupported storage type {storage_type!r}")
-
-
-def _load_zip(path: str, archive: zipfile.ZipFile) -> Any:
+def _load_zip(path: str, archive: zipfile.ZipFile, budget: LoadBudget) -> Any:
   names = archive.namelist()
   pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
   if not pickles:
@@ -156,84 +117,79 @@ def _load_zip(path: str, archive: zipfile.ZipFile) -> Any:
   prefix = pickles[0][: -len("data.pkl")]
   big_endian = False
   if prefix + "byteorder" in names:
-    big_endian = archive.read(prefix + "byteorder").strip() == b"big"
-  storages: dict[str, np.ndarray] = {}
+    big_endian = _read_member(path, archive, prefix + "byteorder", None, budget).strip() == b"big"
+  storages: dict[str, _Storage] = {}
 
   def persistent_load(pid):
-    if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-      raise CheckpointError(f"{path}: unexpected persistent id {pid!r}")
-    _, storage_type, key, _location, numel = pid[:5]
-    dtype = _storage_dtype(storage_type, path)
-    if big_endian:
-      dtype = dtype.newbyteorder(">")
-    if key not in storages:
-      record = f"{prefix}data/{key}"
-      try:
-        raw = archive.read(record)
-      except KeyError:
-        raise CheckpointError(f"{path}: storage record '{record}' is missing (truncated archive?)") from None
-      if len(raw) < numel * dtype.itemsize:
-        raise CheckpointError(f"{path}: storage record '{record}' has {len(raw)} bytes, "
-                              f"expected {numel * dtype.itemsize} ({numel} x {dtype})")
-      storages[key] = np.frombuffer(raw, dtype=dtype, count=numel).astype(dtype.newbyteorder("="))
+    dtype, key, numel = _storage_pid(pid, 5, path)
+    if key in storages:
+      if storages[key].array.dtype != dtype or storages[key].array.size != numel:
+        raise CheckpointError(f"{path}: storage '{key}' is referenced as {numel} x {dtype} and as "
+                              f"{storages[key].array.size} x {storages[key].array.dtype}")
+      return storages[key]
+    raw = _read_member(path, archive, f"{prefix}data/{key}", numel * dtype.itemsize, budget)
+    file_dtype = dtype.newbyteorder(">") if big_endian else dtype.newbyteorder("<")
+    budget.charge(numel * dtype.itemsize, f"storage '{key}'")
+    storages[key] = _Storage(key, np.frombuffer(raw, dtype=file_dtype).astype(dtype))
     return storages[key]
 
-  data = archive.read(pickles[0])
-  return _RestrictedUnpickler(io.BytesIO(data), persistent_load, path).load()
+  def rebuild(storage, offset, size, stride, *unused):
+    if not isinstance(storage, _Storage):
+      raise UnsafeCheckpointError(f"{path}: a tensor's storage must come from the archive, got {storage!r:.100}")
+    return materialize_view(storage.array, offset, size, stride, path, budget)
 
-
-class _DeferredTensor:
-  """A legacy-format tensor: its storage bytes come after the object pickle, so it is built afterwards."""
-
-  def __init__(self, storage_key, offset, size, stride):
-    self.storage_key, self.offset, self.size, self.stride = storage_key, offset, size, stride
+  data = _read_member(path, archive, pickles[0], None, budget)
+  return RestrictedUnpickler(data, len(data), persistent_load, rebuild, path, budget).load()
 
 
 class _LegacyStorageRef:
+  __slots__ = ("key",)
 
   def __init__(self, key):
     self.key = key
 
+  def __setstate__(self, state):
+    raise UnsafeCheckpointError("a storage cannot be modified by the pickle")
 
-def _load_legacy(path: str, handle) -> Any:
+
+def _load_legacy(path: str, handle, file_size: int, budget: LoadBudget) -> Any:
   def refuse_persistent(pid):
-    raise CheckpointError(f"{path}: persistent id {pid!r} in a header pickle")
+    raise CheckpointError(f"{path}: persistent id {pid!r:.100} in a header pickle")
+
+  def refuse_tensor(*args):
+    raise CheckpointError(f"{path}: tensor in a header pickle")
 
   def plain_load():
-    return _RestrictedUnpickler(handle, refuse_persistent, path).load()
+    return RestrictedUnpickler(handle, file_size, refuse_persistent, refuse_tensor, path, budget).load()
 
   magic = plain_load()
   if magic != LEGACY_MAGIC_NUMBER:
-    raise CheckpointError(f"{path}: not a PyTorch checkpoint (bad magic number {magic!r})")
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint (bad magic number {magic!r:.100})")
   protocol_version = plain_load()
   if protocol_version != 1001:
-    raise CheckpointError(f"{path}: unsupported legacy protocol version {protocol_version!r}")
+    raise CheckpointError(f"{path}: unsupported legacy protocol version {protocol_version!r:.100}")
   sys_info = plain_load()
   little_endian = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
 
   storage_dtypes: dict[str, np.dtype] = {}
 
   def persistent_load(pid):
-    if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-      raise CheckpointError(f"{path}: unexpected persistent id {pid!r}")
-    _, storage_type, root_key, _location, _numel, view_metadata = pid
-    if view_metadata is not None:
+    dtype, root_key, _ = _storage_pid(pid, 6, path)
+    if pid[5] is not None:
       raise CheckpointError(f"{path}: legacy storage views are not supported")
-    storage_dtypes[root_key] = _storage_dtype(storage_type, path)
+    if storage_dtypes.setdefault(root_key, dtype) != dtype:
+      raise CheckpointError(f"{path}: storage '{root_key}' is referenced as {dtype} and {storage_dtypes[root_key]}")
     return _LegacyStorageRef(root_key)
 
-  def deferred_rebuild(storage, storage_offset, size, stride, *unused):
-    return _DeferredTensor(storage.key, storage_offset, size, stride)
+  def deferred_rebuild(storage, offset, size, stride, *unused):
+    if not isinstance(storage, _LegacyStorageRef):
+      raise UnsafeCheckpointError(f"{path}: a tensor's storage must come from the file, got {storage!r:.100}")
+    return TensorRef(storage.key, offset, size, stride)
 
-  class _LegacyUnpickler(_RestrictedUnpickler):
-
-    def find_class(self, module, name):
-      if (module, name) in {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}:
-        return deferred_rebuild
-      return super().find_class(module, name)
-
-  result = _LegacyUnpickler(handle, persistent_load, path).load()
+  result = RestrictedUnpickler(handle, file_size, persistent_load, deferred_rebuild, path, budget).load()
   keys = plain_load()
+  if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+    raise CheckpointError(f"{path}: the storage key list is not a list of strings")
   arrays: dict[str, np.ndarray] = {}
   for key in keys:
     header = handle.read(8)
@@ -242,60 +198,60 @@ def _load_legacy(path: str, handle) -> Any:
     (numel,) = struct.unpack("<q" if little_endian else ">q", header)
     if key not in storage_dtypes:
       raise CheckpointError(f"{path}: storage '{key}' is not referenced by the pickle")
+    if key in arrays:
+      raise CheckpointError(f"{path}: storage '{key}' appears twice")
     dtype = storage_dtypes[key]
+    remaining = file_size - handle.tell()
+    if numel < 0 or numel * dtype.itemsize > remaining:
+      raise CheckpointError(f"{path}: storage '{key}' declares {numel} x {dtype} but only {remaining} bytes remain "
+                            f"(truncated file)")
+    budget.charge(2 * numel * dtype.itemsize, f"storage '{key}'")
     raw = handle.read(numel * dtype.itemsize)
     if len(raw) != numel * dtype.itemsize:
       raise CheckpointError(f"{path}: storage '{key}' has {len(raw)} bytes, expected {numel * dtype.itemsize} "
                             f"(truncated file)")
-    file_dtype = dtype if little_endian else dtype.newbyteorder(">")
+    file_dtype = dtype.newbyteorder("<" if little_endian else ">")
     arrays[key] = np.frombuffer(raw, dtype=file_dtype).astype(dtype)
   missing = set(storage_dtypes) - set(arrays)
   if missing:
     raise CheckpointError(f"{path}: storages {sorted(missing)} are missing from the file (truncated)")
 
-  def build(leaf):
-    if isinstance(leaf, _DeferredTensor):
-      return _as_strided(arrays[leaf.storage_key], leaf.offset, leaf.size, leaf.stride)
-    return leaf
+  def build(ref: TensorRef):
+    return materialize_view(arrays[ref.storage_key], ref.offset, ref.size, ref.stride, path, budget)
 
-  return _to_plain(result, build)
+  return to_plain(result, path, budget, build)
 
 
-def _to_plain(obj, leaf=lambda x: x):
-  """OrderedDict → dict, recursively (Namespace stays a dict subclass); `leaf` maps everything else."""
-  if isinstance(obj, _Namespace):
-    return _Namespace({k: _to_plain(v, leaf) for k, v in obj.items()})
-  if isinstance(obj, dict):
-    return {k: _to_plain(v, leaf) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return type(obj)(_to_plain(v, leaf) for v in obj)
-  return leaf(obj)
-
-
-def load_torch_file(path: str | os.PathLike) -> Any:
+def load_torch_file(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
   """Loads a `torch.save` file into plain Python containers of numpy arrays.
 
   Dicts (including OrderedDict state dicts) become dicts; tensors and parameters become numpy arrays with their
   dtype (bfloat16 via ml_dtypes). Raises `UnsafeCheckpointError` for any global outside the allow-list and
-  `CheckpointError` (naming the file) for truncated, corrupt or unknown files.
+  `CheckpointError` (naming the file) for everything else a file can get wrong: truncated, corrupt or unknown
+  files, views outside their storage, sizes beyond what the file can hold, containers nested or shared beyond
+  the bounds. `max_bytes` overrides the allocation budget (default: derived from the file's size,
+  `LoadBudget.for_file`).
   """
   path = os.fspath(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f"checkpoint file not found: {path}")
   try:
+    file_size = os.path.getsize(path)
+    budget = LoadBudget.for_file(path, file_size, max_bytes)
     if zipfile.is_zipfile(path):
       with zipfile.ZipFile(path) as archive:
-        return _to_plain(_load_zip(path, archive))
+        return to_plain(_load_zip(path, archive, budget), path, budget)
     with open(path, "rb") as handle:
       if handle.read(2)[:1] != b"\x80":
         raise CheckpointError(f"{path}: neither a zip archive nor a pickle stream (not a torch.save file)")
       handle.seek(0)
-      return _to_plain(_load_legacy(path, handle))
-  except CheckpointError:
+      return _load_legacy(path, handle, file_size, budget)
+  except CheckpointError as e:
+    if not str(e).startswith(path):  # raised by a stand-in that does not know the file
+      raise type(e)(f"{path}: {e}") from e
     raise
-  except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, struct.error, ValueError, IndexError,
-          TypeError) as e:
-    raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {e})") from e
+  except (Exception, RecursionError, MemoryError) as e:  # noqa: BLE001 — anything a hostile file provokes
+    raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__}: {str(e)[:300]})") from e
 
 
 def flatten_state_dict(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -309,4 +265,5 @@ def flatten_state_dict(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
   return flat
 
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "load_torch_file", "flatten_state_dict"]
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "load_torch_file", "flatten_state_dict", "view_bounds",
+           "LEGACY_MAGIC_NUMBER"]

@@ -59,7 +59,7 @@ def locate(path: str, config_path: str | None = None) -> tuple[str, str]:
     if os.path.isfile(candidate):
       return weights, candidate
   raise FileNotFoundError(f"{path}: BigGAN config.json not found (looked for {candidates}); the up-sampling layout "
-                          f"cannot be read from the weights — pass config_path= to port.biggan.convert")
+                          f"cannot be read from the weights — pass config_path= to generators.formats.biggan_pretrained.convert")
 
 
 def read_upstream_config(config_file: str) -> dict[str, Any]:
