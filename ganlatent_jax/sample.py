@@ -7,6 +7,8 @@ statistics, as in pytorch-pretrained-biggan's README.
 """
 from absl import app, flags
 
+from ganlatent_jax import cli
+
 _GENERATOR = flags.DEFINE_string("generator", None, "Checkpoint, converted directory or testbed:NAME.")
 _OUT = flags.DEFINE_string("out", "samples.png", "PNG to write.")
 _NUM = flags.DEFINE_integer("num", 16, "Number of samples.")
@@ -49,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

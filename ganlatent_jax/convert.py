@@ -1,0 +1,43 @@
+"""Converts an upstream checkpoint into a directory `generators.load` reads without the upstream format.
+
+  python -m ganlatent_jax.port --in=stylegan2-ffhq-config-f.pt --out=converted/ffhq [--format=stylegan2_rosinality]
+
+(`python -m ganlatent_jax.convert` is the same command.) Writes DIR/variables.msgpack (the Flax variables) and
+DIR/generator.json (family, architecture config, source). Nothing from the checkpoint is executed (restricted
+unpickler); mismatched keys are refused by name; NaN/inf weights are refused by name unless --allow_nonfinite.
+--out must be new, empty, or exactly a previous conversion (generator.json + variables.msgpack): it is replaced by
+building the new one beside it and swapping (rename aside, rename in, delete old), never by deleting first.
+"""
+from absl import app, flags
+
+from ganlatent_jax import cli
+
+_IN = flags.DEFINE_string("in", None, "Upstream checkpoint: a .pt/.pth/.bin file or a directory (BigGAN, SN-GAN).")
+_OUT = flags.DEFINE_string("out", None, "Directory to write: new, empty, or a previous conversion (replaced).")
+_FORMAT = flags.DEFINE_string("format", None, "Force a format (default: auto-detect); see generators.load.FORMATS.")
+_ALLOW_NONFINITE = flags.DEFINE_bool("allow_nonfinite", False, "Convert even if some weights are NaN or infinite.")
+flags.mark_flags_as_required(["in", "out"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from ganlatent_jax.generators.load import convert, previous_conversion_problem, save_converted
+
+  problem = previous_conversion_problem(_OUT.value, exact=True)  # checked before the (possibly long) conversion
+  if problem:
+    raise app.UsageError(f"--out={_OUT.value}: {problem}")
+  try:
+    config, variables = convert(_IN.value, format=_FORMAT.value, allow_nonfinite=_ALLOW_NONFINITE.value)
+    save_converted(_OUT.value, config, variables, source=_IN.value, exact=True)
+  except (ValueError, OSError) as e:  # bad input: its message names the file and what is wrong
+    raise SystemExit(f"error: {e}") from e
+  print(f"converted {_IN.value} ({config['family']}) -> {_OUT.value}")
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()
