@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ganlatent_jax import parallel
+from ganlatent_jax import console, parallel
 from ganlatent_jax.directions import spaces
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.generators.base import Generator
@@ -68,7 +68,7 @@ def generate_labelled_images(gen: Generator, directions: Directions, rng: jax.Ar
     return jnp.round(images * 255).astype(jnp.uint8), latents @ jnp.asarray(directions.matrix)
 
   images, coefficients = [], []
-  for i, start in enumerate(range(0, num, batch_size)):
+  for i, start in enumerate(console.progress(range(0, num, batch_size), f"rendering {num} images", unit="batch")):
     z = gen.sample_z(jax.random.fold_in(rng, i), min(batch_size, num - start))
     x, c = render(gen, z)
     images.append(np.asarray(x))
@@ -120,12 +120,16 @@ def train_encoder(images: np.ndarray, targets: np.ndarray, val_images: np.ndarra
 
   order_rng = np.random.RandomState(np.asarray(jax.random.key_data(data_rng))[-1] % (2 ** 31))
   loss = np.nan
+  bar = console.progress(total=config.steps, desc="encoder training", unit="step")
   for _ in range(config.steps):
     idx = order_rng.randint(0, len(images), config.batch_size)
     x, y = parallel.shard_batch((images[idx], standardized[idx]), mesh)
     params, opt_state, loss = step(params, opt_state, x, y)
     # One step in flight at a time: queued sharded steps on simulated CPU devices can starve a collective's threads.
     loss = float(loss)
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+  bar.close()
   encoder = TrainedEncoder(module, jax.device_get(params), mean, std, np.zeros(targets.shape[1]), float(loss))
   predicted = encoder.represent_fn()(val_images.astype(np.float32) / 255.0)
   val_standardized = (val_targets - mean) / std
@@ -144,28 +148,33 @@ def evaluate_directions(gen: Generator, directions: Directions, dataset, config:
   w_avg = None
   if config.truncation is not None and directions.space != "z":
     w_avg = spaces.mean_w(gen, mean_rng)
-  images, targets = generate_labelled_images(gen, directions, train_rng, config.num_train,
-                                             config.render_batch_size, config.truncation, w_avg)
-  val_images, val_targets = generate_labelled_images(gen, directions, val_rng, config.num_val,
-                                                     config.render_batch_size, config.truncation, w_avg)
-  encoder = train_encoder(images, targets, val_images, val_targets, config, encoder_rng, mesh)
+  with console.phase(f"encoder on generated images ({directions.num_directions} directions)"):
+    images, targets = generate_labelled_images(gen, directions, train_rng, config.num_train,
+                                               config.render_batch_size, config.truncation, w_avg)
+    val_images, val_targets = generate_labelled_images(gen, directions, val_rng, config.num_val,
+                                                       config.render_batch_size, config.truncation, w_avg)
+    encoder = train_encoder(images, targets, val_images, val_targets, config, encoder_rng, mesh)
   represent = encoder.represent_fn()
   results: dict[str, Any] = {"encoder_val_r2": encoder.val_r2.tolist(),
                              "encoder_val_r2_mean": float(np.mean(encoder.val_r2)),
                              "encoder_final_loss": encoder.final_loss}
   if "mig" in config.metrics:
-    results.update(disentanglement.mig(dataset, represent, random_state, num_train=config.mig_num_train))
+    with console.phase("MIG"):
+      results.update(disentanglement.mig(dataset, represent, random_state, num_train=config.mig_num_train))
   if "factor_vae" in config.metrics:
-    fv = disentanglement.factor_vae_score(
-        dataset, represent, random_state, num_train=config.factor_vae_num_train,
-        num_eval=config.factor_vae_num_eval, num_variance_estimate=config.factor_vae_num_variance_estimate)
+    with console.phase("FactorVAE score"):
+      fv = disentanglement.factor_vae_score(
+          dataset, represent, random_state, num_train=config.factor_vae_num_train,
+          num_eval=config.factor_vae_num_eval, num_variance_estimate=config.factor_vae_num_variance_estimate)
     results.update({f"factor_vae_{k}": v for k, v in fv.items()})
   if "dci" in config.metrics:
-    d = disentanglement.dci(dataset, represent, random_state, num_train=config.dci_num_train,
-                            num_test=config.dci_num_test)
+    with console.phase("DCI"):
+      d = disentanglement.dci(dataset, represent, random_state, num_train=config.dci_num_train,
+                              num_test=config.dci_num_test)
     results.update({f"dci_{k}": v for k, v in d.items()})
   if "beta_vae" in config.metrics:
-    b = disentanglement.beta_vae_score(dataset, represent, random_state, num_train=config.beta_vae_num_train,
-                                       num_eval=config.beta_vae_num_eval)
+    with console.phase("β-VAE score"):
+      b = disentanglement.beta_vae_score(dataset, represent, random_state, num_train=config.beta_vae_num_train,
+                                         num_eval=config.beta_vae_num_eval)
     results.update({f"beta_vae_{k}": v for k, v in b.items()})
   return results
