@@ -27,6 +27,8 @@ setup(
         "chex>=0.1.86",
     ],
     extras_require={
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5"],
+        # selenium drives Debian's chromium/chromium-driver in the browser tests (skipped without them); pdoc
+        # builds the API reference in a test.
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "selenium>=4.20", "pdoc>=14"],
     },
 )

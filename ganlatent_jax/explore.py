@@ -159,7 +159,8 @@ async function update() {
   if (busy) { pending = true; return; }
   busy = true;
   try {
-    const response = await fetch("/render?" + query());
+    const q = query();
+    const response = await fetch("/render?" + q);
     if (!response.ok) { $("status").textContent = await response.text(); return; }
     const blob = await response.blob();
     const old = $("image").src;
@@ -167,6 +168,7 @@ async function update() {
     if (old.startsWith("blob:")) URL.revokeObjectURL(old);
     rendered += 1;
     $("image").dataset.rendered = rendered;
+    $("image").dataset.query = q;  // what the shown image is of (tests wait for it)
     $("status").textContent = "rendered in " + response.headers.get("X-Render-Ms") + " ms";
   } finally {
     busy = false;
