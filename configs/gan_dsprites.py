@@ -24,5 +24,7 @@ def get_config():
   c.d_lr = 0.0002
   c.beta1 = 0.5
   c.r1_gamma = 10.0   # Mescheder et al.'s R1 weight: binary sprites give D sharp, easily overfit edges
+  c.pl_weight = 0.0    # path length and style mixing need a W space; the DCGAN family has none
+  c.style_mixing = 0.0
   c.steps = 60000     # ~26 min alone on 2 cores; 20000 → 60000 took the Fréchet distance from 1951 to 892
   return c

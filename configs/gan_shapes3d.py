@@ -35,4 +35,10 @@ def get_config():
   c.r1_gamma = 0.1
   c.r1_every = 16
   c.ema_decay = 0.999
+  # StyleGAN2's own regularisers (rosinality's train.py defaults): they shape W, where SeFa and SRE work.
+  c.pl_weight = 2.0                 # path-length regularisation, 0 = off
+  c.pl_every = 4
+  c.pl_batch_shrink = 2
+  c.pl_decay = 0.01
+  c.style_mixing = 0.9              # probability of a two-w batch with a random crossover layer, 0 = off
   return c

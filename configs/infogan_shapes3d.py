@@ -19,6 +19,7 @@ def add_infogan(c, num_codes):
   c.infogan = ml_collections.ConfigDict(dict(num_codes=num_codes, code_prior="uniform", mi_weight=1.0,
                                              learn_std=False))
   c.discriminator.aux_hidden = 128
+  c.style_mixing = 0.0   # a mixed image no longer shows one code: InfoGAN's Q could not read it back
   # MIG / FactorVAE of the Q-head representation at the end (disentanglement_lib uses 10000 / 10000 / 5000 points).
   c.eval = ml_collections.ConfigDict(dict(seed=0, mig_num_points=10000, factor_vae_batch_size=64,
                                           factor_vae_num_train=10000, factor_vae_num_eval=5000,
