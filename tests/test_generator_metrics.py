@@ -9,7 +9,7 @@ from conftest import fixture_path
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.generators.base import Generator, GeneratorInfo
 from ganlatent_jax.metrics import generator_metrics as gm
-from ganlatent_jax.nets.lpips import lpips_from_vgg_state_dict
+from ganlatent_jax.port.lpips import lpips_from_vgg_state_dict
 from ganlatent_jax.port.torch_pickle import flatten_state_dict, load_torch_file
 
 SIZE = 16

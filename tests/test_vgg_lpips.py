@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import fixture_path
-from ganlatent_jax.nets import lpips as lpips_lib
-from ganlatent_jax.nets.lpips import LPIPS, bilinear_resize_matrix, lpips_distance, lpips_from_vgg_state_dict
+from ganlatent_jax.nets import lpips as lpips_net
+from ganlatent_jax.nets.lpips import LPIPS, bilinear_resize_matrix, lpips_distance
 from ganlatent_jax.nets.vgg import VGG, adaptive_avg_pool_matrix, build_vgg
 from ganlatent_jax.port.keys import CheckpointKeyError
-from ganlatent_jax.port.lpips import convert_lpips_heads, load_lpips_heads, shipped_heads_path
+from ganlatent_jax.port import lpips as lpips_lib  # LPIPS from files (nets.lpips reads none)
+from ganlatent_jax.port.lpips import convert_lpips_heads, load_lpips_heads, lpips_from_vgg_state_dict, shipped_heads_path
 from ganlatent_jax.port.torch_pickle import flatten_state_dict, load_torch_file
 from ganlatent_jax.port.torchvision import convert_vgg, load_vgg
 
@@ -191,8 +192,8 @@ def test_lpips_vgg_matches_lpips_package(recipe_lpips):
 def test_lpips_vgg_intermediates_match_lpips_package(recipe_lpips):
   io = np.load(fixture_path("lpips/lpips_vgg_detail32.npz"))
   x, y = nhwc(io["in0"]), nhwc(io["in1"])
-  np.testing.assert_allclose(nchw(lpips_lib.scale_inputs(x)), io["in0_scaled"], **TOL)
-  np.testing.assert_allclose(nchw(lpips_lib.scale_inputs(y)), io["in1_scaled"], **TOL)
+  np.testing.assert_allclose(nchw(lpips_net.scale_inputs(x)), io["in0_scaled"], **TOL)
+  np.testing.assert_allclose(nchw(lpips_net.scale_inputs(y)), io["in1_scaled"], **TOL)
 
   @jax.jit
   def run(model, x, y):
@@ -251,7 +252,7 @@ def test_load_lpips_explains_where_vgg16_comes_from(monkeypatch, tmp_path):
   lpips_lib._default_lpips.cache_clear()
   monkeypatch.delenv(lpips_lib.VGG16_PATH_ENV, raising=False)
   with pytest.raises(FileNotFoundError, match=r"vgg16-397923af\.pth.*GANLATENT_VGG16_PATH"):
-    lpips_distance(jnp.zeros((1, 16, 16, 3)), jnp.zeros((1, 16, 16, 3)))
+    lpips_lib.default_lpips()
   monkeypatch.setenv(lpips_lib.VGG16_PATH_ENV, str(tmp_path / "nowhere.pth"))
   with pytest.raises(FileNotFoundError, match=r"\$GANLATENT_VGG16_PATH points to .*nowhere\.pth"):
     lpips_lib.load_lpips()

@@ -74,7 +74,7 @@ def prepare_images(images: jax.Array, output_range: tuple[float, float] = (-1.0,
 def _split_distance(distance_fn: Optional[DistanceFn]) -> tuple[Any, Callable]:
   """(traced part, apply(traced, x, y)). A pytree callable (LPIPS) travels as a jit argument; a function is static."""
   if distance_fn is None:
-    from ganlatent_jax.nets.lpips import default_lpips
+    from ganlatent_jax.port.lpips import default_lpips
     distance_fn = default_lpips()
   if jax.tree_util.all_leaves([distance_fn]):  # a plain function (a single non-array leaf)
     return None, _StaticDistance(distance_fn)

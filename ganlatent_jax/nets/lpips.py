@@ -10,13 +10,12 @@ For images x, y (NHWC, in [-1, 1]):
      align_corners=False), summed over layers.
 
 The backbone must be torchvision's ImageNet VGG16 (`vgg16-397923af.pth`) for the distances to mean what the
-published heads were trained for; it cannot be shipped or downloaded here, so `load_lpips` takes its path (argument
-or `GANLATENT_VGG16_PATH`). The heads ship with the package (ganlatent_jax/assets/lpips, BSD-2-Clause).
+published heads were trained for; it cannot be shipped or downloaded here. This module reads no file: the network
+is built from converted weights (`make_lpips`); `ganlatent_jax.port.lpips.load_lpips` reads the VGG16 (argument or
+`GANLATENT_VGG16_PATH`) and the heads shipped with the package (ganlatent_jax/assets/lpips, BSD-2-Clause).
 """
 from __future__ import annotations
 
-import functools
-import os
 from typing import Any, Optional, Sequence
 
 import flax
@@ -25,10 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganlatent_jax.nets.layers import conv2d
-from ganlatent_jax.nets.vgg import VGG, build_vgg, tap_names
+from ganlatent_jax.nets.vgg import VGG, tap_names
 
-VGG16_PATH_ENV = "GANLATENT_VGG16_PATH"
-VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 # lpips' ScalingLayer constants (v0.1), exactly as float32 like the registered torch buffers.
 SCALING_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
 SCALING_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
@@ -126,72 +123,29 @@ class LPIPS:
     return (total, jnp.stack(terms)) if return_per_layer else total
 
 
-def lpips_from_vgg_state_dict(vgg_state_dict: dict[str, np.ndarray], source: str, *, version: str = "0.1",
-                              heads: Optional[Sequence[np.ndarray]] | str = "shipped") -> LPIPS:
-  """LPIPS from a flat torchvision VGG state dict. `heads`: "shipped" (lpips 0.1.4 vgg heads of `version`), a
-  sequence of (C,) arrays, or None for the baseline (lpips=False)."""
-  from ganlatent_jax.port.lpips import load_lpips_heads, shipped_heads_path
-  from ganlatent_jax.port.torchvision import convert_vgg
-
+def make_lpips(backbone: VGG, vgg_variables: Any, heads: Optional[Sequence[np.ndarray]], *, version: str = "0.1",
+               source: str = "VGG") -> LPIPS:
+  """LPIPS from an already converted VGG (module + variables) and head weights (one (C,) vector per tap, or None
+  for the baseline). Reads no file: `ganlatent_jax.port.lpips.load_lpips` reads torchvision's VGG16 and the
+  shipped heads and calls this."""
   if version not in ("0.0", "0.1"):
     raise ValueError(f"LPIPS version must be '0.0' or '0.1', got {version!r}")
-  config, variables = convert_vgg(vgg_state_dict, source, keep_classifier=False)
-  backbone = build_vgg(config)
   widths = tuple(block[-1] for block in backbone.block_widths)
-  if isinstance(heads, str):
-    if heads != "shipped":
-      raise ValueError(f"heads must be 'shipped', a sequence of arrays or None, got {heads!r}")
-    heads = load_lpips_heads(shipped_heads_path("vgg", version), channels=widths)
   if heads is not None:
     heads = tuple(jnp.asarray(h, jnp.float32).reshape(-1) for h in heads)
     if tuple(h.shape[0] for h in heads) != widths:
       raise ValueError(f"LPIPS head widths {tuple(h.shape[0] for h in heads)} do not match the VGG taps {widths} "
                        f"of {source}")
-  variables = jax.tree_util.tree_map(jnp.asarray, variables)
+  variables = jax.tree_util.tree_map(jnp.asarray, vgg_variables)
   return LPIPS(vgg_variables=variables, heads=heads, backbone=backbone, version=version)
 
 
-def resolve_vgg16_path(vgg16_path: Optional[str | os.PathLike] = None) -> str:
-  """The torchvision VGG16 file: the argument, else $GANLATENT_VGG16_PATH; a clear error if neither exists."""
-  path = vgg16_path if vgg16_path is not None else os.environ.get(VGG16_PATH_ENV)
-  if not path:
-    raise FileNotFoundError(
-        "LPIPS needs torchvision's ImageNet-pretrained VGG16 weights, which are not shipped with ganlatent_jax and "
-        f"are not downloaded automatically. Get `vgg16-397923af.pth` (torchvision VGG16_Weights.IMAGENET1K_V1, "
-        f"{VGG16_URL}; also in ~/.cache/torch/hub/checkpoints/ after any torchvision use) and pass its path as "
-        f"`vgg16_path=` or set the environment variable {VGG16_PATH_ENV}.")
-  if not os.path.isfile(path):
-    source = "vgg16_path" if vgg16_path is not None else f"${VGG16_PATH_ENV}"
-    raise FileNotFoundError(f"{source} points to {str(path)!r}, which is not a file (expected torchvision's "
-                            f"vgg16-397923af.pth, {VGG16_URL})")
-  return str(path)
-
-
-def load_lpips(vgg16_path: Optional[str | os.PathLike] = None, *, version: str = "0.1",
-               heads: Optional[Sequence[np.ndarray]] | str = "shipped") -> LPIPS:
-  """LPIPS-VGG from torchvision's `vgg16-397923af.pth` (see `resolve_vgg16_path`) and the shipped heads."""
-  from ganlatent_jax.port.torch_pickle import flatten_state_dict, load_torch_file
-
-  path = resolve_vgg16_path(vgg16_path)
-  return lpips_from_vgg_state_dict(flatten_state_dict(load_torch_file(path)), path, version=version, heads=heads)
-
-
-@functools.lru_cache(maxsize=2)
-def _default_lpips(path: str) -> LPIPS:
-  return load_lpips(path)
-
-
-def default_lpips() -> LPIPS:
-  """The v0.1 LPIPS-VGG with the VGG16 from $GANLATENT_VGG16_PATH, loaded once per process."""
-  return _default_lpips(resolve_vgg16_path())
-
-
-def lpips_distance(x: jax.Array, y: jax.Array, model: Optional[LPIPS] = None, *, normalize: bool = False,
+def lpips_distance(x: jax.Array, y: jax.Array, model: LPIPS, *, normalize: bool = False,
                    spatial: bool = False, return_per_layer: bool = False):
   """LPIPS distance between NHWC image batches in [-1, 1] (`normalize=True`: inputs in [0, 1]).
 
-  `model` defaults to `default_lpips()`. Inside `jax.jit`, pass `model` as an argument so its weights are traced
-  arrays rather than constants baked into the program. See `LPIPS.__call__` for the outputs.
+  `model`: an `LPIPS` (e.g. `ganlatent_jax.port.lpips.default_lpips()`, which reads the VGG16 named by
+  $GANLATENT_VGG16_PATH). Inside `jax.jit`, pass `model` as an argument so its weights are traced arrays rather than
+  constants baked into the program. See `LPIPS.__call__` for the outputs.
   """
-  model = default_lpips() if model is None else model
   return model(x, y, normalize=normalize, spatial=spatial, return_per_layer=return_per_layer)
