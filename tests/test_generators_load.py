@@ -144,3 +144,8 @@ def test_stylegan2_with_a_billion_mapping_layers_is_refused_before_tracing(tmp_p
   _edit_meta(converted, lambda m: m["config"].update(n_mlp=10**9))
   with pytest.raises(ValueError, match=rf"{converted}/generator\.json: config\.n_mlp = 1000000000 must be"):
     load.load(converted)
+
+
+def test_large_seeds_are_not_mistaken_for_sizes(converted):
+  _edit_meta(converted, lambda m: m["config"].update(seed=2**40))  # dcgan ignores it; a bound must not refuse it
+  load._read_converted(converted)

@@ -168,7 +168,7 @@ CONFIG_BOUNDS: dict[str, tuple[type, float, float]] = {
     "size": (int, 4, 4096), "style_dim": (int, 1, 8192), "n_mlp": (int, 0, 64), "channel_multiplier": (int, 1, 64),
     "image_channels": (int, 1, 16), "out_channels": (int, 1, 16), "latent_dim": (int, 1, 16384),
     "z_dim": (int, 1, 16384), "kernel_size": (int, 1, 15), "num_classes": (int, 0, 100_000),
-    "lr_mlp": (float, 1e-8, 1e4),
+    "lr_mlp": (float, 1e-8, 1e4), "seed": (int, 0, 2**64 - 1),
 }
 MAX_CONFIG_INT = 1 << 16  # any other integer in a config (widths, counts) stays below this
 MAX_CONFIG_LIST = 64  # lists (layer tables, channel tables) are at most this long
@@ -185,6 +185,7 @@ def _check_config_value(value: Any, key: str, where: str, depth: int = 0) -> Non
     if not ok_type or not low <= value <= high:
       raise ValueError(f"{where}: config.{key} = {value!r:.60} must be {'an integer' if kind is int else 'a number'} "
                        f"in [{low}, {high}]")
+    return
   if isinstance(value, dict):
     for k, v in value.items():
       _check_config_value(v, f"{key}.{k}", where, depth + 1)
