@@ -6,8 +6,11 @@ setup(
     version="0.1.0",
     description=("Find, refine and measure interpretable directions in GAN latent spaces "
                  "(SRE, LatentCLR, PS-SC, UD-GAN, continuous factors) with JAX/Flax."),
-    packages=find_packages(include=["ganlatent_jax", "ganlatent_jax.*"]),
-    package_data={"ganlatent_jax": ["assets/*", "assets/**/*"]},
+    # The repository's configs/ ships inside the wheel as ganlatent_jax/configs (`--config=sre_3dshapes` resolves to
+    # it from any directory; see ganlatent_jax/config_files.py). configs/ stays the one source.
+    packages=find_packages(include=["ganlatent_jax", "ganlatent_jax.*"]) + ["ganlatent_jax.configs"],
+    package_dir={"ganlatent_jax.configs": "configs"},
+    package_data={"ganlatent_jax": ["assets/*", "assets/**/*"], "ganlatent_jax.configs": ["*.py"]},
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=[
@@ -28,7 +31,7 @@ setup(
     ],
     extras_require={
         # selenium drives Debian's chromium/chromium-driver in the browser tests (skipped without them); pdoc
-        # builds the API reference in a test.
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "selenium>=4.20", "pdoc>=14"],
+        # builds the API reference in a test; build + wheel make the wheel that a test installs into a fresh venv.
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "selenium>=4.20", "pdoc>=14", "build>=1.0", "wheel>=0.40"],
     },
 )

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _SHORT_FORMAT = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
@@ -133,9 +133,8 @@ def format_seconds(seconds: float) -> str:
   return f"{hours} h {minutes:02d} min"
 
 
-@contextlib.contextmanager
-def phase(name: str) -> Iterator[None]:
-  """Logs the start and the end (with wall time) of a phase and records it for `summary`; phases nest."""
+def start_phase(name: str) -> Callable[[], float]:
+  """Starts a timed phase without a `with` block; the returned function ends it (once) and returns its seconds."""
   global _phase_depth
   log = logging.getLogger("ganlatent_jax")
   log.info("%s …", name)
@@ -143,12 +142,26 @@ def phase(name: str) -> Iterator[None]:
   _phase_records.append(record)
   _phase_depth += 1
   start = time.perf_counter()
+
+  def end() -> float:
+    global _phase_depth
+    if record[2] is None:
+      _phase_depth -= 1
+      record[2] = time.perf_counter() - start
+      log.info("%s: %s", name, format_seconds(record[2]))
+    return record[2]
+
+  return end
+
+
+@contextlib.contextmanager
+def phase(name: str) -> Iterator[None]:
+  """Logs the start and the end (with wall time) of a phase and records it for `summary`; phases nest."""
+  end = start_phase(name)
   try:
     yield
   finally:
-    _phase_depth -= 1
-    record[2] = time.perf_counter() - start
-    log.info("%s: %s", name, format_seconds(record[2]))
+    end()
 
 
 def phase_times() -> list[PhaseTime]:

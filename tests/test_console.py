@@ -102,8 +102,10 @@ def test_phases_nest_in_start_order_and_the_summary_lists_them(tmp_path):
   with console.phase("evaluation"):
     with console.phase("mig"):
       pass
+    end = console.start_phase("dci")
+    assert end() == end()  # ends once
   times = console.phase_times()
-  assert [(t.name, t.depth) for t in times] == [("training", 0), ("evaluation", 0), ("mig", 1)]
+  assert [(t.name, t.depth) for t in times] == [("training", 0), ("evaluation", 0), ("mig", 1), ("dci", 1)]
   (tmp_path / "metrics.json").write_text(json.dumps({
       "init_directions": {"mig": 0.1, "factor_vae_eval_accuracy": 0.5},
       "directions": {"mig": 0.25, "factor_vae_eval_accuracy": 0.75}, "evaluation": {"num_train": 10}}))

@@ -138,3 +138,19 @@ def test_command_writes_report_and_comparison(tmp_path):
   bad = subprocess.run([sys.executable, "-m", "ganlatent_jax.report", f"--workdir={tmp_path / 'nope'}"],
                        capture_output=True, text=True, env=env, timeout=300)
   assert bad.returncode != 0 and "nope is not a directory" in bad.stderr
+
+
+@pytest.mark.parametrize("config,found", [
+    ({"method": "sre", "evaluation": {"dataset": "shapes3d"}, "init": {"method": "sefa"}}, True),
+    ({"method": "sre", "evaluation": {"dataset": {"name": "shapes3d", "source": "procedural"}},
+      "init": {"method": "sefa"}}, True),
+    ({"method": "sre", "evaluation": {"dataset": {"name": "shapes3d"}}, "init": {"method": "random"}}, False),
+    ({"method": "sefa", "evaluation": {"enabled": False}}, False),
+    ({}, False),
+    (None, False),
+])
+def test_paper_reference_only_for_the_paper_setting(config, found):
+  reference = report.paper_reference(config)
+  assert (reference is not None) is found
+  if found:
+    assert reference["sets"]["directions"]["mig"] == "0.45 ± 0.06"

@@ -171,11 +171,15 @@ def paper_reference(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
   """The published numbers for a config that reproduces a paper setting (PAPER_REFERENCES), else None."""
   if not isinstance(config, Mapping):
     return None
-  evaluation = config.get("evaluation") or {}
-  init = config.get("init") or {}
-  key = (config.get("method"), evaluation.get("dataset") if isinstance(evaluation, Mapping) else None,
-         init.get("method") if isinstance(init, Mapping) else None)
-  return PAPER_REFERENCES.get(key)
+
+  def name_of(section: Any, key: str) -> str:
+    value = section.get(key) if isinstance(section, Mapping) else None
+    if isinstance(value, Mapping):  # e.g. evaluation.dataset = {name, source}
+      value = value.get("name")
+    return str(value)
+
+  return PAPER_REFERENCES.get((str(config.get("method")), name_of(config.get("evaluation"), "dataset"),
+                               name_of(config.get("init"), "method")))
 
 
 # ---------------------------------------------------------------------------------------------------------------
