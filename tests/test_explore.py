@@ -105,3 +105,14 @@ def test_testbed_image_renders_in_under_200_ms():
     explorer.png(i, np.linspace(-2, 2, 10) * (i % 3), 0.6 + i / 50)
     times.append(time.perf_counter() - start)
   assert np.median(times) < 0.2, times
+
+
+def test_class_conditional_generator_gets_a_class_field(fixtures):
+  gen = generators.load(fixtures("biggan/biggan_tiny"))  # a tiny BigGAN-deep with upstream's layout
+  explorer = explore.Explorer(gen, dirs.random(gen.latent_dim, 2, jax.random.key(1)))
+  page = explore.page(explorer, "tiny BigGAN", truncation=0.4, span=2.0, class_id=3)
+  assert f'id="class_id" min="0" max="{gen.info.num_classes - 1}" value="3"' in page
+  first = explorer.image(0, [0.5, 0.0], 0.4, class_id=0)
+  assert not np.array_equal(first, explorer.image(0, [0.5, 0.0], 0.4, class_id=1))
+  with pytest.raises(ValueError, match=f"class {gen.info.num_classes} is not in"):
+    explorer.image(0, None, 0.4, class_id=gen.info.num_classes)
