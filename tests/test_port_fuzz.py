@@ -55,4 +55,4 @@ def test_fuzz_reader_quick(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_fuzz_reader_long(tmp_path, seed):
-  _fuzz(tmp_path, seed=seed, count=1500, cpu_seconds=900)
+  _fuzz(tmp_path, seed=seed, count=4000, cpu_seconds=900)
