@@ -132,13 +132,14 @@ class Explorer:
 _PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>ganlatent_jax explorer</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222;display:flex;gap:2em;flex-wrap:wrap}
+#controls{max-width:34em}h3{overflow-wrap:anywhere;font-size:1em}
 #view img{width:384px;height:384px;image-rendering:pixelated;border:1px solid #ccc;background:#eee}
 .row{display:flex;align-items:center;gap:.5em;margin:.15em 0}.row label{width:7em}.row output{width:3.5em}
 input[type=range]{width:260px}.muted{color:#777;font-size:.85em}button{margin:.3em .3em .3em 0}
 </style></head><body>
 <div id="view"><img id="image" alt="generated image"><p class="muted" id="status">…</p>
 <button id="resample">Resample latent</button><button id="reset">Reset sliders</button></div>
-<div><h3 style="margin-top:0">__TITLE__</h3>
+<div id="controls"><h3 style="margin-top:0">__TITLE__</h3>
 <div class="row"><label for="truncation">truncation ψ</label><input type="range" id="truncation" min="0.05" max="1"
  step="0.05" value="__TRUNCATION__"><output id="truncation_value">__TRUNCATION__</output></div>
 __CLASS_ROW__
@@ -258,8 +259,13 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   generator, directions_path = _GENERATOR.value, _DIRECTIONS.value
   if _WORKDIR.value:
-    with open(os.path.join(_WORKDIR.value, "config.json")) as f:
-      generator = generator or json_lib.load(f).get("generator", "")
+    config_path = os.path.join(_WORKDIR.value, "config.json")
+    if not generator:
+      if not os.path.isfile(config_path):
+        raise app.UsageError(f"--workdir={_WORKDIR.value} has no config.json to take the generator from; "
+                             f"give --generator")
+      with open(config_path) as f:
+        generator = json_lib.load(f).get("generator", "")
     directions_path = directions_path or os.path.join(_WORKDIR.value, "directions.npz")
   if not generator or not directions_path:
     raise app.UsageError("give --workdir, or --generator and --directions")

@@ -48,6 +48,7 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str 
 
 def screenshot(driver, tmp_path, name: str, full_page: bool = True) -> str:
   """Saves a PNG of the page (whole page height when `full_page`); copied to $GANLATENT_SCREENSHOT_DIR if set."""
+  driver.execute_script("window.scrollTo(0, 0)")
   if full_page:
     height = driver.execute_script("return document.documentElement.scrollHeight")
     width = driver.execute_script("return window.innerWidth")

@@ -116,3 +116,14 @@ def test_class_conditional_generator_gets_a_class_field(fixtures):
   assert not np.array_equal(first, explorer.image(0, [0.5, 0.0], 0.4, class_id=1))
   with pytest.raises(ValueError, match=f"class {gen.info.num_classes} is not in"):
     explorer.image(0, None, 0.4, class_id=gen.info.num_classes)
+
+
+def test_command_names_what_is_missing(tmp_path):
+  import os
+  import subprocess
+  import sys
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run([sys.executable, "-m", "ganlatent_jax.explore", f"--workdir={tmp_path}", "--port=0"],
+                          capture_output=True, text=True, env=env, timeout=300)
+  assert result.returncode != 0 and "has no config.json to take the generator from" in result.stderr
