@@ -169,7 +169,7 @@ def main(argv=None):
   args = parse_args(argv)
   if args.cpu_settings:
     from ganlatent_jax import platform
-    platform.apply_cpu_settings()  # before jax starts its backend (also done by `import ganlatent_jax`)
+    platform.apply_cpu_settings()  # before jax starts its backend
   import jax
   from harness import report, time_steps
 

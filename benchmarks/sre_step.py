@@ -30,27 +30,26 @@ def main(argv=None):
   parser.add_argument("--warmup", type=int, default=2)
   args = parser.parse_args(argv)
 
+  from ganlatent_jax import platform
+  platform.apply_cpu_settings()   # as the commands do (importing the package does not)
   import jax
   from harness import report, time_steps
 
+  from ganlatent_jax import cli, parallel
   from ganlatent_jax import directions as dirs
-  from ganlatent_jax import parallel
-  from ganlatent_jax.directions import spaces
-  from ganlatent_jax.generators import stylegan2
+  from ganlatent_jax.generators import sampling, stylegan2
   from ganlatent_jax.methods import sre
   from ganlatent_jax.training import loop
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
-  import sre_3dshapes
 
   config = stylegan2.make_config(SIZE, style_dim=512, n_mlp=3, channels=stylegan2.constant_channels(SIZE, 64))
   gen = stylegan2.build(config, stylegan2.init_variables(config, jax.random.key(0)), "benchmark")
-  c = sre_3dshapes.get_config()
+  c = cli.load_config(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "sre_3dshapes.py"))
   c.batch_size, c.num_directions, c.truncation, c.init.method, c.space = args.batch, K, 0.8, "random", "w"
   mesh = parallel.make_mesh(1)
   initial = dirs.random(512, K, jax.random.key(1), space="w")
-  w_avg = spaces.mean_w(gen, jax.random.key(2), 4096)  # once, not per step
-  step = sre.make_train_step(c, gen, initial, mesh, w_avg)
-  state = loop.init_or_restore(sre.init(c, gen, initial, gen.image_shape), 0, mesh, None)
+  sampler = sampling.make_sampler(gen, truncation=0.8, rng=jax.random.key(2))  # w̄ once, not per step
+  init_fn, step = sre.make(c, sampler, initial, mesh)
+  state = loop.init_or_restore(init_fn, 0, mesh, None)
   holder = [state]
   keys = iter(jax.random.split(jax.random.key(3), args.warmup + args.steps))
 

@@ -1,20 +1,26 @@
-"""Measures a generator (and optionally directions found by a method) and writes metrics.json in the workdir.
+"""Evaluates a run, or measures a generator, and writes metrics.json in the workdir.
 
-  python -m ganlatent_jax.evaluate --config=configs/evaluate_tpl_stylegan2.py --workdir=DIR [--config.key=value ...]
+  python -m ganlatent_jax.evaluate --config=configs/<method>_<data>.py --workdir=RUN_DIR [--config.key=value ...]
+  python -m ganlatent_jax.evaluate --config=configs/evaluate_3dshapes.py --workdir=DIR [--config.key=value ...]
 
-`config.evaluation` is a comma-separated list of:
-  * `tpl`   — Traversal Perceptual Length (PS-SC) over `config.directions` (z dimensions by default);
+A method's own config (`config.method` in `ganlatent_jax.methods.REGISTRY`) runs that method's
+`evaluate(config, workdir)` on the finished run in the workdir — the same config (and overrides) that trained it.
+
+A generator-metrics config (`config.method = ''`, configs/evaluate_3dshapes.py) measures `config.generator`:
+`config.evaluation.metrics` is a tuple of
+  * `tpl`   — Traversal Perceptual Length (PS-SC) over `config.directions` ('' = the z dimensions, or a
+              directions.npz), W truncated by `config.truncation` (None = none) for W directions;
   * `ppl_z`, `ppl_w` — Perceptual Path Length (StyleGAN) in Z / in W;
-  * `fid`   — Fréchet Inception Distance of generated images to `config.fid.reference` (a pytorch-fid statistics
-              .npz with `mu`/`sigma`, or `dataset:NAME` for a dataset of `ganlatent_jax.data`);
-  * `method` — whatever `evaluate(config, workdir)` of the method module `config.method` returns (the default for a
-              method's own config, which has no `evaluation` key: `--config=configs/sefa_stylegan2.py`).
-`config.directions` is '' (the generator's z dimensions), a directions.npz, or 'method' (the directions that
-`config.method`'s `evaluate(config, workdir)` returns, e.g. of a SeFa run in the same workdir).
-LPIPS needs torchvision's VGG16 (`config.lpips.vgg16_path` or $GANLATENT_VGG16_PATH); FID needs an Inception-v3 file
-(`config.fid.inception`: torchvision `inception_v3_google-*.pth` or pytorch-fid `pt_inception-2015-12-05-*.pth`).
+  * `fid`   — Fréchet Inception Distance of the run's samples (`generators.sampling`) to
+              `config.evaluation.protocol.fid.reference` (a pytorch-fid statistics .npz with `mu`/`sigma`, or
+              `dataset:NAME` for a dataset of `ganlatent_jax.data`);
+with each metric's settings in `config.evaluation.protocol.<tpl|ppl|fid|lpips>`. LPIPS needs torchvision's VGG16
+(`protocol.lpips.vgg16_path` or $GANLATENT_VGG16_PATH); FID needs an Inception-v3 file (`protocol.fid.inception`:
+torchvision `inception_v3_google-*.pth` or pytorch-fid `pt_inception-2015-12-05-*.pth`).
 The config is locked, as for `ganlatent_jax.main`.
 """
+from __future__ import annotations
+
 import os
 import time
 
@@ -23,57 +29,32 @@ from ml_collections import config_flags
 
 from ganlatent_jax import cli
 
-KINDS = ("tpl", "ppl_z", "ppl_w", "fid", "method")
+GENERATOR_METRICS = ("tpl", "ppl_z", "ppl_w", "fid")
+STREAMS = dict(metrics=0)   # key(seed): each metric folds in its index in GENERATOR_METRICS
 
 
-def parse_kinds(spec: str) -> list[str]:
-  kinds = [k.strip() for k in (spec or "").split(",") if k.strip()]
-  unknown = [k for k in kinds if k not in KINDS]
-  if not kinds or unknown:
-    raise ValueError(f"config.evaluation={spec!r}: expected a comma-separated list of {list(KINDS)}")
-  return kinds
+def check_metrics(metrics) -> tuple[str, ...]:
+  metrics = tuple(metrics)
+  unknown = [k for k in metrics if k not in GENERATOR_METRICS]
+  if not metrics or unknown:
+    raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty tuple of {list(GENERATOR_METRICS)}")
+  return metrics
 
 
-def _method_results(config, workdir, cache: dict):
-  from ganlatent_jax import methods
-  if "method" not in cache:
-    module = methods.get(config.get("method"))
-    if not hasattr(module, "evaluate"):
-      raise ValueError(f"method {config.method!r} has no evaluate(config, workdir)")
-    cache["method"] = module.evaluate(config, workdir)
-  return cache["method"]
-
-
-def _jsonable(value):
-  from ganlatent_jax.directions.base import Directions
-  if isinstance(value, Directions):
-    return dict(space=value.space, latent_dim=value.latent_dim, num_directions=value.num_directions,
-                layers=value.layers, meta=value.meta)
-  if isinstance(value, dict):
-    return {k: _jsonable(v) for k, v in value.items()}
-  return value
-
-
-def _directions(config, workdir, cache):
+def _directions(config, gen):
   from ganlatent_jax import directions as directions_lib
   from ganlatent_jax.methods._common import parse_layers
+  tpl = config.evaluation.protocol.tpl
   spec = config.get("directions", "")
-  if not spec:
-    directions = None
-  elif spec == "method":
-    directions = _method_results(config, workdir, cache).get("directions")
-    if directions is None:
-      raise ValueError(f"config.directions='method': {config.method}.evaluate returned no 'directions'")
-  else:
-    directions = directions_lib.load(spec)
-  dims = parse_layers(config.tpl.get("dims", "all"))
+  directions = directions_lib.load(spec) if spec else None
+  dims = parse_layers(tpl.get("dims", "all"))
   if dims is not None:
     import numpy as np
     from ganlatent_jax.directions.base import Directions
-    directions = directions or Directions(np.eye(cache["gen"].latent_dim, dtype=np.float32), "z")
+    directions = directions or Directions(np.eye(gen.latent_dim, dtype=np.float32), "z")
     bad = [d for d in dims if not 0 <= d < directions.num_directions]
     if bad:
-      raise ValueError(f"config.tpl.dims={config.tpl.dims!r}: {bad} out of range for "
+      raise ValueError(f"config.evaluation.protocol.tpl.dims={tpl.dims!r}: {bad} out of range for "
                        f"{directions.num_directions} directions")
     directions = directions.select(dims)
   return directions
@@ -81,42 +62,47 @@ def _directions(config, workdir, cache):
 
 def _distance(config, cache):
   if "lpips" not in cache:
-    from ganlatent_jax.nets import lpips
-    heads = config.lpips.get("heads", "shipped")
+    from ganlatent_jax.port import lpips  # reads the VGG16 file and the shipped heads
+    section = config.evaluation.protocol.lpips
+    heads = section.get("heads", "shipped")
     if heads not in ("shipped", "none"):
-      raise ValueError(f"config.lpips.heads={heads!r}: 'shipped' (lpips 0.1.4 heads) or 'none' (baseline)")
-    cache["lpips"] = lpips.load_lpips(config.lpips.get("vgg16_path") or None, version=config.lpips.version,
+      raise ValueError(f"config.evaluation.protocol.lpips.heads={heads!r}: 'shipped' (lpips 0.1.4 heads) or 'none' "
+                       f"(baseline)")
+    cache["lpips"] = lpips.load_lpips(section.get("vgg16_path") or None, version=section.version,
                                       heads=None if heads == "none" else "shipped")
   return cache["lpips"]
 
 
-def _generated_images(gen, rng, num, batch_size):
-  """NHWC images in [0, 1] (clipped, as FID tools read 8-bit images) of `num` z ~ N(0, I)."""
+def _generated_images(sampler, rng, num, batch_size):
+  """NHWC images in [0, 1] (clipped, as FID tools read 8-bit images) of `num` samples of the run's sampler."""
   import jax
   import jax.numpy as jnp
-  from ganlatent_jax.directions.spaces import render_jit
-  low, high = gen.info.output_range
+  low, high = sampler.gen.info.output_range
   for start in range(0, num, batch_size):
-    z = gen.sample_z(jax.random.fold_in(rng, start), min(batch_size, num - start))
-    yield jnp.clip((render_jit(gen, z, "z") - low) / (high - low), 0.0, 1.0)
+    images = sampler.images(jax.random.fold_in(rng, start), min(batch_size, num - start))
+    yield jnp.clip((images - low) / (high - low), 0.0, 1.0)
 
 
-def _fid(config, gen, rng, workdir):
+def _fid(config, sampler, rng, workdir):
   import numpy as np
+  from ganlatent_jax import io
   from ganlatent_jax.metrics import generator_metrics as gm
   from ganlatent_jax.nets.inception import compute_features
   from ganlatent_jax.port.inception import load_inception
-  cfg = config.fid
+  cfg = config.evaluation.protocol.fid
   if not cfg.inception:
-    raise ValueError("config.fid.inception is empty: give a torchvision inception_v3_google-*.pth or a pytorch-fid "
-                     "pt_inception-2015-12-05-*.pth file")
+    raise ValueError("config.evaluation.protocol.fid.inception is empty: give a torchvision "
+                     "inception_v3_google-*.pth or a pytorch-fid pt_inception-2015-12-05-*.pth file")
   if not cfg.reference:
-    raise ValueError("config.fid.reference is empty: give a statistics .npz (mu, sigma) or 'dataset:NAME'")
+    raise ValueError("config.evaluation.protocol.fid.reference is empty: give a statistics .npz (mu, sigma) or "
+                     "'dataset:NAME'")
   model = load_inception(cfg.inception, variant=cfg.get("variant") or None)
   features = np.concatenate([compute_features(model, images, batch_size=int(cfg.batch_size))
-                             for images in _generated_images(gen, rng, int(cfg.num_samples), int(cfg.batch_size))])
+                             for images in _generated_images(sampler, rng, int(cfg.num_samples),
+                                                             int(cfg.batch_size))])
   mu, sigma = gm.feature_statistics(features)
-  np.savez(os.path.join(workdir, "fid_generated_stats.npz"), mu=mu, sigma=sigma)
+  with io.open_atomic(os.path.join(workdir, "fid_generated_stats.npz")) as f:
+    np.savez(f, mu=mu, sigma=sigma)
   if cfg.reference.startswith("dataset:"):
     from ganlatent_jax import data
     dataset = data.get_dataset(cfg.reference.split(":", 1)[1])
@@ -131,57 +117,66 @@ def _fid(config, gen, rng, workdir):
               variant=model.module.variant, reference=cfg.reference)
 
 
-def evaluate(config, workdir: str) -> dict:
-  """Runs every metric of `config.evaluation`; writes and returns the metrics.json payload."""
+def generator_metrics(config, workdir: str) -> dict:
+  """Runs every metric of `config.evaluation.metrics` on `config.generator`; writes and returns metrics.json."""
   import jax
   import numpy as np
-  from ganlatent_jax.methods._common import load_generator, write_json
+  from ganlatent_jax import io
+  from ganlatent_jax.methods import _common
   from ganlatent_jax.metrics import generator_metrics as gm
 
+  metrics = check_metrics(config.evaluation.metrics)
+  protocol = config.evaluation.protocol
   os.makedirs(workdir, exist_ok=True)
-  # A method's own config (no `evaluation` key) runs that method's evaluate.
-  kinds = parse_kinds(config.get("evaluation", "method" if config.get("method") else ""))
+  gen = _common.load_generator(config)
+  sampler = _common.make_sampler(config, gen, dict(w_avg=1))
+  payload: dict = {"evaluation": list(metrics), "generator": gen.info.source, "seconds": {}}
   cache: dict = {}
-  payload: dict = {"evaluation": kinds, "seconds": {}}
-  needs_generator = any(k != "method" for k in kinds)
-  if needs_generator:
-    cache["gen"] = gen = load_generator(config)
-    payload["generator"] = gen.info.source
-  rng = jax.random.key(int(config.seed))
-  for index, kind in enumerate(kinds):
+  rng = _common.stream(config, STREAMS, "metrics")
+  for index, kind in enumerate(metrics):
     start = time.time()
-    kind_rng = jax.random.fold_in(rng, KINDS.index(kind))
-    if kind == "method":
-      payload["method"] = _jsonable(_method_results(config, workdir, cache))
-    elif kind == "tpl":
-      t = config.tpl
-      truncation = float(t.get("truncation", 1.0))
+    kind_rng = jax.random.fold_in(rng, GENERATOR_METRICS.index(kind))
+    if kind == "tpl":
+      t = protocol.tpl
       payload["tpl"] = gm.traversal_perceptual_length(
           gen, kind_rng, num_traversals=int(t.num_traversals), points_per_dim=int(t.points_per_dim),
           bound=float(t.bound) or None, relative=bool(t.relative), active_threshold=float(t.active_threshold),
-          directions=_directions(config, workdir, cache), crop=bool(t.crop), distance_fn=_distance(config, cache),
-          batch_size=int(t.batch_size), truncation=None if truncation == 1.0 else truncation)
+          directions=_directions(config, gen), crop=bool(t.crop), distance_fn=_distance(config, cache),
+          batch_size=int(t.batch_size), truncation=sampler.truncation)
     elif kind in ("ppl_z", "ppl_w"):
-      p = config.ppl
+      p = protocol.ppl
       result = gm.perceptual_path_length(
           gen, kind_rng, space=kind[-1], num_samples=int(p.num_samples), epsilon=float(p.epsilon),
           sampling=p.sampling, crop=bool(p.crop), distance_fn=_distance(config, cache), batch_size=int(p.batch_size))
-      np.save(os.path.join(workdir, f"{kind}_distances.npy"), np.asarray(result.pop("distances")))
+      with io.open_atomic(os.path.join(workdir, f"{kind}_distances.npy")) as f:
+        np.save(f, np.asarray(result.pop("distances")))
       payload[kind] = result
     elif kind == "fid":
-      payload["fid"] = _fid(config, gen, kind_rng, workdir)
+      payload["fid"] = _fid(config, sampler, kind_rng, workdir)
     payload["seconds"][kind] = round(time.time() - start, 3)
-    logging.info("%s done (%d/%d) in %.1fs", kind, index + 1, len(kinds), payload["seconds"][kind])
-  write_json(os.path.join(workdir, "metrics.json"), payload)
+    logging.info("%s done (%d/%d) in %.1fs", kind, index + 1, len(metrics), payload["seconds"][kind])
+  _common.write_json(os.path.join(workdir, "metrics.json"), payload)
   return payload
+
+
+def evaluate(config, workdir: str) -> dict:
+  """A method config: `REGISTRY[config.method].evaluate(config, workdir)`; a generator-metrics config (no method):
+  `generator_metrics(config, workdir)`. Both write workdir/metrics.json."""
+  from ganlatent_jax import methods
+  if config.get("method"):
+    return methods.get(config.method).evaluate(config, workdir)
+  if "evaluation" not in config or "protocol" not in config.evaluation:
+    raise ValueError("the config has neither config.method (a method's run) nor config.evaluation.protocol "
+                     "(generator metrics: see configs/evaluate_3dshapes.py)")
+  return generator_metrics(config, workdir)
 
 
 def _define_flags():
   """Defined when run as a program only, so `evaluate()` can be imported next to `ganlatent_jax.main`."""
   config = config_flags.DEFINE_config_file(
-      "config", None, "Path to an evaluation config (configs/evaluate_*.py); override fields with --config.a.b=v.",
-      lock_config=True)
-  workdir = flags.DEFINE_string("workdir", None, "Directory for metrics.json (and a method run's outputs).")
+      "config", None, "A method's config (configs/<method>_<data>.py) or a generator-metrics config "
+      "(configs/evaluate_*.py); override fields with --config.a.b=v.", lock_config=True)
+  workdir = flags.DEFINE_string("workdir", None, "The run's directory (metrics.json is written there).")
   flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
 
@@ -192,7 +187,8 @@ def run():
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    evaluate(config.value, workdir.value)
+    metrics = evaluate(config.value, workdir.value)
+    logging.info("metrics.json written in %s: %s", workdir.value, sorted(metrics))
 
   cli.run(main)
 

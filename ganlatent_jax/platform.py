@@ -1,7 +1,8 @@
-"""CPU performance settings the library applies to its process — all of them here, in one place.
+"""CPU performance settings the library's commands apply to their process — all of them here, in one place.
 
-`apply_cpu_settings()` runs when `ganlatent_jax` is imported (before jax creates its CPU backend, which reads
-XLA_FLAGS only once). It is idempotent, never removes or overrides a flag already in XLA_FLAGS (a flag the user or
+`apply_cpu_settings()` is called by the entry points (`cli.run`, before jax creates its CPU backend, which reads
+XLA_FLAGS only once), never on import: `import ganlatent_jax` leaves the process as it was. A program using the
+library as a package calls it itself, first thing, to get the same speed. It is idempotent, never removes or overrides a flag already in XLA_FLAGS (a flag the user or
 tests set, e.g. `--xla_force_host_platform_device_count=8`, wins), and does nothing when
 `GANLATENT_JAX_CPU_SETTINGS=0` or when JAX_PLATFORMS excludes the CPU.
 
@@ -70,8 +71,8 @@ def apply_cpu_settings() -> None:
   merged = merged_xla_flags(os.environ.get("XLA_FLAGS", ""), XLA_CPU_FLAGS)
   if merged != os.environ.get("XLA_FLAGS", "").strip():
     if _backend_started():
-      warnings.warn("ganlatent_jax was imported after jax started its backend: its CPU XLA flags "
-                    f"({XLA_CPU_FLAGS}) are not applied; import ganlatent_jax first or set XLA_FLAGS yourself.")
+      warnings.warn("ganlatent_jax.platform.apply_cpu_settings() ran after jax started its backend: its CPU XLA "
+                    f"flags ({XLA_CPU_FLAGS}) are not applied; call it first or set XLA_FLAGS yourself.")
     else:
       os.environ["XLA_FLAGS"] = merged
   _keep_freed_memory()

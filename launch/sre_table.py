@@ -9,7 +9,7 @@ workdir under --out; a run whose metrics.json exists is skipped, so the script r
 the table is always recomputed from the files. Rows:
   SeFa / SeFa + SRE      sefa/seedS:    SRE from SeFa (the config's default); 'SeFa' is its init_directions entry
   random / random + SRE  random/seedS:  SRE from random orthonormal directions drawn with seed S
-  LD / LD + SRE          ld/seedS:      LD (configs/ld_stylegan2.py, K linear directions in W, --ld_steps steps, seed S),
+  LD / LD + SRE          ld/seedS:      LD (configs/ld_3dshapes.py, K linear directions in W, --ld_steps steps, seed S),
                          ld_sre/seedS:  then SRE from its directions.npz
   ablation e = 3, 10     e3/seedS, e10/seedS: SeFa init, config.shift_range = e (e = 1 is the sefa row)
   SeFa + SRE, N steps    sefa_N/seedS (--long_steps=N): the sefa row trained longer
@@ -39,8 +39,9 @@ ABLATION_RANGES = (1.0, 3.0, 10.0)
 
 # The table's scores only (DCI's trees and β-VAE's 64-pair points would double each run's evaluation time), with
 # 1000 FactorVAE votes (500 to evaluate: ±0.022 binomial noise at accuracy 0.5) and a 1000-step encoder.
-TABLE_EVALUATION = ('--config.evaluation.metrics=("mig","factor_vae")', "--config.evaluation.batch_metric_points=1000",
-                    "--config.evaluation.encoder_steps=1000")
+TABLE_EVALUATION = ('--config.evaluation.metrics=("mig","factor_vae")',
+                    "--config.evaluation.protocol.factor_vae_num_train=1000",
+                    "--config.evaluation.protocol.factor_vae_num_eval=500", "--config.evaluation.protocol.steps=1000")
 
 
 def sre_command(workdir: str, seed: int, steps: int, overrides: list[str]) -> list[str]:
@@ -50,11 +51,12 @@ def sre_command(workdir: str, seed: int, steps: int, overrides: list[str]) -> li
 
 
 def ld_command(workdir: str, seed: int, steps: int, k: int) -> list[str]:
-  return [sys.executable, "-m", "ganlatent_jax.main", "--config=configs/ld_stylegan2.py", f"--workdir={workdir}",
+  return [sys.executable, "-m", "ganlatent_jax.main", "--config=configs/ld_3dshapes.py", f"--workdir={workdir}",
           f"--config.seed={seed}", f"--config.steps={steps}", f"--config.num_directions={k}",
           "--config.deformator.type=linear",   # ortho needs K = dim(W); SRE orthonormalizes its init anyway
           "--config.progress_bar=False", f"--config.checkpoint_every={max(steps // 4, 1)}",
-          "--config.eval_batches=20"]   # LD's own reconstructor-accuracy report only; the table uses SRE's protocol
+          "--config.evaluation.accuracy_batches=20",   # LD's own reconstructor-accuracy report only: the
+          "--config.evaluation.enabled=False"]          # table scores LD's directions with SRE's protocol
 
 
 class Run(NamedTuple):

@@ -8,6 +8,11 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_cpu_collective_call_terminate_timeout_seconds=600").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# The library's CPU settings, as its commands apply them (importing the package does not).
+from ganlatent_jax import platform  # noqa: E402
+
+platform.apply_cpu_settings()
+
 import pathlib  # noqa: E402
 
 import pytest  # noqa: E402

@@ -3,23 +3,23 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from conftest import fixture_path
+from ganlatent_jax import cli, methods
 from ganlatent_jax import evaluate as evaluate_lib
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.metrics import generator_metrics as gm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(REPO, "configs", "evaluate_tpl_stylegan2.py")
+CONFIG = os.path.join(REPO, "configs", "evaluate_3dshapes.py")
 STYLEGAN2 = str(fixture_path("stylegan2/stylegan2_rosinality_s32.pt"))
 TINY_VGG = str(fixture_path("torchvision/tv_vgg16_tiny.pth"))
 # A tiny run: the s32 StyleGAN2 fixture, LPIPS baseline on the width-reduced VGG16 fixture (real heads need VGG16).
-TINY = [f"--config.generator={STYLEGAN2}", f"--config.lpips.vgg16_path={TINY_VGG}", "--config.lpips.heads=none",
-        "--config.tpl.dims=0-1", "--config.tpl.num_traversals=2", "--config.tpl.points_per_dim=3",
-        "--config.ppl.num_samples=4", "--config.ppl.batch_size=4"]
+TINY = [f"--config.generator={STYLEGAN2}", f"--config.evaluation.protocol.lpips.vgg16_path={TINY_VGG}"]
 
 
 def _evaluate(*args, timeout=300):
@@ -29,26 +29,17 @@ def _evaluate(*args, timeout=300):
                         timeout=timeout, env=env, cwd=REPO)
 
 
-def tiny_config(**overrides):
-  config = evaluate_lib_config()
-  config.generator, config.lpips.vgg16_path, config.lpips.heads = STYLEGAN2, TINY_VGG, "none"
-  config.tpl.update(dict(dims="0-1", num_traversals=2, points_per_dim=3))
-  config.ppl.update(dict(num_samples=4, batch_size=4))
+def tiny_config(metrics=("tpl",), **overrides):
+  config = cli.load_config(CONFIG + ":quick")
+  config.generator, config.evaluation.protocol.lpips.vgg16_path = STYLEGAN2, TINY_VGG
+  config.evaluation.metrics = metrics
   for key, value in overrides.items():
     config[key] = value
   return config
 
 
-def evaluate_lib_config():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("evaluate_config", CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def test_cli_writes_metrics_json(tmp_path):
-  result = _evaluate(f"--config={CONFIG}", f"--workdir={tmp_path}", "--config.evaluation=tpl,ppl_w", *TINY)
+  result = _evaluate(f"--config={CONFIG}:quick", f"--workdir={tmp_path}", "--config.evaluation.metrics=('tpl','ppl_w')", *TINY)
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((tmp_path / "metrics.json").read_text())
   assert metrics["evaluation"] == ["tpl", "ppl_w"] and metrics["generator"] == STYLEGAN2
@@ -75,10 +66,10 @@ def test_fid_and_directions_from_a_file(tmp_path, monkeypatch):
   np.savez(tmp_path / "reference.npz", mu=np.zeros(128), sigma=np.eye(128))
   rotation = np.linalg.qr(np.random.RandomState(0).standard_normal((64, 3)))[0]
   Directions(rotation, "w").save(tmp_path / "directions.npz")
-  config = tiny_config(evaluation="fid,tpl", directions=str(tmp_path / "directions.npz"))
-  config.tpl.dims = "all"
-  config.fid.update(dict(inception="narrow.pth", reference=str(tmp_path / "reference.npz"), num_samples=4,
-                         batch_size=2))
+  config = tiny_config(("fid", "tpl"), directions=str(tmp_path / "directions.npz"))
+  config.evaluation.protocol.tpl.dims = "all"
+  config.evaluation.protocol.fid.update(dict(inception="narrow.pth", reference=str(tmp_path / "reference.npz"),
+                                             num_samples=4, batch_size=2))
   metrics = evaluate_lib.evaluate(config, str(tmp_path))
   stats = np.load(tmp_path / "fid_generated_stats.npz")
   expected = gm.frechet_distance(stats["mu"], stats["sigma"], np.zeros(128), np.eye(128))
@@ -87,38 +78,33 @@ def test_fid_and_directions_from_a_file(tmp_path, monkeypatch):
   assert json.loads((tmp_path / "metrics.json").read_text())["fid"]["num_samples"] == 4
 
 
-def test_method_dispatch_and_directions_from_the_method(tmp_path):
-  Directions(np.eye(64, 2, dtype=np.float32), "z", meta={"method": "sefa"}).save(tmp_path / "directions.npz")
-  config = tiny_config(evaluation="method,tpl", directions="method")
-  config.tpl.dims = "all"
-  with config.unlocked():
-    config.method = "sefa"
-  metrics = evaluate_lib.evaluate(config, str(tmp_path))
-  assert metrics["method"]["directions"]["num_directions"] == 2
-  assert metrics["method"]["directions"]["meta"] == {"method": "sefa"}
-  assert len(metrics["tpl"]["per_dim"]) == 2
+def test_a_method_config_runs_the_method_evaluate(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setitem(methods.REGISTRY, "sefa", SimpleNamespace(evaluate=lambda c, w: calls.append((c, w)) or {"x": 1}))
+  config = cli.load_config(os.path.join(REPO, "configs", "sefa_3dshapes.py:quick"))
+  assert evaluate_lib.evaluate(config, str(tmp_path)) == {"x": 1} and calls == [(config, str(tmp_path))]
 
 
-def test_a_method_config_runs_the_method_evaluate(tmp_path):
-  Directions(np.eye(64, 3, dtype=np.float32), "w").save(tmp_path / "directions.npz")
-  result = _evaluate(f"--config={os.path.join(REPO, 'configs', 'sefa_stylegan2.py')}", f"--workdir={tmp_path}",
-                     timeout=120)
-  assert result.returncode == 0, result.stderr[-3000:]
-  metrics = json.loads((tmp_path / "metrics.json").read_text())
-  assert metrics["evaluation"] == ["method"] and metrics["method"]["directions"]["num_directions"] == 3
+def test_a_method_config_on_a_missing_run_names_the_file(tmp_path):
+  config = cli.load_config(os.path.join(REPO, "configs", "sefa_3dshapes.py:quick"))
+  config.generator = STYLEGAN2
+  with pytest.raises(FileNotFoundError, match="directions.npz does not exist"):
+    evaluate_lib.evaluate(config, str(tmp_path))
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (dict(evaluation="tpl,is"), r"config\.evaluation='tpl,is'"),
-    (dict(evaluation="fid"), r"config\.fid\.inception is empty"),
-    (dict(evaluation="tpl", directions="method"), r"config\.method=''"),
+@pytest.mark.parametrize("metrics,overrides,message", [
+    (("tpl", "is"), {}, r"config\.evaluation\.metrics=\('tpl', 'is'\)"),
+    ((), {}, r"config\.evaluation\.metrics=\(\)"),
+    (("fid",), {}, r"config\.evaluation\.protocol\.fid\.inception is empty"),
+    (("tpl",), {"truncation": 0.0}, r"config\.truncation=0\.0: truncation ψ must be > 0"),
 ])
-def test_config_errors_name_the_key(tmp_path, overrides, message):
+def test_config_errors_name_the_key(tmp_path, metrics, overrides, message):
   with pytest.raises(ValueError, match=message):
-    evaluate_lib.evaluate(tiny_config(**overrides), str(tmp_path))
+    evaluate_lib.evaluate(tiny_config(metrics, **overrides), str(tmp_path))
 
 
 def test_cli_rejects_unknown_override(tmp_path):
-  result = _evaluate(f"--config={CONFIG}", f"--workdir={tmp_path}", "--config.tpl.num_points=3", timeout=120)
+  result = _evaluate(f"--config={CONFIG}", f"--workdir={tmp_path}", "--config.evaluation.protocol.tpl.num_points=3",
+                     timeout=120)
   assert result.returncode != 0 and "num_points" in result.stderr
   assert _evaluate("--help", timeout=120).returncode == 0

@@ -1,11 +1,8 @@
 """LatentCLR: the contrastive loss against a direct numpy computation (both variants), the direction models, and
-short sharded training runs on the fixture generators (method API and the command line with each config)."""
-import importlib.util
+short sharded training runs on the fixture generators (in-process, through each config)."""
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +10,9 @@ import numpy as np
 import pytest
 from conftest import fixture_path
 
+from ganlatent_jax import cli
 from ganlatent_jax.directions import Directions
+from ganlatent_jax.generators import sampling
 from ganlatent_jax.directions import latentclr_models as models
 from ganlatent_jax.methods import latentclr
 
@@ -151,11 +150,8 @@ def test_direction_model_errors():
 # ---------------------------------------------------------------------------------------------------------------
 # Training runs.
 
-def _load_config(name):
-  spec = importlib.util.spec_from_file_location(name, REPO / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+def _load_config(name, variant=""):
+  return cli.load_config(str(REPO / "configs" / f"{name}.py") + variant)
 
 
 def _tiny(config, generator, **overrides):
@@ -176,11 +172,12 @@ def _tiny(config, generator, **overrides):
     pytest.param("linear", "w", "all", "mod__convs.0", True, marks=pytest.mark.slow),
 ])
 def test_sharded_steps_on_stylegan2_fixture(tmp_path, kind, space, layers, feature_layer, resume):
-  config = _tiny(_load_config("latentclr_stylegan2"), STYLEGAN2, space=space, layers=layers,
+  config = _tiny(_load_config("latentclr_ffhq"), STYLEGAN2, space=space, layers=layers,
                  feature_layer=feature_layer, image_every=2 if resume else 0, **{"model.kind": kind})
   outputs = latentclr.train(config, str(tmp_path))
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["step"] == 2 and results["space"] == ("w+" if layers != "all" else space)
+  assert results["sampling"] == {"truncation": 0.7}
   assert (tmp_path / "images" / "traversal.png").stat().st_size > 0
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
   model, variables = latentclr.load_model(str(tmp_path))
@@ -204,48 +201,43 @@ def test_sharded_steps_on_stylegan2_fixture(tmp_path, kind, space, layers, featu
 def test_bad_settings_give_clear_errors(tmp_path):
   from ganlatent_jax import generators, parallel
   gen = generators.load(str(fixture_path(STYLEGAN2)))
-  base = _tiny(_load_config("latentclr_stylegan2"), STYLEGAN2)
   cases = [({"space": "z", "layers": "1-2"}, "needs config.space='w'"),
            ({"layers": "1,3"}, "contiguous"),
            ({"layers": "2-4", "feature_layer": "conv1"}, "only sees W\\+ slots 0..0"),
            ({"feature_layer": "layers.0"}, "not a feature tap"),
            ({"space": "w+"}, "config.space='w\\+'")]
   for overrides, message in cases:
-    config = _tiny(_load_config("latentclr_stylegan2"), STYLEGAN2, **overrides)
+    config = _tiny(_load_config("latentclr_ffhq"), STYLEGAN2, **overrides)
     with pytest.raises(ValueError, match=message):
       latentclr.make_target(config, gen)
-  base.loss.variant = "nce"
-  with pytest.raises(ValueError, match="variant='nce'"):
-    latentclr.make_train_step(latentclr.make_problem(base, gen, parallel.make_mesh()), parallel.make_mesh())
-
-
-def _cli(config_name, tmp_path, *overrides):
-  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config={REPO / 'configs' / (config_name + '.py')}",
-             f"--workdir={tmp_path}", "--config.steps=2", "--config.batch_size=8", "--config.num_directions=3",
-             "--config.log_every=1", "--config.checkpoint_every=2", "--config.image_every=0",
-             "--config.progress_bar=False", "--config.traversal.num_samples=1", "--config.traversal.steps=3",
-             *overrides]
-  return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+  for overrides, message in [({"loss.variant": "nce"}, "variant='nce'"),
+                             ({"num_directions": 1}, "config.num_directions=1 and config.batch_size=8 must be >= 2"),
+                             ({"batch_size": 0}, "config.batch_size=0 must be a positive integer"),
+                             ({"log_every": 0}, "config.log_every=0 must be a positive integer"),
+                             ({"steps": -1}, "config.steps=-1 must be >= 0"),
+                             ({"optimizer.learning_rate": -1e-3}, "config.optimizer.learning_rate=-0.001 must be > 0"),
+                             ({"evaluation.enabled": True}, "needs config.model.kind='global'")]:
+    with pytest.raises(ValueError, match=message):
+      latentclr.make(_tiny(_load_config("latentclr_ffhq"), STYLEGAN2, **overrides), sampling.make_sampler(gen),
+                     parallel.make_mesh())
 
 
 @pytest.mark.slow
-def test_cli_biggan_config_on_fixture(tmp_path):
-  result = _cli("latentclr_biggan", tmp_path, f"--config.generator={fixture_path(BIGGAN)}",
-                "--config.feature_layer=layers.1", "--config.model.kind=linear")
-  assert result.returncode == 0, result.stderr[-3000:]
+def test_biggan_config_on_fixture(tmp_path):
+  config = _load_config("latentclr_imagenet")
+  config = _tiny(config, BIGGAN, feature_layer="layers.1", image_every=0, **{"model.kind": "linear"})
+  latentclr.train(config, str(tmp_path))
   assert (tmp_path / "images" / "traversal.png").exists() and (tmp_path / "model.msgpack").exists()
+  assert json.loads((tmp_path / "results.json").read_text())["sampling"] == {"classes": [207], "truncation": 0.4}
 
 
-@pytest.mark.slow
-def test_cli_3dshapes_config_on_stylegan2_fixture(tmp_path):
+@pytest.mark.slow   # ~60 s: the encoder protocol twice (LatentCLR's and SeFa's directions)
+def test_3dshapes_config_on_stylegan2_fixture(tmp_path):
   """The testbed config's whole path (global model, encoder-protocol metrics for LatentCLR and SeFa, comparison
   sheet) on the 32×32 StyleGAN2 fixture against 32×32 procedural 3DShapes, with tiny budgets."""
-  result = _cli("latentclr_3dshapes", tmp_path, f"--config.generator={fixture_path(STYLEGAN2)}",
-                "--config.eval.resolution=32", "--config.eval.num_train=64", "--config.eval.num_val=32",
-                "--config.eval.batch_size=16", "--config.eval.steps=2", "--config.eval.mig_num_train=64",
-                "--config.eval.factor_vae_num_train=16", "--config.eval.factor_vae_num_eval=8",
-                "--config.eval.factor_vae_num_variance_estimate=64")
-  assert result.returncode == 0, result.stderr[-3000:]
+  config = _tiny(_load_config("latentclr_3dshapes", ":quick"), STYLEGAN2, checkpoint_every=2, image_every=0)
+  config.evaluation.dataset.resolution = 32
+  latentclr.train(config, str(tmp_path))
   metrics = json.loads((tmp_path / "metrics.json").read_text())
   for name in ("latentclr", "sefa"):
     assert 0.0 <= metrics[name]["mig"] <= 1.0
@@ -253,3 +245,4 @@ def test_cli_3dshapes_config_on_stylegan2_fixture(tmp_path):
   for png in ("traversal.png", "traversal_comparison.png"):
     assert (tmp_path / "images" / png).stat().st_size > 0
   assert Directions.load(tmp_path / "directions.npz").num_directions == 3
+  assert latentclr.evaluate(config, str(tmp_path))["latentclr"]["mig"] == metrics["latentclr"]["mig"]

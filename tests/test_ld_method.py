@@ -1,11 +1,8 @@
 """The LD training method: shifts, a real run on the SN-GAN MNIST fixture (accuracy well above chance, CLI outputs),
 evaluation from the checkpoint, sharding over the 8 simulated devices, the 'fc' traversal picture."""
 import json
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,8 +12,9 @@ import pytest
 from conftest import fixture_path
 from PIL import Image
 
+from ganlatent_jax import cli, generators, parallel
 from ganlatent_jax import directions as dirs
-from ganlatent_jax import generators, parallel
+from ganlatent_jax.generators import sampling
 from ganlatent_jax.methods import _common, ld
 from ganlatent_jax.nets.ld import LatentDeformator
 
@@ -29,8 +27,9 @@ STEPS = 150
 # Accuracy is measured like upstream's (eval-mode BatchNorm, fresh shifts); at this learning rate the running
 # statistics lag the weights, so it sits below the training-batch accuracy (≈0.7 vs ≈0.9 here; chance 0.25).
 TINY = {"generator": SN_MNIST, "num_directions": K, "deformator.type": "linear", "batch_size": 16, "steps": STEPS,
-        "lenet_width": 1, "deformator_lr": 1e-2, "shift_predictor_lr": 1e-2, "eval_batches": 10, "log_every": 50,
-        "checkpoint_every": STEPS, "image_every": STEPS, "progress_bar": False, "traversal.max_directions": 3}
+        "shift_predictor.lenet_width": 1, "deformator.learning_rate": 1e-2, "shift_predictor.learning_rate": 1e-2,
+        "evaluation.accuracy_batches": 10, "evaluation.enabled": False, "log_every": 50, "checkpoint_every": STEPS,
+        "image_every": STEPS, "progress_bar": False, "traversal.max_directions": 3}
 
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
@@ -45,11 +44,7 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def ld_config():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("ld_sngan", REPO / "configs" / "ld_sngan.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return cli.load_config(str(REPO / "configs" / "ld_dsprites.py"))
 
 
 @pytest.mark.parametrize("distribution", ["uniform", "normal"])
@@ -71,21 +66,32 @@ def test_bad_settings_are_named():
     ld.make_networks(tiny_config(**{"deformator.type": "ortho"}, max_latent_dim=0), gen)
   with pytest.raises(ValueError, match="config.space='w'"):
     ld.make_networks(tiny_config(space="w"), gen)
-  with pytest.raises(ValueError, match="config.shift_predictor='vgg'"):
-    ld.make_networks(tiny_config(shift_predictor="vgg"), gen)
-  with pytest.raises(ValueError, match="config.shift_distribution='beta'"):
-    ld.make_trainer(tiny_config(shift_distribution="beta"), gen, parallel.make_mesh())
+  with pytest.raises(ValueError, match="config.shift_predictor.kind='vgg'"):
+    ld.make_networks(tiny_config(**{"shift_predictor.kind": "vgg"}), gen)
+  with pytest.raises(ValueError, match="config.max_latent_dim=129 exceeds the z size 128"):
+    ld.make_networks(tiny_config(max_latent_dim=129), gen)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"shift_distribution": "beta"}, "config.shift_distribution='beta'"),
+    ({"batch_size": 0}, "config.batch_size=0 must be a positive integer"),
+    ({"log_every": 0}, "config.log_every=0 must be a positive integer"),
+    ({"steps": -5}, "config.steps=-5 must be >= 0"),
+    ({"num_directions": -1}, "config.num_directions=-1 must be >= 0"),
+    ({"deformator.learning_rate": 0.0}, "config.deformator.learning_rate=0.0 must be > 0"),
+    ({"evaluation.accuracy_batches": 0}, "config.evaluation.accuracy_batches=0 must be a positive integer"),
+])
+def test_bad_config_values_are_named(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    ld.check_config(tiny_config(**overrides))
 
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
-  """One CLI run: 150 steps of LD on the SN-GAN MNIST fixture (the run every test below inspects)."""
+  """One run: 150 steps of LD on the SN-GAN MNIST fixture (the run every test below inspects)."""
   workdir = tmp_path_factory.mktemp("ld_run")
-  overrides = [f"--config.{key}={value}" for key, value in TINY.items()]
-  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config={REPO / 'configs' / 'ld_sngan.py'}",
-             f"--workdir={workdir}", *overrides]
-  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=dict(os.environ))
-  assert result.returncode == 0, result.stderr[-3000:]
+  outputs = ld.train(tiny_config(), str(workdir))
+  assert {"directions", "traversal", "results"} <= set(outputs)
   return workdir
 
 
@@ -103,28 +109,29 @@ def test_cli_run_learns_and_writes_directions_and_pngs(cli_run):
 
 def test_evaluate_restores_the_run_and_steps_are_sharded(cli_run):
   config = tiny_config()
-  mesh, gen, trainer, w_avg = ld.setup(config)
+  mesh, sampler, init_fn, train_step, parts = ld.setup(config)
   assert mesh.devices.size == 8
-  abstract = jax.eval_shape(trainer.init_fn, jax.random.key(0))
-  for step in (trainer.train_step, trainer.accuracy_step):
-    text = step.lower(abstract, gen, w_avg, jax.random.key(0)).as_text()
+  abstract = jax.eval_shape(init_fn, jax.random.key(0))
+  for step in (train_step.func, parts.accuracy_step):
+    text = step.lower(sampler, abstract, jax.random.key(0)).as_text()
     # The batch drawn inside the step is constrained to the 'data' axis of the 8-device mesh (Shardy or GSPMD text).
     assert re.search(r'sharding_constraint %\S+ <@mesh, \[\{"data"\}|devices=\[8', text), text[:2000]
   result = ld.evaluate(config, str(cli_run))
-  assert result["step"] == STEPS and result["accuracy"] >= 2.0 / K
+  assert result["step"] == STEPS and result["reconstructor"]["accuracy"] >= 2.0 / K
+  assert json.loads((cli_run / "metrics.json").read_text())["reconstructor"] == result["reconstructor"]
 
 
 @pytest.mark.parametrize("name", ["sngan", "biggan"])
 def test_fc_deformator_traversal_picture(name):
   # BigGAN: the picture is rendered in the first target class over its truncated noise.
   gen = generators.load(SN_MNIST if name == "sngan" else str(fixture_path("biggan/biggan_tiny")))
-  cond = None if name == "sngan" else ld.Conditioning((5, 7), 0.5)
+  sampler = (sampling.make_sampler(gen) if name == "sngan" else
+             sampling.make_sampler(gen, classes=(5, 7), truncation=0.5))
   size = gen.image_shape[0] + 2
   deformator = LatentDeformator(type="fc", input_dim=128, out_dim=128, inner_dim=8)
   variables = deformator.init(jax.random.key(0), jnp.zeros((1, 128)))
-  z = _common.sample_prior(cond, gen, jax.random.key(1), 1)
-  grid = ld.deformator_traversal(gen, deformator, variables, z, space="z", span=6.0, steps=3, num_directions=2,
-                                 cond=cond)
+  z = sampler.z(jax.random.key(1), 1)
+  grid = ld.deformator_traversal(sampler, deformator, variables, z, space="z", span=6.0, steps=3, num_directions=2)
   assert grid.shape == (2 + 2 * size, 2 + 3 * size, 3) and grid.dtype == np.uint8
   assert not np.array_equal(grid[2:size, 2:size], grid[2:size, 2 + 2 * size:3 * size])  # −6 and +6 differ
 
@@ -136,24 +143,29 @@ BIGGAN = str(fixture_path("biggan/biggan_tiny"))
 
 def test_conditioning_names_bad_settings():
   sngan, biggan = generators.load(SN_MNIST), generators.load(BIGGAN)
-  assert ld.conditioning(tiny_config(), sngan) is None
-  with pytest.raises(ValueError, match="target_classes=\\(3,\\) but the .* not class-conditional"):
-    ld.conditioning(tiny_config(target_classes=(3,)), sngan)
-  with pytest.raises(ValueError, match="needs config.target_classes"):
-    ld.conditioning(tiny_config(target_classes=()), biggan)
+
+  def sampler(gen, **overrides):
+    return _common.make_sampler(tiny_config(**overrides), gen, ld.STREAMS)
+
+  assert not sampler(sngan).conditional
+  with pytest.raises(ValueError, match="classes=\\(3,\\) but the .* not class-conditional"):
+    sampler(sngan, **{"conditional.classes": (3,)})
+  with pytest.raises(ValueError, match="needs config.conditional.classes"):
+    sampler(biggan)
   with pytest.raises(ValueError, match=r"\[1000\] outside 0..999"):
-    ld.conditioning(tiny_config(target_classes=(3, 1000)), biggan)
-  with pytest.raises(ValueError, match="config.truncation=1.5"):
-    ld.conditioning(tiny_config(target_classes=(3,), truncation=1.5), biggan)
+    sampler(biggan, **{"conditional.classes": (3, 1000)})
+  with pytest.raises(ValueError, match="config.conditional.truncation=1.5"):
+    sampler(biggan, **{"conditional.classes": (3,), "conditional.truncation": 1.5})
 
 
 def test_unconditional_batches_keep_their_random_stream():
   # The README's LD rows were computed before class conditioning existed: z and the shifts of an unconditional
   # generator must still come from the same keys, or rerunning the table would draw other batches.
   gen = generators.load(SN_MNIST)
-  trainer = ld.make_trainer(tiny_config(), gen, parallel.make_mesh(1))
+  sampler = sampling.make_sampler(gen)
+  _, _, parts = ld.make(tiny_config(), sampler, parallel.make_mesh(1))
   key = jax.random.key(7)
-  batch = jax.jit(trainer.sample_batch)(key)
+  batch = jax.jit(parts.sample_batch)(sampler, key)
   z_key, shift_key = jax.random.split(key)
   np.testing.assert_array_equal(np.asarray(batch.z), np.asarray(gen.sample_z(z_key, 16)))
   target, _, basis = ld.make_shifts(shift_key, 16, K)
@@ -165,33 +177,28 @@ def test_biggan_pairs_share_their_class():
   # Two target classes, mixed within the batch; an image and its shifted twin must share the class, so a zero shift
   # renders the same image twice (upstream redraws the twin's class: its shift would also change the class).
   gen = generators.load(BIGGAN)
-  config = tiny_config(generator=BIGGAN, target_classes=(1, 2), batch_size=8, shift_predictor="resnet",
-                       **{"resnet.stem_width": 4, "resnet.stage_widths": (4, 4, 4, 4),
-                          "resnet.blocks_per_stage": (1, 1, 1, 1)})
-  trainer = ld.make_trainer(config, gen, parallel.make_mesh(1))
-  batch = jax.jit(trainer.sample_batch)(jax.random.key(3))
+  config = tiny_config(generator=BIGGAN, batch_size=8, **{
+      "conditional.classes": (1, 2), "shift_predictor.kind": "resnet", "shift_predictor.resnet.stem_width": 4,
+      "shift_predictor.resnet.stage_widths": (4, 4, 4, 4), "shift_predictor.resnet.blocks_per_stage": (1, 1, 1, 1)})
+  sampler = sampling.make_sampler(gen, classes=(1, 2), truncation=1.0)
+  _, _, parts = ld.make(config, sampler, parallel.make_mesh(1))
+  batch = jax.jit(parts.sample_batch)(sampler, jax.random.key(3))
   assert set(np.asarray(batch.classes).tolist()) == {1, 2}
   assert float(jnp.max(jnp.abs(batch.z))) <= 2.0   # truncnorm(−2, 2)·1.0, BigGAN-deep's convention
-  images, twins = jax.jit(trainer.image_pair)(gen, jnp.zeros((1,)), batch, jnp.zeros_like(batch.z))
+  pair = jax.jit(parts.image_pair)
+  images, twins = pair(sampler, batch, jnp.zeros_like(batch.z))
   np.testing.assert_array_equal(np.asarray(images), np.asarray(twins))
   other = batch._replace(classes=3 - batch.classes)
-  assert not np.allclose(np.asarray(jax.jit(trainer.image_pair)(gen, jnp.zeros((1,)), other,
-                                                                jnp.zeros_like(batch.z))[0]), np.asarray(images))
+  assert not np.allclose(np.asarray(pair(sampler, other, jnp.zeros_like(batch.z))[0]), np.asarray(images))
 
 
-def test_cli_biggan_config_on_fixture(tmp_path):
-  overrides = {"generator": BIGGAN, "steps": 2, "batch_size": 8, "num_directions": 4, "max_latent_dim": 0,
-               "deformator.type": "linear", "target_classes": "(1,2)", "resnet.stem_width": 4,
-               "resnet.stage_widths": "(4,4,4,4)", "resnet.blocks_per_stage": "(1,1,1,1)", "eval_batches": 1,
-               "log_every": 1, "checkpoint_every": 2, "image_every": 0, "progress_bar": False,
-               "traversal.num_samples": 1, "traversal.steps": 3, "traversal.max_directions": 2}
-  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config={REPO / 'configs' / 'ld_biggan.py'}",
-             f"--workdir={tmp_path}", *(f"--config.{key}={value}" for key, value in overrides.items())]
-  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=dict(os.environ))
-  assert result.returncode == 0, result.stderr[-3000:]
+def test_biggan_config_on_fixture(tmp_path):
+  config = cli.load_config(str(REPO / "configs" / "ld_imagenet.py") + ":quick")
+  config.generator, config.conditional.classes = BIGGAN, (1, 2)
+  ld.train(config, str(tmp_path))
   results = json.loads((tmp_path / "results.json").read_text())
-  assert results["step"] == 2 and results["target_classes"] == [1, 2] and results["truncation"] == 1.0
+  assert results["step"] == 2 and results["sampling"] == {"classes": [1, 2], "truncation": 1.0}
   d = dirs.load(tmp_path / "directions.npz")
-  assert d.matrix.shape == (128, 4) and d.meta["target_classes"] == [1, 2]
+  assert d.matrix.shape == (128, 4) and d.meta["classes"] == [1, 2]
   picture = np.asarray(Image.open(tmp_path / "images" / "traversal.png"))
   assert picture.shape == (2 + 2 * 130, 2 + 3 * 130, 3)   # 2 directions × 1 sample, 3 shifts of 128×128

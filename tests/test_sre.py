@@ -1,6 +1,8 @@
-"""SRE: sharded steps keep D orthonormal and lower the ranking loss; the command runs end to end."""
+"""SRE: sharded steps keep D orthonormal and lower the ranking loss; config values are checked; the command runs end
+to end (train, evaluate, retrieval)."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -8,19 +10,18 @@ import jax
 import numpy as np
 import pytest
 
+from ganlatent_jax import cli, generators, parallel
 from ganlatent_jax import directions as dirs
-from ganlatent_jax import generators, parallel
-from ganlatent_jax.directions import spaces
-from ganlatent_jax.generators import stylegan2
+from ganlatent_jax.generators import sampling, stylegan2
 from ganlatent_jax.methods import sre
 from ganlatent_jax.training import loop
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "configs"))
-import sre_3dshapes  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "configs" / "sre_3dshapes.py")
 
 
 def _tiny_config(**overrides):
-  c = sre_3dshapes.get_config()
+  c = cli.load_config(CONFIG)
   c.num_directions = 3
   c.batch_size = 16
   c.ranker.width = 4
@@ -46,9 +47,9 @@ def test_sharded_steps_keep_d_orthonormal_and_lower_the_loss_on_a_fixed_batch(ti
   mesh = parallel.make_mesh(8)
   gen = tiny_generator
   initial = sre.initial_directions(c, gen, jax.random.key(1))
-  w_avg = spaces.mean_w(gen, jax.random.key(2), 64)
-  step = sre.make_train_step(c, gen, initial, mesh, w_avg)
-  state = loop.init_or_restore(sre.init(c, gen, initial, gen.image_shape), 0, mesh, None)
+  sampler = sampling.make_sampler(gen, truncation=0.8, rng=jax.random.key(2), w_avg_samples=64)
+  init_fn, step = sre.make(c, sampler, initial, mesh)
+  state = loop.init_or_restore(init_fn, 0, mesh, None)
   fixed = jax.random.key(5)   # the same z and ε every step: a fixed batch
   losses = []
   for _ in range(12):
@@ -57,7 +58,7 @@ def test_sharded_steps_keep_d_orthonormal_and_lower_the_loss_on_a_fixed_batch(ti
     losses.append(float(metrics["ranker_loss"]))
     assert metrics["orthonormality_error"] < 1e-5
   assert losses[-1] < losses[0] - 0.05, losses
-  assert step.jitted._cache_size() == 1  # one executable for all steps: no recompilation after the first
+  assert step.func._cache_size() == 1  # one executable for all steps: no recompilation after the first
   d = sre.refined_directions(state, initial, c)
   np.testing.assert_allclose(d.matrix.T @ d.matrix, np.eye(3), atol=1e-5)
   assert not np.allclose(d.matrix, initial.matrix, atol=1e-6)  # the directions were updated
@@ -79,39 +80,52 @@ def test_initialisations(tiny_generator, tmp_path):
   c.init.method = "nope"
   with pytest.raises(ValueError, match="config.init.method='nope'"):
     sre.initial_directions(c, gen, jax.random.key(0))
+  with pytest.raises(ValueError, match="config.num_directions=9 exceeds the w size 8"):
+    sre.initial_directions(_tiny_config(num_directions=9), gen, jax.random.key(0))
 
 
-def test_odd_or_indivisible_batch_is_refused(tiny_generator):
+@pytest.mark.parametrize("overrides,message", [
+    (dict(batch_size=33), "config.batch_size=33 must be even"),
+    (dict(batch_size=0), "config.batch_size=0 must be a positive integer"),
+    (dict(batch_size=-4), "config.batch_size=-4 must be a positive integer"),
+    (dict(num_directions=0), "config.num_directions=0 must be a positive integer"),
+    (dict(log_every=0), "config.log_every=0 must be a positive integer"),
+    (dict(steps=-1), "config.steps=-1 must be >= 0"),
+    (dict(shift_range=0.0), "config.shift_range=0.0 must be > 0"),
+    (dict(truncation_samples=0), "config.truncation_samples=0 must be a positive integer"),
+])
+def test_bad_config_values_are_named(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    sre.check_config(_tiny_config(**overrides))
+
+
+def test_indivisible_batch_is_refused(tiny_generator):
   c = _tiny_config(batch_size=12)
   initial = sre.initial_directions(c, tiny_generator, jax.random.key(1))
   with pytest.raises(ValueError, match="batch_size=12 is not divisible by the 8 devices"):
-    sre.make_train_step(c, tiny_generator, initial, parallel.make_mesh(8), None)
+    sre.make(c, sampling.make_sampler(tiny_generator), initial, parallel.make_mesh(8))
 
 
-def test_command_runs_end_to_end_with_evaluation(tmp_path):
-  """A tiny 64 px generator (the shapes3d resolution), a few steps, a tiny evaluation budget."""
+@pytest.mark.slow   # ~70 s: three subprocesses, each compiling a 64 px generator's step and the protocol
+def test_command_runs_end_to_end_with_evaluation_and_retrieval(tmp_path):
+  """A tiny 64 px generator (the shapes3d resolution), the quick variant: train, evaluate, retrieval."""
   config = stylegan2.make_config(64, style_dim=8, n_mlp=2, channels=stylegan2.constant_channels(64, 4))
   generators.save_converted(tmp_path / "gen", config, stylegan2.init_variables(config, jax.random.key(0)))
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
   workdir = tmp_path / "run"
-  overrides = ["--config.steps=3", "--config.num_directions=3", "--config.batch_size=8", "--config.ranker.width=4",
-               "--config.truncation_samples=64", "--config.log_every=1", "--config.image_every=3",
-               "--config.progress_bar=False", "--config.evaluation.num_train=64", "--config.evaluation.num_val=32",
-               "--config.evaluation.encoder_steps=3", "--config.evaluation.batch_size=16",
-               "--config.evaluation.metric_samples=128", "--config.evaluation.batch_metric_points=16",
-               f"--config.generator={tmp_path / 'gen'}"]
-  result = subprocess.run([sys.executable, "-m", "ganlatent_jax.main", "--config=configs/sre_3dshapes.py",
-                           f"--workdir={workdir}", *overrides], capture_output=True, text=True, env=env, timeout=900)
+  args = [f"--config={CONFIG}:quick", f"--workdir={workdir}", f"--config.generator={tmp_path / 'gen'}",
+          "--config.steps=3", "--config.image_every=3"]
+  result = subprocess.run([sys.executable, "-m", "ganlatent_jax.main", *args], capture_output=True, text=True,
+                          env=env, timeout=900)
   assert result.returncode == 0, result.stderr[-4000:]
   for name in ("directions.npz", "init_directions.npz", "ranker.msgpack", "metrics.json", "config.json",
                "images/traversal.png", "images/traversal_comparison.png"):
     assert (workdir / name).exists(), name
   metrics = json.loads((workdir / "metrics.json").read_text())
   for which in ("init_directions", "directions"):
-    assert 0.0 <= metrics[which]["mig"] <= 1.0
-    assert "factor_vae_eval_accuracy" in metrics[which] and "dci_disentanglement" in metrics[which]
-  retrieval = subprocess.run([sys.executable, "-m", "ganlatent_jax.methods.sre_retrieval", f"--workdir={workdir}",
+    assert 0.0 <= metrics[which]["mig"] <= 1.0 and "factor_vae_eval_accuracy" in metrics[which]
+  retrieval = subprocess.run([sys.executable, "-m", "ganlatent_jax.retrieval", f"--workdir={workdir}",
                               "--direction=1", "--query_index=3", "--top_k=4", "--pool_size=64",
                               "--num_queries=8"], capture_output=True, text=True, env=env, timeout=600)
   assert retrieval.returncode == 0, retrieval.stderr[-4000:]
@@ -120,11 +134,12 @@ def test_command_runs_end_to_end_with_evaluation(tmp_path):
   assert (workdir / "images" / "retrieval_d1_q3.png").exists()
   refined = dirs.load(workdir / "directions.npz")
   assert refined.meta["method"] == "sre" and refined.meta["steps"] == 3
+  np.testing.assert_allclose(refined.matrix.T @ refined.matrix, np.eye(3), atol=1e-5)
   # Without include_init only the refined directions are scored (ablations sharing one initialisation).
-  config = sre_3dshapes.get_config()
+  config = cli.load_config(CONFIG + ":quick")
   config.generator = str(tmp_path / "gen")
-  config.evaluation.update(num_train=64, num_val=32, encoder_steps=3, batch_size=16, metric_samples=128,
-                           batch_metric_points=16, include_init=False, metrics=("mig",))
+  config.evaluation.include_init = False
+  config.evaluation.metrics = ("mig",)
   rescored = sre.evaluate(config, str(workdir))
   assert "init_directions" not in rescored and 0.0 <= rescored["directions"]["mig"] <= 1.0
-  np.testing.assert_allclose(refined.matrix.T @ refined.matrix, np.eye(3), atol=1e-5)
+  assert json.loads((workdir / "metrics.json").read_text())["directions"]["mig"] == rescored["directions"]["mig"]

@@ -1,84 +1,70 @@
-"""What every method's `train(config, workdir)` shares: loading its generator, parsing layer ranges, writing outputs."""
+"""What the method modules share: loading the generator and its sampler, named RNG streams, checking config values,
+layer ranges, direction outputs (directions.npz + pictures) and the encoder-protocol evaluation (metrics.json)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ganlatent_jax import generators, viz
+from ganlatent_jax import generators, io, viz
 from ganlatent_jax.directions.base import Directions
-from ganlatent_jax.directions import spaces
+from ganlatent_jax.generators import sampling
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generator, sampler, keys.
 
 def load_generator(config) -> generators.Generator:
   path = config.get("generator", "")
-  if not path:
-    raise ValueError("config.generator is empty: give a checkpoint path, a converted directory or 'testbed:NAME'")
+  if not isinstance(path, str) or not path:
+    raise ValueError(f"config.generator={path!r}: give a checkpoint path, a converted directory or 'testbed:NAME'")
   return generators.load(path, format=config.get("generator_format") or None)
 
 
-@dataclasses.dataclass(frozen=True)
-class Conditioning:
-  """How a method calls a class-conditional generator (BigGAN): classes drawn from `target_classes` (pictures show
-  the first), and the generator's own truncation: z = truncnorm(−2, 2)·t with BigGAN-deep's batch-norm statistics
-  for t (the package convention, pytorch-pretrained-biggan's)."""
-  target_classes: tuple[int, ...]
-  truncation: float
-
-  def sample_classes(self, rng: jax.Array, num: int) -> jax.Array:
-    choice = jax.random.randint(rng, (num,), 0, len(self.target_classes))
-    return jnp.asarray(self.target_classes, jnp.int32)[choice]
-
-  def sample_z(self, gen: generators.Generator, rng: jax.Array, num: int) -> jax.Array:
-    from ganlatent_jax.generators.biggan import truncated_noise
-    return truncated_noise(rng, num, self.truncation, gen.latent_dim)
-
-  def gen_kwargs(self, classes) -> dict[str, Any]:
-    return dict(class_vector=classes, truncation=self.truncation)
-
-  def picture_kwargs(self) -> dict[str, Any]:
-    """One fixed class (the first) keeps a picture's rows comparable."""
-    return self.gen_kwargs(jnp.full((1,), self.target_classes[0], jnp.int32))
+def stream(config, streams: Mapping[str, int], name: str) -> jax.Array:
+  """The key of the run's RNG stream `name`: key(config.seed + streams[name]). Each method lists its streams in one
+  `STREAMS` table, so a number in the README can be traced to the draws that made it (and stays reproducible)."""
+  return jax.random.key(int(config.seed) + int(streams[name]))
 
 
-def conditioning(gen: generators.Generator, classes: Sequence[int], truncation: float, classes_key: str,
-                 truncation_key: str) -> Conditioning | None:
-  """Validated class conditioning for `gen` (None for unconditional generators); errors name the config keys."""
-  classes = tuple(int(c) for c in classes)
-  if not gen.info.num_classes:
-    if classes:
-      raise ValueError(f"{classes_key}={classes} but the {gen.info.family} generator is not class-conditional")
-    return None
-  if not classes:
-    raise ValueError(f"a class-conditional {gen.info.family} generator needs {classes_key} (ImageNet class ids)")
-  outside = [c for c in classes if not 0 <= c < gen.info.num_classes]
-  if outside:
-    raise ValueError(f"{classes_key} has {outside} outside 0..{gen.info.num_classes - 1}")
-  if not 0.0 < truncation <= 1.0:
-    raise ValueError(f"{truncation_key}={truncation}: a {gen.info.family} generator's truncation is in (0, 1]")
-  return Conditioning(classes, float(truncation))
+def make_sampler(config, gen: generators.Generator, streams: Mapping[str, int],
+                 w_avg_samples: int = sampling.W_AVG_SAMPLES) -> sampling.Sampler:
+  """The run's sampler (`generators.sampling.from_config`), w̄ from the stream 'w_avg'."""
+  return sampling.from_config(config, gen, rng=stream(config, streams, "w_avg"), w_avg_samples=w_avg_samples)
 
 
-def sample_prior(cond: Conditioning | None, gen: generators.Generator, rng: jax.Array, num: int) -> jax.Array:
-  """z from the generator's prior, or from a class-conditional generator's truncated noise."""
-  return gen.sample_z(rng, num) if cond is None else cond.sample_z(gen, rng, num)
+# ---------------------------------------------------------------------------------------------------------------
+# Config values.
+
+def check_positive(config, *keys: str) -> None:
+  """Each dotted key must hold an integer > 0 (batch sizes, log intervals, counts)."""
+  for key in keys:
+    value = _lookup(config, key)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+      raise ValueError(f"config.{key}={value!r} must be a positive integer")
 
 
-def conditioning_record(cond: Conditioning | None) -> dict[str, Any]:
-  """What results.json and directions' meta record of a conditioning (nothing for unconditional generators)."""
-  return {} if cond is None else {"target_classes": list(cond.target_classes), "truncation": cond.truncation}
+def check_non_negative(config, *keys: str) -> None:
+  for key in keys:
+    value = _lookup(config, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or value < 0:
+      raise ValueError(f"config.{key}={value!r} must be >= 0")
 
 
-def config_conditioning(config, gen: generators.Generator) -> Conditioning | None:
-  """The conditioning of a config's `conditional` section (classes, truncation), as the closed-form methods have."""
-  section = config.get("conditional", None) or {}
-  return conditioning(gen, section.get("classes", ()) or (), float(section.get("truncation", 1.0)),
-                      "config.conditional.classes", "config.conditional.truncation")
+def check_loop(config) -> None:
+  """The keys `training.loop.run` reads: steps >= 0, log_every > 0, checkpoint_every > 0, batch_size > 0."""
+  check_non_negative(config, "steps", "image_every")
+  check_positive(config, "batch_size", "log_every", "checkpoint_every")
+
+
+def _lookup(config, dotted: str):
+  value = config
+  for part in dotted.split("."):
+    value = value[part]
+  return value
 
 
 def parse_layers(spec: str) -> list[int] | None:
@@ -100,43 +86,99 @@ def parse_layers(spec: str) -> list[int] | None:
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True, default=lambda v: np.asarray(v).tolist())
-  os.replace(tmp, path)
+  io.write_json(path, payload, sort_keys=True)
 
 
-def traversal_kwargs(config, gen: generators.Generator, directions: Directions) -> dict[str, Any]:
-  """Traversal settings from config.traversal; W-space truncation needs w̄, computed once here."""
+# ---------------------------------------------------------------------------------------------------------------
+# Direction outputs.
+
+def traversal_kwargs(config, sampler: sampling.Sampler, directions: Directions) -> dict[str, Any]:
+  """viz.traversal_grid settings: config.traversal's span and steps, the run's W truncation around its one w̄ (for
+  directions in W), a class-conditional generator's first class."""
   t = config.traversal
-  kwargs: dict[str, Any] = dict(span=(-float(t.span), float(t.span)), steps=int(t.steps))
-  truncation = t.get("truncation", None)
-  if truncation is not None and directions.space != "z":
-    kwargs.update(w_truncation=float(truncation), w_avg=spaces.mean_w(gen, jax.random.key(config.seed + 1)))
+  kwargs: dict[str, Any] = dict(span=(-float(t.span), float(t.span)), steps=int(t.steps), **sampler.picture_kwargs())
+  if sampler.truncation is not None and directions.space != "z" and not sampler.conditional:
+    kwargs.update(w_truncation=sampler.truncation, w_avg=sampler.w_avg)
   return kwargs
 
 
-def write_directions(workdir: str, gen: generators.Generator, directions: Directions, config,
+def write_directions(workdir: str, sampler: sampling.Sampler, directions: Directions, config, rng: jax.Array,
                      comparison: Sequence[tuple[str, Directions]] = (),
-                     max_rendered: int | None = None, cond: Conditioning | None = None) -> dict[str, str]:
+                     max_rendered: int | None = None) -> dict[str, str]:
   """directions.npz (all directions), images/traversal.png of the first `max_rendered` (all when None), and a
-  side-by-side sheet when `comparison` is given. Pictures start from config.traversal.num_samples draws of the prior
-  (of `cond`'s truncated noise, in its first class, for a class-conditional generator)."""
-  if gen.info.num_classes and cond is None:
-    raise ValueError(f"pictures of a class-conditional {gen.info.family} generator need its class conditioning")
-  os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
+  side-by-side sheet when `comparison` is given. Pictures start from config.traversal.num_samples prior draws
+  (from `rng`), in the first class of a class-conditional generator."""
+  gen = sampler.gen
   outputs = {"directions": os.path.join(workdir, "directions.npz")}
+  os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
   directions.save(outputs["directions"])
-  latents = sample_prior(cond, gen, jax.random.key(config.seed), int(config.traversal.num_samples))
-  gen_kwargs = {} if cond is None else cond.picture_kwargs()
-  kwargs = {**traversal_kwargs(config, gen, directions), **gen_kwargs}
+  latents = sampler.z(rng, int(config.traversal.num_samples))
   outputs["traversal"] = os.path.join(workdir, "images", "traversal.png")
   shown = directions if max_rendered is None else directions.select(range(min(max_rendered,
                                                                               directions.num_directions)))
-  viz.traversal_grid(gen, shown, latents, path=outputs["traversal"], **kwargs)
+  viz.traversal_grid(gen, shown, latents, path=outputs["traversal"], **traversal_kwargs(config, sampler, shown))
   if comparison:
-    grids = [viz.traversal_grid(gen, d, latents, **traversal_kwargs(config, gen, d), **gen_kwargs)
-             for _, d in comparison]
+    grids = [viz.traversal_grid(gen, d, latents, **traversal_kwargs(config, sampler, d)) for _, d in comparison]
     outputs["comparison"] = os.path.join(workdir, "images", "traversal_comparison.png")
     viz.contact_sheet(grids, [name for name, _ in comparison], path=outputs["comparison"])
   return outputs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation: the encoder protocol (SRE / Khrulkov et al.) on a ground-truth dataset.
+
+def protocol_config(config, sampler: sampling.Sampler):
+  """`metrics.encoder_protocol.ProtocolConfig` from config.evaluation: `protocol` holds its fields by name,
+  `metrics` the metric names; the W truncation is the run's."""
+  from ganlatent_jax.metrics import encoder_protocol
+  ev = config.evaluation
+  fields = {f.name for f in dataclasses.fields(encoder_protocol.ProtocolConfig)}
+  protocol = dict(ev.protocol)
+  unknown = sorted(set(protocol) - fields)
+  if unknown:
+    raise ValueError(f"config.evaluation.protocol has key(s) {unknown} that the encoder protocol does not take; "
+                     f"known: {sorted(fields - {'truncation', 'metrics'})}")
+  for key, value in protocol.items():
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+      raise ValueError(f"config.evaluation.protocol.{key}={value!r} must be > 0")
+  metrics = tuple(ev.metrics)
+  known = ("mig", "factor_vae", "dci", "beta_vae")
+  if not metrics or set(metrics) - set(known):
+    raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {known}")
+  truncation = None if sampler.conditional else sampler.truncation
+  return encoder_protocol.ProtocolConfig(**protocol, truncation=truncation, metrics=metrics)
+
+
+def evaluation_dataset(config):
+  from ganlatent_jax import data
+  section = dict(config.evaluation.dataset)
+  if not section.get("name"):
+    raise ValueError("config.evaluation.dataset.name is empty: the encoder protocol needs a ground-truth dataset "
+                     "(e.g. 'shapes3d' for testbed:shapes3d)")
+  return data.get_dataset(section.pop("name"), **section)
+
+
+def evaluate_directions(config, workdir: str, sampler: sampling.Sampler, named: Sequence[tuple[str, Directions]],
+                        rng: jax.Array, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """Scores each named Directions with the encoder protocol (same keys for each, so only the directions differ);
+  writes metrics.json = {**extra, name: scores, ...} and returns it."""
+  from ganlatent_jax.metrics import encoder_protocol
+  if sampler.conditional:
+    raise ValueError(f"config.evaluation: the encoder protocol has no class-conditional path; a "
+                     f"{sampler.gen.info.family} generator is class-conditional (set config.evaluation.enabled=False)")
+  protocol = protocol_config(config, sampler)
+  dataset = evaluation_dataset(config)
+  results: dict[str, Any] = {"evaluation": config.evaluation.to_dict(), "seed": int(config.seed), **(extra or {})}
+  for name, directions in named:
+    results[name] = encoder_protocol.evaluate_directions(sampler.gen, directions, dataset, protocol, rng,
+                                                         np.random.RandomState(int(config.seed)))
+  write_json(os.path.join(workdir, "metrics.json"), results)
+  return results
+
+
+def load_directions(workdir: str, name: str = "directions") -> Directions:
+  path = os.path.join(workdir, f"{name}.npz")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: run `python -m ganlatent_jax.main` with this config and workdir "
+                            f"first")
+  return Directions.load(path)

@@ -1,6 +1,6 @@
 """LatentCLR (Yüksel et al., ICCV 2021): directions found by contrasting the feature changes they cause.
 
-  python -m ganlatent_jax.main --config=configs/latentclr_stylegan2.py --workdir=/tmp/latentclr \
+  python -m ganlatent_jax.main --config=configs/latentclr_ffhq.py --workdir=/tmp/latentclr \
       --config.generator=/path/to/stylegan2-ffhq-config-f.pt
 
 Each step draws N latents z_i (in Z, or in StyleGAN2's W), applies K edits z_i^k = z_i + α_k d_k(z_i) with a
@@ -13,8 +13,10 @@ a range of W+ slots (`config.layers`) leaves the other slots at the unedited w (
 The loop is `training.loop.run` (resume, per-step RNG, NaN stop, TensorBoard, orbax checkpoints, progress bar).
 Outputs: model.msgpack (the direction model's variables), images/traversal.png, results.json; a global model also
 writes directions.npz (a `Directions`), conditional models are queried per sample with `per_sample_directions`.
-With `config.eval.enabled` the directions (global model) and SeFa's are scored with the SRE/Khrulkov encoder
-protocol (MIG, FactorVAE, ...) into metrics.json, with a side-by-side traversal sheet.
+With `config.evaluation.enabled` the directions (global model) and SeFa's are scored with the SRE/Khrulkov encoder
+protocol (MIG, FactorVAE, ...) into metrics.json, with a side-by-side traversal sheet. The prior, BigGAN's class
+(`config.conditional.classes`: the edits are learnt in its first class) and the truncation are the run's
+`generators.sampling.Sampler`.
 
 Where this differs from upstream (catlab-team/latentclr) on purpose:
   * the loss defaults to the paper's formula (`variant='paper'`); upstream's is `variant='upstream'` (see
@@ -30,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import logging
 import os
 from typing import Any
 
@@ -42,15 +43,17 @@ import ml_collections
 import numpy as np
 import optax
 
-from ganlatent_jax import generators, parallel, viz
+from ganlatent_jax import generators, io, parallel, viz
 from ganlatent_jax.directions import latentclr_models as models
-from ganlatent_jax.directions import spaces
 from ganlatent_jax.directions.base import Directions
+from ganlatent_jax.generators import sampling
 from ganlatent_jax.methods import _common
 from ganlatent_jax.training import loop
 
 VARIANTS = ("paper", "upstream")
 MODEL_FILE = "model.msgpack"
+# key(config.seed + offset) of each random draw of a run (fixed: the README's LatentCLR numbers were drawn from them).
+STREAMS = dict(preview=0, pictures=0, w_avg=1, evaluation=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -116,43 +119,29 @@ def contrastive_accuracy(divergences: jax.Array, temperature: float = 0.5, varia
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-  """The working latent space, the edited W+ slots, the feature tap and the generator's call arguments (static)."""
+  """The working latent space, the edited W+ slots and the feature tap (static); the prior, the class and the
+  truncation come from the run's sampler."""
   family: str
   space: str                              # 'z' or 'w' (the base latent edited by the model)
   layers: tuple[int, int] | None          # W+ slots [start, stop) that get the edit (None = all)
   num_ws: int
   feature_layer: str
-  truncation: float | None                # StyleGAN2: W truncation ψ; BigGAN: the noise/BN truncation
-  class_id: int | None = None             # BigGAN
 
   @property
   def directions_space(self) -> str:
     return "w+" if self.layers is not None else self.space
 
-  def gen_kwargs(self) -> dict[str, Any]:
-    if self.family == "biggan":
-      return dict(class_vector=jnp.asarray([self.class_id], jnp.int32), truncation=self.truncation)
-    return {}
+  def to_working(self, sampler: sampling.Sampler, z: jax.Array) -> jax.Array:
+    """Prior samples → the base latents the model edits ((N, D) in Z or W, W truncated when the run truncates)."""
+    return sampler.to_space(z, self.space)
 
-  def sample_prior(self, gen: generators.Generator, rng: jax.Array, num: int) -> jax.Array:
-    if self.family == "biggan" and self.truncation is not None:
-      from ganlatent_jax.generators.biggan import truncated_noise
-      return truncated_noise(rng, num, self.truncation, gen.info.latent_dim)
-    return gen.sample_z(rng, num)
-
-  def to_working(self, gen: generators.Generator, z: jax.Array, w_avg: jax.Array | None) -> jax.Array:
-    """Prior samples → the base latents the model edits ((N, D) in Z or W, W truncated when configured)."""
+  def _generator_input(self, sampler: sampling.Sampler, latents: jax.Array,
+                       base: jax.Array | None) -> tuple[jax.Array, dict[str, Any]]:
+    kwargs = sampler.picture_kwargs()   # a class-conditional generator: its (first) class and truncation
     if self.space == "z":
-      return z
-    truncation = self.truncation if self.family == "stylegan2" else None
-    return spaces.to_space(gen, z, "w", truncation, w_avg)
-
-  def _generator_input(self, latents: jax.Array, base: jax.Array | None,
-                       w_avg: jax.Array | None) -> tuple[jax.Array, dict[str, Any]]:
-    kwargs = self.gen_kwargs()
-    if self.space == "z":
-      if self.family == "stylegan2" and self.truncation is not None:  # in Z, truncation happens inside the call
-        kwargs.update(truncation=self.truncation, truncation_latent=w_avg)
+      if "w" in sampler.gen.info.latent_spaces and sampler.truncation is not None:
+        # In Z, W truncation happens inside the call.
+        kwargs.update(truncation=sampler.truncation, truncation_latent=sampler.w_avg)
       return latents, kwargs
     kwargs["input_is_latent"] = True
     if self.layers is None:
@@ -161,18 +150,18 @@ class Target:
     mask = jnp.zeros((self.num_ws,), bool).at[start:stop].set(True)[None, :, None]
     return jnp.where(mask, latents[:, None, :], base[:, None, :]), kwargs
 
-  def features(self, gen: generators.Generator, latents: jax.Array, base: jax.Array | None = None,
-               w_avg: jax.Array | None = None) -> jax.Array:
+  def features(self, sampler: sampling.Sampler, latents: jax.Array, base: jax.Array | None = None) -> jax.Array:
     """Flattened features (B, F) of working-space latents (B, D); `base` fills the unedited W+ slots."""
-    x, kwargs = self._generator_input(latents, base if base is not None else latents, w_avg)
-    out = gen.features(x, layers=(self.feature_layer,), **kwargs)[self.feature_layer]
+    x, kwargs = self._generator_input(sampler, latents, base if base is not None else latents)
+    out = sampler.gen.features(x, layers=(self.feature_layer,), **kwargs)[self.feature_layer]
     return out.reshape(out.shape[0], -1).astype(jnp.float32)
 
-  def render(self, gen: generators.Generator, latents: jax.Array, base: jax.Array,
-             w_avg: jax.Array | None = None) -> jax.Array:
-    x, kwargs = self._generator_input(latents, base, w_avg)
+  def render(self, sampler: sampling.Sampler, latents: jax.Array, base: jax.Array) -> jax.Array:
+    x, kwargs = self._generator_input(sampler, latents, base)
     kwargs.pop("input_is_latent", None)
-    return spaces.render(gen, x, self.space, **kwargs)
+    if self.space == "z":
+      return sampler.gen(x, **kwargs)
+    return sampler.gen.synthesis(x, **kwargs)
 
 
 def stylegan2_tap_slot(name: str) -> int:
@@ -213,15 +202,7 @@ def make_target(config, gen: generators.Generator) -> Target:
     if not layer_range[0] <= last:
       raise ValueError(f"config.feature_layer={feature_layer!r} only sees W+ slots 0..{last}, none of the edited "
                        f"slots {config.layers!r}: every divergence would be 0; pick a later layer")
-  truncation = config.get("truncation", None)
-  truncation = None if truncation is None or float(truncation) <= 0 else float(truncation)
-  class_id = None
-  if info.family == "biggan":
-    class_id = int(config.get("biggan_class", 0))
-    if not 0 <= class_id < info.num_classes:
-      raise ValueError(f"config.biggan_class={class_id} is outside 0..{info.num_classes - 1}")
-  return Target(family=info.family, space=space, layers=layer_range, num_ws=info.num_ws,
-                feature_layer=feature_layer, truncation=truncation, class_id=class_id)
+  return Target(family=info.family, space=space, layers=layer_range, num_ws=info.num_ws, feature_layer=feature_layer)
 
 
 class Projector(nn.Module):
@@ -265,38 +246,53 @@ def make_optimizer(config) -> optax.GradientTransformation:
 
 @dataclasses.dataclass
 class Problem:
-  """Everything the jitted step closes over (static) plus the frozen arrays it is given (generator, w̄)."""
+  """Everything the jitted step closes over (static); the sampler (generator, w̄) is the step's frozen argument."""
   config: Any
   target: Target
   model: models.DirectionModel
   projector: Projector
   optimizer: optax.GradientTransformation
-  frozen: dict[str, Any]        # {'gen': Generator, 'w_avg': array or None}, replicated on the mesh
+  sampler: sampling.Sampler       # replicated on the mesh
 
   @property
   def alpha(self) -> tuple[float, float]:
     return tuple(float(a) for a in self.config.alpha)
 
 
-def make_problem(config, gen: generators.Generator, mesh) -> Problem:
+def check_config(config) -> None:
+  """Config values LatentCLR reads, checked before anything is loaded or written."""
+  _common.check_loop(config)
+  _common.check_positive(config, "num_directions", "model.depth", "projector.features", "traversal.steps",
+                         "traversal.num_samples")
+  if int(config.num_directions) < 2 or int(config.batch_size) < 2:
+    raise ValueError(f"config.num_directions={config.num_directions} and config.batch_size={config.batch_size} must "
+                     f"be >= 2 (positives are other samples, negatives other edits)")
+  if not float(config.optimizer.learning_rate) > 0:
+    raise ValueError(f"config.optimizer.learning_rate={config.optimizer.learning_rate!r} must be > 0")
+  if not float(config.loss.temperature) > 0:
+    raise ValueError(f"config.loss.temperature={config.loss.temperature!r} must be > 0")
+  if config.loss.variant not in VARIANTS:
+    raise ValueError(f"config.loss.variant={config.loss.variant!r}; expected one of {VARIANTS}")
+  if config.evaluation.enabled and config.model.kind != "global":
+    raise ValueError("config.evaluation.enabled scores fixed directions: it needs config.model.kind='global'")
+
+
+def make_problem(config, sampler: sampling.Sampler, mesh) -> Problem:
+  gen = sampler.gen
   target = make_target(config, gen)
   dim = gen.info.w_dim if target.space == "w" else gen.info.latent_dim
   model = models.make_model(config.model.kind, int(config.num_directions), dim, int(config.model.depth))
   projector = Projector(config.projector.kind, int(config.projector.features), bool(config.projector.normalize))
-  w_avg = None
-  if target.family == "stylegan2" and target.truncation is not None:
-    w_avg = jax.jit(spaces.mean_w)(gen, jax.random.key(int(config.seed) + 1))
-  frozen = parallel.replicate({"gen": gen, "w_avg": w_avg}, mesh)
-  return Problem(config, target, model, projector, make_optimizer(config), frozen)
+  return Problem(config, target, model, projector, make_optimizer(config), parallel.replicate(sampler, mesh))
 
 
-def divergences(problem: Problem, frozen, params, batch_stats, base: jax.Array, alphas: jax.Array,
-                train: bool = True):
+def divergences(problem: Problem, sampler: sampling.Sampler, params, batch_stats, base: jax.Array,
+                alphas: jax.Array, train: bool = True):
   """Feature divergences (K, N, F) of the K edits of `base` (N, D), and the model's updated BatchNorm stats."""
-  gen, w_avg, t = frozen["gen"], frozen["w_avg"], problem.target
+  t = problem.target
   project = lambda f: problem.projector.apply({"params": params["projector"]}, f)  # noqa: E731
   # As upstream, the unedited features (projector included) carry no gradient.
-  original = jax.lax.stop_gradient(project(t.features(gen, base, w_avg=w_avg)))
+  original = jax.lax.stop_gradient(project(t.features(sampler, base)))
   variables = {"params": params["model"], **({"batch_stats": batch_stats} if batch_stats else {})}
   if train:
     directions, updates = models.apply_directions(problem.model, variables, base, train=True)
@@ -306,42 +302,39 @@ def divergences(problem: Problem, frozen, params, batch_stats, base: jax.Array, 
   edited = models.edit(base, directions, alphas)
   k, n, d = edited.shape
   tiled_base = jnp.broadcast_to(base[None], (k, n, d)).reshape(k * n, d)
-  feats = project(t.features(gen, edited.reshape(k * n, d), tiled_base, w_avg))
+  feats = project(t.features(sampler, edited.reshape(k * n, d), tiled_base))
   return feats.reshape(k, n, -1) - original[None], batch_stats
 
 
-def make_init_fn(problem: Problem):
-  def init_fn(rng):
-    model_rng, projector_rng = jax.random.split(rng)
-    variables = models.init_variables(problem.model, model_rng)
-    gen, w_avg, t = problem.frozen["gen"], problem.frozen["w_avg"], problem.target
-    probe = jax.eval_shape(lambda: t.features(gen, jnp.zeros((2, problem.model.dim), jnp.float32), w_avg=w_avg))
-    projector_params = problem.projector.init(projector_rng, jnp.zeros(probe.shape, jnp.float32)).get("params", {})
-    params = {"model": variables["params"], "projector": dict(projector_params)}
-    return State(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
-                 opt_state=problem.optimizer.init(params))
-  return init_fn
-
-
-def make_train_step(problem: Problem, mesh):
-  config = problem.config
+def make(config, sampler: sampling.Sampler, mesh):
+  """(init_fn, train_step, problem): `init_fn(rng) -> State`; `train_step(state, rng) -> (state, metrics)` jitted
+  once with the state donated (the sampler is its non-donated first argument)."""
+  check_config(config)
+  problem = make_problem(config, sampler, mesh)
   batch_size, k = int(config.batch_size), int(config.num_directions)
   parallel.check_batch_size(batch_size, mesh)
   batch_sharding = parallel.data_sharding(mesh)
   temperature, variant = float(config.loss.temperature), config.loss.variant
-  if variant not in VARIANTS:
-    raise ValueError(f"config.loss.variant={variant!r}; expected one of {VARIANTS}")
   train_projector = bool(config.projector.train)
+  t = problem.target
 
-  def step(state: State, rng: jax.Array, frozen):
+  def init_fn(rng):
+    model_rng, projector_rng = jax.random.split(rng)
+    variables = models.init_variables(problem.model, model_rng)
+    probe = jax.eval_shape(lambda: t.features(problem.sampler, jnp.zeros((2, problem.model.dim), jnp.float32)))
+    projector_params = problem.projector.init(projector_rng, jnp.zeros(probe.shape, jnp.float32)).get("params", {})
+    params = {"model": variables["params"], "projector": dict(projector_params)}
+    return State(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
+                 opt_state=problem.optimizer.init(params))
+
+  def step(s: sampling.Sampler, state: State, rng: jax.Array):
     z_rng, alpha_rng = jax.random.split(rng)
-    z = problem.target.sample_prior(frozen["gen"], z_rng, batch_size)
-    z = jax.lax.with_sharding_constraint(z, batch_sharding)
-    base = problem.target.to_working(frozen["gen"], z, frozen["w_avg"])
+    z = jax.lax.with_sharding_constraint(s.z(z_rng, batch_size), batch_sharding)
+    base = t.to_working(s, z)
     alphas = models.sample_alphas(alpha_rng, k, problem.alpha)
 
     def loss_fn(params):
-      div, stats = divergences(problem, frozen, params, state.batch_stats, base, alphas, train=True)
+      div, stats = divergences(problem, s, params, state.batch_stats, base, alphas, train=True)
       loss = contrastive_loss(div, temperature, variant)
       return loss, (stats, contrastive_accuracy(jax.lax.stop_gradient(div), temperature, variant))
 
@@ -358,8 +351,8 @@ def make_train_step(problem: Problem, mesh):
   # Fixed output shardings (replicated, as the loop initialises the state): step n's output is step n+1's input, so
   # letting XLA choose would recompile the step once more after the first call.
   replicated = parallel.replicated_sharding(mesh)
-  jitted = jax.jit(step, out_shardings=(replicated, replicated))
-  return lambda state, rng: jitted(state, rng, problem.frozen)
+  jitted = jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=(1,))
+  return init_fn, functools.partial(jitted, problem.sampler), problem
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -380,8 +373,8 @@ def per_sample_directions(model: models.DirectionModel, variables, latents: jax.
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _render(target: Target, gen, latents, base, w_avg):
-  return target.render(gen, latents, base, w_avg)
+def _render(target: Target, sampler: sampling.Sampler, latents, base):
+  return target.render(sampler, latents, base)
 
 
 def global_directions(model: models.DirectionModel, variables, target: Target, meta: dict[str, Any]) -> Directions:
@@ -390,9 +383,9 @@ def global_directions(model: models.DirectionModel, variables, target: Target, m
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _traversal_latents(target: Target, model: models.DirectionModel, steps: int, gen, variables, z, w_avg, span):
+def _traversal_latents(target: Target, model: models.DirectionModel, steps: int, sampler, variables, z, span):
   """Edited working-space latents (K·n·steps, D), direction-major, and the matching unedited bases."""
-  base = target.to_working(gen, z, w_avg)
+  base = target.to_working(sampler, z)
   directions = models.apply_directions(model, variables, base, train=False)               # (K, n, D)
   shifts = jnp.linspace(-span, span, steps)
   edited = base[None, :, None, :] + shifts[None, None, :, None] * directions[:, :, None, :]
@@ -400,31 +393,32 @@ def _traversal_latents(target: Target, model: models.DirectionModel, steps: int,
   return edited.reshape(-1, d), jnp.broadcast_to(base[None, :, None, :], edited.shape).reshape(-1, d)
 
 
-def conditional_traversal(gen, problem: Problem, variables, z: jax.Array, span: float, steps: int,
+def conditional_traversal(problem: Problem, variables, z: jax.Array, span: float, steps: int,
                           batch_size: int = 32) -> np.ndarray:
   """(K·n, steps, H, W, C) display images: latent i moved along d_k(z_i) (evaluated at z_i) by −span…span.
 
   Works for every model kind (a global model's d_k does not depend on z_i) and every generator family (BigGAN's
   class and truncation, W+ slot restriction and W truncation as in training)."""
-  t, w_avg = problem.target, problem.frozen["w_avg"]
-  edited, bases = jax.device_get(_traversal_latents(t, problem.model, int(steps), gen, variables, z, w_avg,
+  t, sampler = problem.target, problem.sampler
+  edited, bases = jax.device_get(_traversal_latents(t, problem.model, int(steps), sampler, variables, z,
                                                     float(span)))
-  images = np.concatenate([np.asarray(_render(t, gen, edited[i:i + batch_size], bases[i:i + batch_size], w_avg))
+  images = np.concatenate([np.asarray(_render(t, sampler, edited[i:i + batch_size], bases[i:i + batch_size]))
                            for i in range(0, edited.shape[0], batch_size)])
-  images = viz.to_display(images, gen.info.output_range)
+  images = viz.to_display(images, sampler.gen.info.output_range)
   return images.reshape(problem.model.num_directions * z.shape[0], steps, *images.shape[1:])
 
 
 def save_model(workdir: str, variables) -> str:
   path = os.path.join(workdir, MODEL_FILE)
-  with open(path + ".tmp", "wb") as f:
-    f.write(flax.serialization.to_bytes(variables))
-  os.replace(path + ".tmp", path)
+  io.save_variables(path, variables)
   return path
 
 
 def load_model(workdir: str) -> tuple[models.DirectionModel, dict[str, Any]]:
   """(model, variables) of a finished run, for `per_sample_directions`."""
+  for name in ("results.json", MODEL_FILE):
+    if not os.path.exists(os.path.join(workdir, name)):
+      raise FileNotFoundError(f"{os.path.join(workdir, name)} does not exist: not a finished LatentCLR run")
   with open(os.path.join(workdir, "results.json")) as f:
     spec = json.load(f)["model"]
   model = models.make_model(spec["kind"], spec["num_directions"], spec["dim"], spec["depth"])
@@ -433,83 +427,69 @@ def load_model(workdir: str) -> tuple[models.DirectionModel, dict[str, Any]]:
     return model, flax.serialization.from_bytes(template, f.read())
 
 
-def _evaluate(config, gen, directions: Directions, workdir: str) -> dict[str, Any]:
-  """MIG/FactorVAE (encoder protocol) of the LatentCLR directions and of SeFa's, on the ground-truth dataset."""
-  from ganlatent_jax import data
+def _sefa_variant(gen) -> str:
+  return "genforce" if gen.info.family == "stylegan2" else "first_layer"
+
+
+def evaluate(config, workdir: str, sampler: sampling.Sampler | None = None) -> dict[str, Any]:
+  """MIG/FactorVAE (encoder protocol, config.evaluation) of the run's global directions and of SeFa's (same K),
+  written to metrics.json = {"latentclr": {...}, "sefa": {...}}; also images/traversal_comparison.png."""
   from ganlatent_jax import directions as directions_lib
-  from ganlatent_jax.metrics import encoder_protocol
-  e = config.eval
-  dataset = data.get_dataset(e.dataset, source=e.source, **({"resolution": int(e.resolution)}
-                                                               if e.source == "procedural" else {}))
-  protocol = encoder_protocol.ProtocolConfig(
-      num_train=int(e.num_train), num_val=int(e.num_val), batch_size=int(e.batch_size), steps=int(e.steps),
-      mig_num_train=int(e.mig_num_train), factor_vae_num_train=int(e.factor_vae_num_train),
-      factor_vae_num_eval=int(e.factor_vae_num_eval),
-      factor_vae_num_variance_estimate=int(e.factor_vae_num_variance_estimate), metrics=tuple(e.metrics))
-  sefa_variant = "genforce" if gen.info.family == "stylegan2" else "first_layer"
-  sefa_directions, _ = directions_lib.sefa(gen, directions.num_directions, variant=sefa_variant)
-  results = {}
-  for name, d in (("latentclr", directions), ("sefa", sefa_directions)):
-    results[name] = encoder_protocol.evaluate_directions(
-        gen, d, dataset, protocol, jax.random.key(int(e.seed)), np.random.RandomState(int(e.seed)))
-    logging.info("%s metrics: %s", name, {k: v for k, v in results[name].items() if not isinstance(v, list)})
-  latents = gen.sample_z(jax.random.key(int(config.seed)), int(config.traversal.num_samples))
-  named = [("LatentCLR", directions), (f"SeFa ({sefa_variant})", sefa_directions)]
-  grids = [viz.traversal_grid(gen, d, latents, **_common.traversal_kwargs(config, gen, d)) for _, d in named]
+  if not config.evaluation.enabled:
+    raise ValueError("config.evaluation.enabled is False: LatentCLR's evaluation is the encoder protocol")
+  sampler = sampler or _common.make_sampler(config, _common.load_generator(config), STREAMS)
+  gen = sampler.gen
+  directions = _common.load_directions(workdir)
+  variant = _sefa_variant(gen)
+  sefa_directions, _ = directions_lib.sefa(gen, directions.num_directions, variant=variant)
+  results = _common.evaluate_directions(config, workdir, sampler,
+                                        [("latentclr", directions), ("sefa", sefa_directions)],
+                                        _common.stream(config, STREAMS, "evaluation"))
+  latents = sampler.z(_common.stream(config, STREAMS, "pictures"), int(config.traversal.num_samples))
+  named = [("LatentCLR", directions), (f"SeFa ({variant})", sefa_directions)]
+  grids = [viz.traversal_grid(gen, d, latents, **_common.traversal_kwargs(config, sampler, d)) for _, d in named]
   viz.contact_sheet(grids, [name for name, _ in named],
                     path=os.path.join(workdir, "images", "traversal_comparison.png"))
   return results
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  evaluate_after = config.get("eval", None) is not None and bool(config.eval.enabled)
-  if evaluate_after and config.model.kind != "global":
-    raise ValueError("config.eval.enabled scores fixed directions: it needs config.model.kind='global'")
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
+  """Trains the direction model; writes model.msgpack, images/traversal.png, results.json, directions.npz (global
+  model) and, with config.evaluation.enabled, metrics.json. Returns the paths written."""
+  check_config(config)
   gen = _common.load_generator(config)
   mesh = parallel.make_mesh(config.get("num_devices") or None)
-  problem = make_problem(config, gen, mesh)
+  init_fn, train_step, problem = make(config, _common.make_sampler(config, gen, STREAMS), mesh)
+  sampler = problem.sampler
   span, steps = float(config.traversal.span), int(config.traversal.steps)
-  preview = problem.target.sample_prior(gen, jax.random.key(int(config.seed)), 1)
+  preview = sampler.z(_common.stream(config, STREAMS, "preview"), 1)
 
   def image_fn(state):
-    return {"traversal": viz.image_grid(conditional_traversal(gen, problem, model_variables(state), preview, span,
-                                                              steps))}
+    return {"traversal": viz.image_grid(conditional_traversal(problem, model_variables(state), preview, span, steps))}
 
-  state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=make_init_fn(problem),
-                   train_step=make_train_step(problem, mesh), image_fn=image_fn,
-                   images_per_step=int(config.batch_size) * (int(config.num_directions) + 1))
+  state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=init_fn, train_step=train_step,
+                   image_fn=image_fn, images_per_step=int(config.batch_size) * (int(config.num_directions) + 1))
   variables = model_variables(state)
   outputs = {"model": save_model(workdir, variables)}
   t = problem.target
   meta = dict(method="latentclr", model=config.model.kind, feature_layer=t.feature_layer, loss=config.loss.variant,
               temperature=float(config.loss.temperature), alpha=list(problem.alpha), steps=int(config.steps),
-              source=gen.info.source)
-  directions = None
+              source=gen.info.source, **sampler.record())
   if config.model.kind == "global":
-    directions = global_directions(problem.model, variables, t, meta)
     outputs["directions"] = os.path.join(workdir, "directions.npz")
-    directions.save(outputs["directions"])
-  latents = t.sample_prior(gen, jax.random.key(int(config.seed)), int(config.traversal.num_samples))
+    global_directions(problem.model, variables, t, meta).save(outputs["directions"])
+  latents = sampler.z(_common.stream(config, STREAMS, "pictures"), int(config.traversal.num_samples))
   outputs["traversal"] = os.path.join(workdir, "images", "traversal.png")
-  viz.save_png(outputs["traversal"], viz.image_grid(conditional_traversal(gen, problem, variables, latents, span,
-                                                                          steps)))
-  results: dict[str, Any] = {
-      "method": "latentclr", "generator": config.generator, "outputs": outputs, "step": int(state.step),
+  viz.save_png(outputs["traversal"], viz.image_grid(conditional_traversal(problem, variables, latents, span, steps)))
+  outputs["results"] = os.path.join(workdir, "results.json")
+  _common.write_json(outputs["results"], {
+      "method": "latentclr", "generator": config.generator, "outputs": dict(outputs), "step": int(state.step),
       "model": dict(kind=problem.model.kind, num_directions=problem.model.num_directions, dim=problem.model.dim,
                     depth=problem.model.depth),
-      "space": t.directions_space, "layers": t.layers, "feature_layer": t.feature_layer}
-  if evaluate_after:
-    metrics = _evaluate(config, gen, directions, workdir)
-    outputs["traversal_comparison"] = os.path.join(workdir, "images", "traversal_comparison.png")
-    outputs["metrics"] = os.path.join(workdir, "metrics.json")
-    _common.write_json(outputs["metrics"], metrics)
-  _common.write_json(os.path.join(workdir, "results.json"), results)
+      "space": t.directions_space, "layers": t.layers, "feature_layer": t.feature_layer,
+      "sampling": sampler.record()})
+  if config.evaluation.enabled:
+    evaluate(config, workdir, sampler=sampler)
+    outputs.update(metrics=os.path.join(workdir, "metrics.json"),
+                   traversal_comparison=os.path.join(workdir, "images", "traversal_comparison.png"))
   return outputs
-
-
-def evaluate(config, workdir: str) -> dict[str, Any]:
-  model, variables = load_model(workdir)
-  out = {"model": model, "variables": variables}
-  if os.path.exists(os.path.join(workdir, "directions.npz")):
-    out["directions"] = Directions.load(os.path.join(workdir, "directions.npz"))
-  return out

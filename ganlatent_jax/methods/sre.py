@@ -16,6 +16,7 @@ Batch: the paper uses 64, upstream 32 (16 pairs); the default here is upstream's
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -26,25 +27,41 @@ import numpy as np
 import optax
 
 from ganlatent_jax import directions as directions_lib
-from ganlatent_jax import parallel, viz
-from ganlatent_jax.directions import spaces
+from ganlatent_jax import io, parallel, viz
 from ganlatent_jax.directions.base import Directions, orthonormalize, shift_latents
-from ganlatent_jax.generators.base import Generator
+from ganlatent_jax.generators import sampling
 from ganlatent_jax.methods import _common
 from ganlatent_jax.nets import resnet as resnet_lib
 from ganlatent_jax.training import loop
 
 INIT_METHODS = ("sefa", "ganspace", "random", "file")
+RANKER_FILE = "ranker.msgpack"
+# The run's RNG streams: key(config.seed + offset). Fixed: the README's SRE table was drawn from them.
+STREAMS = dict(pictures=0, init=7, w_avg=11, preview=13, evaluation=17)
 
 
 @flax.struct.dataclass
 class State:
   step: jax.Array
-  directions: jax.Array          # raw parameter (latent_dim × K); used as orthonormalize(directions)
-  ranker_params: Any
-  ranker_batch_stats: Any
-  directions_opt_state: Any
-  ranker_opt_state: Any
+  params: Any           # {'directions': raw D (latent_dim × K), used as orthonormalize(D); 'ranker': ResNet params}
+  batch_stats: Any      # the ranker's batch-norm statistics
+  opt_state: Any        # {'directions': Adam state, 'ranker': Adam state}
+
+
+def check_config(config) -> None:
+  """Config values the method reads, checked before anything is loaded or written."""
+  _common.check_loop(config)
+  _common.check_positive(config, "num_directions", "truncation_samples", "ranker.width")
+  batch = int(config.batch_size)
+  if batch % 2:
+    raise ValueError(f"config.batch_size={batch} must be even (pairs of shifted images)")
+  if not float(config.shift_range) > 0:
+    raise ValueError(f"config.shift_range={config.shift_range!r} must be > 0 (ε ~ U(−e, e))")
+  for key in ("directions.learning_rate", "ranker.learning_rate"):
+    if not float(_common._lookup(config, key)) > 0:
+      raise ValueError(f"config.{key}={_common._lookup(config, key)!r} must be > 0")
+  if config.init.method not in INIT_METHODS:
+    raise ValueError(f"config.init.method={config.init.method!r}; expected one of {INIT_METHODS}")
 
 
 def ranker_module(config) -> resnet_lib.ResNet:
@@ -54,7 +71,7 @@ def ranker_module(config) -> resnet_lib.ResNet:
                            heads=(("scales", int(config.num_directions)),))
 
 
-def initial_directions(config, gen: Generator, rng: jax.Array) -> Directions:
+def initial_directions(config, gen, rng: jax.Array) -> Directions:
   """The D that SRE refines: SeFa, GANSpace, random, or a directions file; K = config.num_directions."""
   k = int(config.num_directions)
   method = config.init.method
@@ -66,6 +83,8 @@ def initial_directions(config, gen: Generator, rng: jax.Array) -> Directions:
   elif method == "random":
     space = config.space or ("w" if "w" in gen.info.latent_spaces else "z")
     dim = gen.info.w_dim if space != "z" else gen.latent_dim
+    if k > dim:
+      raise ValueError(f"config.num_directions={k} exceeds the {space} size {dim}: orthonormal directions need K <= {dim}")
     d = directions_lib.random(dim, k, rng, space=space)
   elif method == "file":
     d = directions_lib.load(config.init.path)
@@ -89,167 +108,146 @@ def _bce_rank_loss(scales: jax.Array, eps1: jax.Array, eps2: jax.Array) -> tuple
   return loss, accuracy
 
 
-def make_train_step(config, gen: Generator, template: Directions, mesh, w_avg):
-  """The jitted step `(state, rng) -> (state, metrics)` with the generator and w̄ passed as (non-donated) args."""
+def optimizers(config) -> dict[str, optax.GradientTransformation]:
+  return {"ranker": optax.adam(float(config.ranker.learning_rate)),
+          "directions": optax.adam(float(config.directions.learning_rate))}
+
+
+def make(config, sampler: sampling.Sampler, initial: Directions, mesh):
+  """(init_fn, train_step): `init_fn(rng) -> State` (D from `initial`, a fresh ranker and Adam states) and
+  `train_step(state, rng) -> (state, metrics)`, jitted once with the state donated; the sampler (generator, w̄) is
+  its non-donated first argument."""
+  check_config(config)
   batch = int(config.batch_size)
-  if batch % 2:
-    raise ValueError(f"config.batch_size={batch} must be even (pairs of shifted images)")
   parallel.check_batch_size(batch, mesh)
   half, k, e = batch // 2, int(config.num_directions), float(config.shift_range)
-  space, truncation = template.space, config.truncation
+  space, layers = initial.space, initial.layers
   ranker = ranker_module(config)
-  ranker_opt, directions_opt = optimizers(config)
+  opts = optimizers(config)
   sharding = parallel.data_sharding(mesh)
+  matrix = jnp.asarray(initial.matrix)
+  in_channels = sampler.gen.image_shape[-1]
 
-  def images_of(g, d_raw, z_half, eps, w_mean):
-    base = spaces.to_space(g, z_half, space, truncation, w_mean)
+  def init_fn(rng):
+    variables = resnet_lib.init_resnet(rng, ranker, in_channels=in_channels)
+    params = {"directions": matrix, "ranker": variables["params"]}
+    return State(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables["batch_stats"],
+                 opt_state={name: opt.init(params[name]) for name, opt in opts.items()})
+
+  def images_of(s: sampling.Sampler, d_raw, z_half, classes, eps):
+    base = s.to_space(z_half, space)
     base = jax.lax.with_sharding_constraint(jnp.concatenate([base, base], axis=0), sharding)
-    return spaces.render(g, shift_latents(base, orthonormalize(d_raw), eps, template.layers), space)
+    classes = None if classes is None else jnp.concatenate([classes, classes])
+    return s.render(shift_latents(base, orthonormalize(d_raw), eps, layers), space, classes)
 
-  def draw(rng):
+  def draw(s: sampling.Sampler, rng):
     z_rng, e_rng = jax.random.split(rng)
-    z = jax.random.normal(z_rng, (half, gen.latent_dim))
+    z = s.z(z_rng, half)
+    classes = s.class_ids(jax.random.fold_in(rng, 1), half)   # class-conditional generators only
     eps = jax.random.uniform(e_rng, (batch, k), minval=-e, maxval=e)
-    return z, jax.lax.with_sharding_constraint(eps, sharding)
+    return z, classes, jax.lax.with_sharding_constraint(eps, sharding)
 
-  def step(state: State, g: Generator, w_mean, rng):
+  def step(s: sampling.Sampler, state: State, rng):
     ranker_rng, directions_rng = jax.random.split(rng)
 
     # (a) ranker update: images are constants.
-    z, eps = draw(ranker_rng)
-    images = jax.lax.stop_gradient(images_of(g, state.directions, z, eps, w_mean))
+    z, classes, eps = draw(s, ranker_rng)
+    images = jax.lax.stop_gradient(images_of(s, state.params["directions"], z, classes, eps))
 
     def ranker_loss(params):
-      out, updates = ranker.apply({"params": params, "batch_stats": state.ranker_batch_stats}, images, train=True,
+      out, updates = ranker.apply({"params": params, "batch_stats": state.batch_stats}, images, train=True,
                                   mutable=["batch_stats"])
       loss, accuracy = _bce_rank_loss(out["scales"], eps[:half], eps[half:])
       return loss, (updates["batch_stats"], accuracy)
 
-    (r_loss, (batch_stats, r_acc)), r_grads = jax.value_and_grad(ranker_loss, has_aux=True)(state.ranker_params)
-    r_updates, ranker_opt_state = ranker_opt.update(r_grads, state.ranker_opt_state, state.ranker_params)
-    ranker_params = optax.apply_updates(state.ranker_params, r_updates)
+    (r_loss, (batch_stats, r_acc)), r_grads = jax.value_and_grad(ranker_loss, has_aux=True)(state.params["ranker"])
+    r_updates, ranker_opt_state = opts["ranker"].update(r_grads, state.opt_state["ranker"], state.params["ranker"])
+    ranker_params = optax.apply_updates(state.params["ranker"], r_updates)
 
     # (b) directions update: gradient through the frozen generator to D only; ranker in eval mode.
-    z, eps = draw(directions_rng)
+    z, classes, eps = draw(s, directions_rng)
     frozen = {"params": ranker_params, "batch_stats": batch_stats}
 
     def directions_loss(d_raw):
-      out = ranker.apply(frozen, images_of(g, d_raw, z, eps, w_mean), train=False)
+      out = ranker.apply(frozen, images_of(s, d_raw, z, classes, eps), train=False)
       return _bce_rank_loss(out["scales"], eps[:half], eps[half:])
 
-    (d_loss, d_acc), d_grads = jax.value_and_grad(directions_loss, has_aux=True)(state.directions)
-    d_updates, directions_opt_state = directions_opt.update(d_grads, state.directions_opt_state, state.directions)
-    new_directions = optax.apply_updates(state.directions, d_updates)
+    d_raw = state.params["directions"]
+    (d_loss, d_acc), d_grads = jax.value_and_grad(directions_loss, has_aux=True)(d_raw)
+    d_updates, directions_opt_state = opts["directions"].update(d_grads, state.opt_state["directions"], d_raw)
+    new_directions = optax.apply_updates(d_raw, d_updates)
     q = orthonormalize(new_directions)
     metrics = {"ranker_loss": r_loss, "ranker_accuracy": r_acc, "directions_loss": d_loss,
                "directions_accuracy": d_acc,
                "orthonormality_error": jnp.max(jnp.abs(q.T @ q - jnp.eye(k)))}
-    return State(step=state.step + 1, directions=new_directions, ranker_params=ranker_params,
-                 ranker_batch_stats=batch_stats, directions_opt_state=directions_opt_state,
-                 ranker_opt_state=ranker_opt_state), metrics
+    return State(step=state.step + 1, params={"directions": new_directions, "ranker": ranker_params},
+                 batch_stats=batch_stats,
+                 opt_state={"directions": directions_opt_state, "ranker": ranker_opt_state}), metrics
 
   # Outputs replicated like the loop's initial state, so step 2 reuses step 1's executable instead of compiling
   # again for whatever sharding XLA would have chosen.
-  jitted = jax.jit(step, donate_argnums=(0,), out_shardings=parallel.replicated_sharding(mesh))
-  train_step = lambda state, rng: jitted(state, gen, w_avg, rng)  # noqa: E731
-  train_step.jitted = jitted
-  return train_step
-
-
-def optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-  return optax.adam(float(config.ranker.learning_rate)), optax.adam(float(config.directions_learning_rate))
-
-
-def init(config, gen: Generator, initial: Directions, image_shape) -> callable:
-  """`init_fn(rng) -> State`: D from the initialisation, ranker from random init, fresh Adam states."""
-  ranker = ranker_module(config)
-  ranker_opt, directions_opt = optimizers(config)
-  matrix = jnp.asarray(initial.matrix)
-
-  def init_fn(rng):
-    variables = resnet_lib.init_resnet(rng, ranker, in_channels=image_shape[-1])
-    return State(step=jnp.zeros((), jnp.int32), directions=matrix, ranker_params=variables["params"],
-                 ranker_batch_stats=variables["batch_stats"],
-                 directions_opt_state=directions_opt.init(matrix),
-                 ranker_opt_state=ranker_opt.init(variables["params"]))
-
-  return init_fn
+  jitted = jax.jit(step, donate_argnums=(1,), out_shardings=parallel.replicated_sharding(mesh))
+  return init_fn, functools.partial(jitted, sampler)
 
 
 def refined_directions(state: State, initial: Directions, config) -> Directions:
-  matrix = np.asarray(orthonormalize(jnp.asarray(jax.device_get(state.directions))))
+  matrix = np.asarray(orthonormalize(jnp.asarray(jax.device_get(state.params["directions"]))))
   return Directions(matrix, space=initial.space, layers=initial.layers, meta=dict(
       method="sre", init=initial.meta, steps=int(jax.device_get(state.step)), shift_range=float(config.shift_range),
       batch_size=int(config.batch_size), source=initial.meta.get("source", "")))
 
 
-def train(config, workdir: str) -> dict[str, Any]:
+def train(config, workdir: str) -> dict[str, str]:
+  """Refines the initial directions; writes init_directions.npz, directions.npz, ranker.msgpack, the pictures and
+  (config.evaluation.enabled) metrics.json. Returns the paths written."""
+  check_config(config)
   gen = _common.load_generator(config)
   mesh = parallel.make_mesh(config.get("num_devices") or None)
-  seed = int(config.seed)
-  initial = initial_directions(config, gen, jax.random.key(seed + 7))
-  w_avg = None
-  if initial.space != "z" and config.truncation is not None and float(config.truncation) != 1.0:
-    w_avg = spaces.mean_w(gen, jax.random.key(seed + 11), int(config.truncation_samples))
-  train_step = make_train_step(config, gen, initial, mesh, w_avg)
-  traversal_z = gen.sample_z(jax.random.key(seed + 13), 1)
+  sampler = _common.make_sampler(config, gen, STREAMS, int(config.truncation_samples))
+  initial = initial_directions(config, gen, _common.stream(config, STREAMS, "init"))
+  init_fn, train_step = make(config, sampler, initial, mesh)
+  preview_z = sampler.z(_common.stream(config, STREAMS, "preview"), 1)
 
   def image_fn(state):
     d = refined_directions(state, initial, config)
-    return {"traversal": viz.traversal_grid(gen, d, traversal_z, **_common.traversal_kwargs(config, gen, d))}
+    return {"traversal": viz.traversal_grid(gen, d, preview_z, **_common.traversal_kwargs(config, sampler, d))}
 
   os.makedirs(workdir, exist_ok=True)
   initial.save(os.path.join(workdir, "init_directions.npz"))
-  state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=init(config, gen, initial, gen.image_shape),
-                   train_step=train_step, images_per_step=2 * int(config.batch_size), image_fn=image_fn)
+  state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=init_fn, train_step=train_step,
+                   images_per_step=2 * int(config.batch_size), image_fn=image_fn)
   refined = refined_directions(state, initial, config)
-  outputs = _common.write_directions(workdir, gen, refined, config,
+  outputs = _common.write_directions(workdir, sampler, refined, config, _common.stream(config, STREAMS, "pictures"),
                                      comparison=((f"{config.init.method} (init)", initial), ("SRE", refined)))
-  save_ranker(workdir, config, state)
+  outputs.update(init_directions=os.path.join(workdir, "init_directions.npz"), ranker=save_ranker(workdir, state))
   if config.evaluation.enabled:
-    outputs["metrics"] = evaluate(config, workdir, gen=gen)
+    evaluate(config, workdir, sampler=sampler)
+    outputs["metrics"] = os.path.join(workdir, "metrics.json")
   return outputs
 
 
-def save_ranker(workdir: str, config, state: State) -> str:
-  path = os.path.join(workdir, "ranker.msgpack")
-  payload = flax.serialization.to_bytes(
-      {"params": jax.device_get(state.ranker_params), "batch_stats": jax.device_get(state.ranker_batch_stats)})
-  with open(path + ".tmp", "wb") as f:
-    f.write(payload)
-  os.replace(path + ".tmp", path)
+def save_ranker(workdir: str, state: State) -> str:
+  path = os.path.join(workdir, RANKER_FILE)
+  io.save_variables(path, {"params": jax.device_get(state.params["ranker"]),
+                           "batch_stats": jax.device_get(state.batch_stats)})
   return path
 
 
-def load_ranker(workdir: str, config, image_shape) -> tuple[resnet_lib.ResNet, Any]:
-  module = ranker_module(config)
-  template = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, *image_shape)), train=False))
-  with open(os.path.join(workdir, "ranker.msgpack"), "rb") as f:
-    variables = flax.serialization.from_bytes(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template), f.read())
-  return module, variables
+def load_ranker(workdir: str, config) -> tuple[resnet_lib.ResNet, Any]:
+  """(ranker module, its variables) of a finished run."""
+  path = os.path.join(workdir, RANKER_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: not a finished SRE run")
+  return ranker_module(config), io.load_variables(path)
 
 
-def evaluate(config, workdir: str, gen: Generator | None = None) -> dict[str, Any]:
+def evaluate(config, workdir: str, sampler: sampling.Sampler | None = None) -> dict[str, Any]:
   """Disentanglement of the initial and refined directions (encoder protocol), written to metrics.json."""
-  from ganlatent_jax import data
-  from ganlatent_jax.metrics import encoder_protocol
-
-  gen = gen or _common.load_generator(config)
-  ev = config.evaluation
-  dataset = data.get_dataset(ev.dataset)
-  protocol = encoder_protocol.ProtocolConfig(
-      num_train=int(ev.num_train), num_val=int(ev.num_val), steps=int(ev.encoder_steps),
-      batch_size=int(ev.batch_size), truncation=config.truncation,
-      mig_num_train=int(ev.metric_samples), dci_num_train=int(ev.metric_samples),
-      dci_num_test=int(ev.metric_samples) // 2, factor_vae_num_train=int(ev.batch_metric_points),
-      factor_vae_num_eval=int(ev.batch_metric_points) // 2, factor_vae_num_variance_estimate=int(ev.metric_samples),
-      beta_vae_num_train=int(ev.batch_metric_points), beta_vae_num_eval=int(ev.batch_metric_points) // 2,
-      metrics=tuple(ev.metrics))
-  results: dict[str, Any] = {"evaluation": ev.to_dict(), "seed": int(config.seed)}
+  sampler = sampler or _common.make_sampler(config, _common.load_generator(config), STREAMS,
+                                            int(config.truncation_samples))
   # Without include_init (e.g. ablations that share one initialisation) only the refined directions are scored.
-  for name in ("init_directions", "directions") if ev.include_init else ("directions",):
-    d = directions_lib.load(os.path.join(workdir, f"{name}.npz"))
-    results[name] = encoder_protocol.evaluate_directions(
-        gen, d, dataset, protocol, jax.random.key(int(config.seed) + 17), np.random.RandomState(int(config.seed)))
-  _common.write_json(os.path.join(workdir, "metrics.json"), results)
-  return results
+  names = ("init_directions", "directions") if config.evaluation.include_init else ("directions",)
+  return _common.evaluate_directions(config, workdir, sampler,
+                                     [(name, _common.load_directions(workdir, name)) for name in names],
+                                     _common.stream(config, STREAMS, "evaluation"))
+

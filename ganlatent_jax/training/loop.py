@@ -6,14 +6,14 @@ owns everything around them, so methods differ only in their maths:
     step) or initialised directly with its shardings;
   * the per-step key is `parallel.step_rng(seed, step)`, a pure function of (seed, step): a resumed run continues
     bit-identically to an uninterrupted one;
-  * every scalar metric is checked each step; NaN/Inf raises `NonFiniteError` naming the step and metric before the
-    bad state can be saved, so the last good checkpoint stays intact;
+  * every metric of every step is checked ON THE DEVICE (the first non-finite step and its metrics are kept there);
+    metrics reach the host only at log, image and checkpoint steps, where a NaN/Inf raises `NonFiniteError` naming
+    the step and metric before the bad state can be saved or shown, so the last good checkpoint stays intact;
   * scalars and images go to TensorBoard files in the workdir, a progress bar shows steps/s and images/s, the first
     step's time (compilation included) is logged.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,11 +21,12 @@ import time
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
 from ganlatent_jax import checkpoint as checkpoint_lib
-from ganlatent_jax import parallel
+from ganlatent_jax import console, io, parallel
 from ganlatent_jax.training.writer import MetricWriter
 
 State = Any
@@ -37,25 +38,52 @@ class NonFiniteError(FloatingPointError):
 
 
 def save_config(config, workdir: str) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True) if hasattr(config, "to_json_best_effort")
-            else json.dumps(config, indent=2, sort_keys=True))
+  if hasattr(config, "to_json_best_effort"):
+    io.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2, sort_keys=True))
+  else:
+    io.write_json(os.path.join(workdir, "config.json"), config, sort_keys=True)
 
 
-def _check_finite(step: int, metrics: Mapping[str, Any]) -> None:
+@jax.jit
+def _track_non_finite(tracker, step, metrics):
+  """(first non-finite step or −1, that step's metrics): updated on the device, without a host round trip."""
+  first_step, first_metrics = tracker
+  floats = [v for v in jax.tree.leaves(metrics) if jnp.issubdtype(v.dtype, jnp.inexact)]
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in floats])) if floats else jnp.bool_(True)
+  take = (first_step < 0) & ~finite
+  return (jnp.where(take, step, first_step),
+          jax.tree.map(lambda old, new: jnp.where(take, new, old), first_metrics, metrics))
+
+
+def _new_tracker(metrics):
+  return jnp.int32(-1), jax.tree.map(jnp.zeros_like, metrics)
+
+
+def _check_finite(tracker) -> None:
+  first_step, metrics = jax.device_get(tracker)
+  if first_step < 0:
+    return
   for name, value in metrics.items():
     value = np.asarray(value)
     if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
-      raise NonFiniteError(f"step {step}: {name} = {value.tolist()} is not finite; stopping (the last good "
-                           f"checkpoint is kept)")
+      raise NonFiniteError(f"step {int(first_step)}: {name} = {value.tolist()} is not finite; stopping (the last "
+                           f"good checkpoint is kept)")
 
 
 def _progress(total: int, initial: int, enabled: bool):
   if not enabled:
     return None
-  from tqdm import tqdm
-  return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=2.0)
+  return console.progress(total=total, initial=initial, desc="training", unit="step")
+
+
+def _refresh_report(writer: MetricWriter, workdir: str) -> None:
+  """report.html shows the run so far at each checkpoint; a report that fails to render never stops training."""
+  writer.flush()
+  try:
+    from ganlatent_jax.viz import report
+    report.write_report(workdir)
+  except Exception as e:  # noqa: BLE001 — any rendering problem is reported, the run goes on
+    logging.warning("report.html not refreshed at this checkpoint: %s: %s", type(e).__name__, e)
 
 
 def init_or_restore(init_fn: Callable[[jax.Array], State], seed: int, mesh: Mesh,
@@ -97,18 +125,29 @@ def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], Stat
   bar = _progress(total, start, is_main and config.get("progress_bar", True))
   image_every = int(config.get("image_every", 0) or 0)
   last_log_time, last_log_step = time.perf_counter(), start
+  tracker = None
+  end_phase = console.start_phase("training")
   try:
     for step in range(start, total):
       t0 = time.perf_counter()
       state, metrics = train_step(state, parallel.step_rng(config.seed, step))
-      metrics = jax.device_get(metrics)
-      _check_finite(step + 1, metrics)
-      if step == start:
-        logging.info("first step (compilation included): %.2f s", time.perf_counter() - t0)
       done = step + 1
+      previous, tracker = tracker, _track_non_finite(_new_tracker(metrics) if tracker is None else tracker, done,
+                                                     metrics)
+      if previous is not None:   # at most one step in flight (no transfer: queued sharded steps on simulated CPU
+        jax.block_until_ready(previous)   # devices can starve a collective's threads), the next one is dispatched
+      if step == start:
+        jax.block_until_ready(metrics)
+        logging.info("first step (compilation included): %.2f s", time.perf_counter() - t0)
       if bar is not None:
         bar.update(1)
-      if done % config.log_every == 0 or done == total:
+      log_now = done % config.log_every == 0 or done == total
+      image_now = image_fn is not None and image_every and (done % image_every == 0 or done == total)
+      save_now = checkpointer.should_save(done) or done == total
+      if log_now or image_now or save_now:
+        _check_finite(tracker)   # the one host round trip: never log, show or save a non-finite state
+      if log_now:
+        metrics = jax.device_get(metrics)
         now = time.perf_counter()
         steps_per_s = (done - last_log_step) / max(now - last_log_time, 1e-9)
         last_log_time, last_log_step = now, done
@@ -118,11 +157,14 @@ def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], Stat
         if bar is not None:
           bar.set_postfix({"img/s": f"{steps_per_s * images_per_step:.1f}",
                            **{k: f"{v:.4g}" for k, v in list(scalars.items())[:3] if math.isfinite(v)}})
-      if image_fn is not None and image_every and (done % image_every == 0 or done == total):
+      if image_now:
         writer.images(done, image_fn(state))
-      if checkpointer.should_save(done) or done == total:
+      if save_now:
         checkpointer.save(done, state)
+        if is_main:
+          _refresh_report(writer, workdir)
   finally:
+    end_phase()
     if bar is not None:
       bar.close()
     writer.close()

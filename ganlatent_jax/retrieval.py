@@ -6,13 +6,14 @@ k controls, whatever their other attributes. On a ground-truth dataset this is m
 is matched to the factor with the highest mutual information with its score over the pool, and a retrieved image
 counts when it has the query's value of that factor.
 
-  python -m ganlatent_jax.methods.sre_retrieval --workdir=RUN_DIR --direction=0 --query_index=0 --top_k=8
+  python -m ganlatent_jax.retrieval --workdir=RUN_DIR --direction=0 --query_index=0 --top_k=8
 
 writes RUN_DIR/images/retrieval_d{k}_q{i}.png (query first, then the top-K) and prints precision@K of every
 direction as JSON.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
@@ -24,10 +25,14 @@ import numpy as np
 from ganlatent_jax.metrics import disentanglement
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _scores(module, variables, images01):
+  return module.apply(variables, images01 * 2.0 - 1.0, train=False)["scales"]
+
+
 def ranker_scores(module, variables, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
   """(N, K) ranker outputs (eval mode) for images in [0, 1] (mapped to the generator's [-1, 1] the ranker saw)."""
-  apply = jax.jit(lambda v, x: module.apply(v, x * 2.0 - 1.0, train=False)["scales"])
-  out = [np.asarray(apply(variables, np.asarray(images[i:i + batch_size], np.float32)))
+  out = [np.asarray(_scores(module, variables, np.asarray(images[i:i + batch_size], np.float32)))
          for i in range(0, len(images), batch_size)]
   return np.concatenate(out)
 
@@ -81,23 +86,25 @@ def evaluate_retrieval(module, variables, dataset, num_pool: int, num_queries: i
 def _load_run(workdir: str):
   from ganlatent_jax.methods import sre
 
-  with open(os.path.join(workdir, "config.json")) as f:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: --workdir must be a finished SRE run")
+  with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  from ganlatent_jax.generators import load
-  gen = load(config.generator, format=config.get("generator_format") or None)
-  module, variables = sre.load_ranker(workdir, config, gen.image_shape)
+  module, variables = sre.load_ranker(workdir, config)
   return config, module, variables
 
 
 def main(argv):
   from absl import flags
 
-  from ganlatent_jax import data, viz
+  from ganlatent_jax import viz
+  from ganlatent_jax.methods import _common
 
   del argv
   flags_ = flags.FLAGS
   config, module, variables = _load_run(flags_.workdir)
-  dataset = data.get_dataset(config.evaluation.dataset)
+  dataset = _common.evaluation_dataset(config)
   random_state = np.random.RandomState(flags_.seed)
   factors, images = dataset.sample(flags_.pool_size, random_state)
   scores = ranker_scores(module, variables, images)
@@ -114,7 +121,9 @@ def main(argv):
 
 
 def run():
-  from absl import app, flags
+  from absl import flags
+
+  from ganlatent_jax import cli
 
   flags.DEFINE_string("workdir", None, "An SRE run directory (config.json + ranker.msgpack).")
   flags.DEFINE_integer("direction", 0, "Direction index k whose attribute is matched.")
@@ -124,7 +133,7 @@ def run():
   flags.DEFINE_integer("num_queries", 200, "Queries averaged in precision@K.")
   flags.DEFINE_integer("seed", 0, "Seed of the pool and the queries.")
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""The config vocabulary, and the sections several configs share (not a config itself: it has no get_config).
+
+Every config file is `<method>_<data>.py` with `get_config(arg=None)`; `--config=configs/x.py:quick` selects its
+quick variant (seconds, for tests and first tries). The keys mean the same in every config:
+
+| key | meaning |
+|---|---|
+| `method` | the module of `ganlatent_jax.methods.REGISTRY` that runs the config |
+| `generator` | what to LOAD: a checkpoint path, a converted directory or `testbed:NAME` (`generator_format` forces a format) |
+| `architecture` | what to TRAIN (GAN engine, InfoGAN): the generator family and its sizes |
+| `truncation` | ψ in W around w̄ (computed once per run, `truncation_samples` prior draws where a method has it); `None` = none (1.0 from the command line does the same) |
+| `conditional = {classes, truncation}` | class-conditional generators (BigGAN): the class ids drawn per example (pictures show the first), the noise/batch-norm truncation in (0, 1] |
+| `<part>.learning_rate` | the learning rate of the part it sits in (`ranker`, `directions`, `deformator`, `shift_predictor`, `optimizer`, `architecture`, `discriminator`) |
+| `evaluation = {enabled, dataset, protocol: {...}, metrics: (...)}` | scoring at the end of `train` and by `python -m ganlatent_jax.evaluate`: the ground-truth dataset `{name, source}`, the protocol's settings by name (`metrics.encoder_protocol.ProtocolConfig`), the metric names |
+| `traversal = {span, steps, num_samples}` | the pictures: shifts from −span to span, prior draws per direction |
+| `seed`, `steps`, `batch_size`, `log_every`, `checkpoint_every`, `keep_checkpoints`, `image_every`, `progress_bar`, `num_devices` | the training loop (`training.loop.run`); `num_devices = 0` = all |
+"""
+import ml_collections
+from ml_collections import config_dict
+
+
+def no_truncation():
+  """`truncation = None` that the command line can still set (`--config.truncation=0.7`): a float placeholder."""
+  return config_dict.placeholder(float)
+
+
+def encoder_evaluation(dataset: str, enabled: bool = True) -> ml_collections.ConfigDict:
+  """The encoder protocol (SRE / Khrulkov et al.) on a procedural ground-truth dataset: disentanglement_lib's budgets
+  (10000 samples) reduced for 2 CPU cores. FactorVAE votes / β-VAE points are batches of 64 images (β-VAE: 64
+  pairs), so they dominate the evaluation time."""
+  return ml_collections.ConfigDict(dict(
+      enabled=enabled,
+      dataset=ml_collections.ConfigDict(dict(name=dataset, source="procedural")),
+      protocol=ml_collections.ConfigDict(dict(
+          num_train=4000, num_val=1000, steps=1500, batch_size=64,
+          mig_num_train=4000, dci_num_train=4000, dci_num_test=2000,
+          factor_vae_num_train=1000, factor_vae_num_eval=500, factor_vae_num_variance_estimate=4000,
+          beta_vae_num_train=1000, beta_vae_num_eval=500)),
+      metrics=("mig", "factor_vae", "dci", "beta_vae")))
+
+
+def quick_evaluation(evaluation: ml_collections.ConfigDict) -> None:
+  """A token budget (seconds): exercises every step of the protocol, measures nothing."""
+  evaluation.protocol.update(num_train=64, num_val=32, steps=2, batch_size=16, mig_num_train=128,
+                             dci_num_train=128, dci_num_test=64, factor_vae_num_train=8, factor_vae_num_eval=4,
+                             factor_vae_num_variance_estimate=128, beta_vae_num_train=8, beta_vae_num_eval=4)
+  evaluation.metrics = ("mig", "factor_vae")
