@@ -9,8 +9,8 @@ Variants:
                'modulation' but not 'to_rgbs' (so conv1, convs.* and — an upstream quirk kept on purpose — to_rgb1),
                stacked as outputs × latent_dim; directions = right singular vectors, eigenvalues = σ².
   'first_layer' for generators whose latent enters one linear map (SN-GAN's first Linear, ProgGAN's 4×4 conv on the
-               1×1 latent, DCGAN's projection, BigGAN's gen_z restricted to the z rows): that map as latent_dim ×
-               outputs, columns L2-normalised as genforce does, eigenvectors of W·Wᵀ.
+               1×1 latent, DCGAN's projection, BigGAN's gen_z restricted to the z rows, an oracle's A): that map as
+               latent_dim × outputs, columns L2-normalised as genforce does, eigenvectors of W·Wᵀ.
 Directions come back sorted by eigenvalue (descending) with the eigenvalues.
 """
 from __future__ import annotations
@@ -75,6 +75,7 @@ def _proggan_first_conv(gen: Generator) -> np.ndarray:
 FIRST_LAYER: dict[str, Callable[[Generator], np.ndarray]] = {
     "sngan": _dense_kernel_rows("dense"),
     "dcgan": _dense_kernel_rows("project"),
+    "oracle": _dense_kernel_rows("mapping"),  # the entangling map A (kernel Aᵀ): z → w
     "proggan": _proggan_first_conv,
     # gen_z acts on concat(z, class embedding); the z rows are the latent's map.
     "biggan": _dense_kernel_rows("gen_z", rows=lambda gen: gen.latent_dim),
