@@ -100,10 +100,7 @@ def progress(iterable: Iterable | None = None, desc: str = "", *, total: int | N
   if not interactive:
     kwargs["ncols"] = 100
   kwargs.update(tqdm_kwargs)
-  bar = tqdm(iterable, **kwargs)
-  if not interactive and not disable and iterable is None:
-    bar.refresh()  # the bar's first line, so a log shows that the phase started
-  return bar
+  return tqdm(iterable, **kwargs)  # tqdm prints the 0% line at once: a log shows that the phase started
 
 
 # ----------------------------------------------------------------------------------------------------------------
