@@ -41,7 +41,7 @@ FAMILIES: dict[str, str] = {
     "proggan": "ganlatent_jax.generators.proggan",
     "dcgan": "ganlatent_jax.generators.dcgan",
     "oracle": "ganlatent_jax.generators.oracle",
-    "oracle": "ganlatent_jax.generators.oracle",
+    "pssc": "ganlatent_jax.generators.pssc",
 }
 CONVERTED_META = "generator.json"
 CONVERTED_VARIABLES = "variables.msgpack"
