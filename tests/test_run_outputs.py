@@ -68,7 +68,7 @@ def test_explorer_command_on_the_quick_run(quick_run, tmp_path):
     line = server.stdout.readline()  # printed once the generator is compiled
     url = re.search(r"http://127\.0\.0\.1:\d+/", line)
     assert url, line
-    driver = start_chromium(1000, 700)
+    driver = start_chromium(1000, 640)
     driver.get(url.group(0))
 
     def shown(part):
