@@ -2,7 +2,7 @@
 
   python -m ganlatent_jax.main --config=configs/gan_dsprites.py --workdir=/work/testbed_runs/dsprites
 
-The engine, schedule and losses are those of configs/gan_shapes3d.py; the generator is the `dcgan` family (dense →
+The engine, schedule and losses are those of configs/gan_3dshapes.py; the generator is the `dcgan` family (dense →
 4×4 → four stride-2 5×5 transposed convs → 64×64×1, tanh; no batch norm: the R1-regularised logistic GAN does not
 need it and the exported generator is then a plain function of z), the discriminator DCGAN-style convs.
 Quick run: --config.steps=2 --config.batch_size=8 --config.generator.channels='(16,8,8,8)'
@@ -15,7 +15,7 @@ from ganlatent_jax import cli
 
 
 def get_config():
-  c = cli.config_module(__file__, "gan_shapes3d").get_config()
+  c = cli.config_module(__file__, "gan_3dshapes").get_config()
   c.data = ml_collections.ConfigDict(dict(name="dsprites"))
   c.generator = ml_collections.ConfigDict(dict(family="dcgan", latent_dim=16, channels=(128, 64, 32, 16),
                                                out_channels=1, kernel_size=5, batch_norm=False))

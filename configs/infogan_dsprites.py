@@ -12,6 +12,6 @@ from ganlatent_jax import cli
 
 def get_config():
   base = cli.config_module(__file__, "gan_dsprites").get_config()
-  c = cli.config_module(__file__, "infogan_shapes3d").add_infogan(base, num_codes=5)
+  c = cli.config_module(__file__, "infogan_3dshapes").add_infogan(base, num_codes=5)
   c.steps = 10000
   return c

@@ -15,12 +15,12 @@ for name in "${names[@]}"; do
     # The classifier budgets of the shipped model cards (MODEL_CARD.md of each testbed).
     for testbed in shapes3d:400 dsprites:4000; do
       name_=${testbed%%:*}
-      [ -d "$RUNS/$name_/checkpoints" ] && "$PYTHON" -m ganlatent_jax.methods.gan export \
+      [ -d "$RUNS/$name_/checkpoints" ] && "$PYTHON" -m ganlatent_jax.testbeds export \
           --workdir="$RUNS/$name_" --name="$name_" --classifier_steps="${testbed##*:}"
     done
     continue
   fi
-  nohup "$PYTHON" -m ganlatent_jax.main --config="configs/gan_${name}.py" --workdir="$RUNS/$name" \
+  nohup "$PYTHON" -m ganlatent_jax.main --config="configs/gan_$( [ "$name" = shapes3d ] && echo 3dshapes || echo "$name").py" --workdir="$RUNS/$name" \
       --config.progress_bar=False >> "$RUNS/$name.log" 2>&1 &
   echo "$name: pid $! (log $RUNS/$name.log)"
 done

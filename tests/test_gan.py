@@ -11,7 +11,8 @@ import pytest
 
 from ganlatent_jax import generators, parallel
 from ganlatent_jax.generators.load import TESTBED_DIR
-from ganlatent_jax.methods import gan, gan_export
+from ganlatent_jax import testbeds
+from ganlatent_jax.methods import gan
 from ganlatent_jax.nets import discriminators
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -26,7 +27,7 @@ def load_config(name):
 
 def tiny_shapes3d_config(**overrides):
   """The shipped shapes3d config shrunk to 16×16 images and widths of a few channels."""
-  c = load_config("gan_shapes3d")
+  c = load_config("gan_3dshapes")
   c.steps, c.batch_size, c.log_every, c.checkpoint_every, c.image_every, c.progress_bar = 2, 8, 1, 1, 2, False
   c.data.resolution = 16
   c.generator.update(size=16, style_dim=8, n_mlp=1, channels=(8, 8, 4))
@@ -138,11 +139,11 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   got = jax.tree.leaves(generator.variables["params"])
   for a, b in zip(expected, got):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  assert gan_export.training_seconds(str(tmp_path)) >= 0.0
+  assert testbeds.training_seconds(str(tmp_path)) >= 0.0
 
   # Exporting the run as a testbed: generator dir + samples + model card with measured quality numbers.
   testbed = tmp_path / "testbed"
-  report = gan_export.export_testbed(str(tmp_path), str(testbed), "tiny", num_samples=16, classifier_steps=2)
+  report = testbeds.export_testbed(str(tmp_path), str(testbed), "tiny", num_samples=16, classifier_steps=2)
   assert 0.0 <= report["generated"]["coverage"] <= 1.0
   card = (testbed / "MODEL_CARD.md").read_text()
   assert "steps: 2 of the configured 2" in card and "| generated (16) |" in card
@@ -155,7 +156,7 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   # section of the card is rewritten.
   card_before = card.replace("| generated (16) |", "| generated (stale) |")
   (testbed / "MODEL_CARD.md").write_text(card_before)
-  again = gan_export.remeasure_testbed(str(testbed), "shapes3d", num_samples=16, classifier_steps=2,
+  again = testbeds.remeasure_testbed(str(testbed), "shapes3d", num_samples=16, classifier_steps=2,
                                        dataset_kwargs={"resolution": 8})
   assert again["generated"] == report["generated"] and again["frechet_distance"] == report["frechet_distance"]
   card_after = (testbed / "MODEL_CARD.md").read_text()
@@ -163,11 +164,12 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   assert json.loads((testbed / "quality.json").read_text())["generated"] == report["generated"]
   (testbed / "MODEL_CARD.md").write_text("# no quality section\n")
   with pytest.raises(ValueError, match="no '## Quality' section"):
-    gan_export.remeasure_testbed(str(testbed), "shapes3d", num_samples=16, classifier_steps=2,
+    testbeds.remeasure_testbed(str(testbed), "shapes3d", num_samples=16, classifier_steps=2,
                                  dataset_kwargs={"resolution": 8})
 
 
-@pytest.mark.parametrize("name,shape", [("shapes3d", (64, 64, 3)), ("dsprites", (64, 64, 1))])
+@pytest.mark.parametrize("name,shape", [("shapes3d", (64, 64, 3)), ("dsprites", (64, 64, 1)),
+                                        ("shapes3d-v1", (64, 64, 3)), ("dsprites-v1", (64, 64, 1))])
 def test_shipped_testbed_generators_load_offline_and_are_pure_functions(name, shape):
   assert (TESTBED_DIR / name / "generator.json").exists(), f"testbed:{name} is not shipped in the package"
   generator = generators.load(f"testbed:{name}")
@@ -326,3 +328,9 @@ def test_lazy_passes_are_separate_updates_as_upstream():
   metrics = jax.device_get(metrics)
   assert metrics["d/r1"] == 0.0 and metrics["g/path_length_penalty"] == 0.0   # step 1: no lazy pass
   assert float(state.pl_mean) == pl_mean
+
+
+@pytest.mark.parametrize("name,dataset", [("shapes3d", "shapes3d"), ("shapes3d-v1", "shapes3d"),
+                                          ("dsprites-v12", "dsprites")])
+def test_a_testbeds_dataset_is_its_name_without_the_version(name, dataset):
+  assert testbeds.dataset_of(name) == dataset

@@ -55,7 +55,7 @@ def test_bad_code_settings_give_clear_errors():
 
 QUICK = {
     "infogan_dsprites": [],
-    "infogan_shapes3d": ["--config.data.resolution=16", "--config.generator.size=16",
+    "infogan_3dshapes": ["--config.data.resolution=16", "--config.generator.size=16",
                          "--config.generator.channels=(8,8,4)", "--config.generator.style_dim=8",
                          "--config.generator.n_mlp=1", "--config.discriminator.width=4",
                          "--config.discriminator.max_width=8"],
@@ -68,7 +68,7 @@ COMMON = ["--config.steps=2", "--config.batch_size=8", "--config.log_every=1", "
 
 
 @pytest.mark.parametrize("name", ["infogan_dsprites",
-                                  pytest.param("infogan_shapes3d", marks=pytest.mark.slow)])
+                                  pytest.param("infogan_3dshapes", marks=pytest.mark.slow)])
 def test_cli_run_writes_traversals_and_metrics(name, tmp_path):
   overrides = list(QUICK[name])
   if name == "infogan_dsprites":

@@ -118,3 +118,51 @@ def test_coverage_reads_predictions_through_the_datasets_identifiable_labels():
   # Rows 2 and 3 are one value (2 of 3 seen); column 3 is predicted at level 0, where the column is masked.
   assert stats["coverage_per_factor"] == [2 / 3, 2 / 3, 2 / 4]
   assert stats["coverage"] == pytest.approx(6 / 10)
+
+
+def _one_hot(labels, n):
+  return np.eye(n)[labels]
+
+
+def test_latent_probe_finds_a_linearly_encoded_factor_and_not_a_random_one():
+  rs = np.random.RandomState(0)
+  w = rs.randn(1200, 4)
+  linear = (w[:, 0] + 0.5 * w[:, 1] > 0).astype(int) + (w[:, 0] > 1.0).astype(int)   # 3 values, linear in w
+  unrelated = rs.randint(0, 4, size=1200)                                           # no relation to w
+  probs = [_one_hot(linear, 3), _one_hot(unrelated, 4)]
+  probe = quality.latent_probe({"w": w, "noise": rs.randn(1200, 4)}, probs)
+  assert probe["w"][0] > 0.95
+  assert probe["noise"][0] < probe["majority"][0] + 0.05
+  assert abs(probe["w"][1] - probe["majority"][1]) < 0.1 and probe["majority"][1] < 0.35
+  with pytest.raises(ValueError, match="one row per image"):
+    quality.latent_probe({"w": w[:10]}, probs)
+
+
+def test_latent_probe_scores_a_masked_factor_only_where_the_image_shows_it():
+  rs = np.random.RandomState(1)
+  z = rs.randn(1600, 3)
+  level = np.where(z[:, 0] > 0, 2, 0)       # BarsOrSquares: level 0 is a bar, whose column the image does not show
+  row = rs.randint(0, 4, 1600)
+  column = (z[:, 1] > 0).astype(int) * 3   # linear in z where the image shows it
+  column[level == 0] = rs.randint(0, 4, (level == 0).sum())   # noise where the factor is not shown
+  probs = [_one_hot(level, 3), _one_hot(row, 4), _one_hot(column, 4)]
+  unmasked = quality.latent_probe({"z": z}, probs)
+  masked = quality.latent_probe({"z": z}, probs, BarsOrSquares())
+  assert masked["z"][2] > 0.95 > unmasked["z"][2]
+  assert masked["z"][0] > 0.95
+
+
+def _report(frechet, floor, gap, confidences, coverage=1.0):
+  return {"generated": {"coverage": coverage, "confidence_per_factor": confidences}, "factor_names": ["a", "b"],
+          "frechet_distance": frechet, "frechet_distance_real_vs_real": floor, "confidence_gap": gap}
+
+
+@pytest.mark.parametrize("report,met", [
+    (_report(400.0, 100.0, 0.02, [0.95, 0.92]), [True, True, True, True]),
+    (_report(600.0, 100.0, 0.05, [0.95, 0.85], coverage=0.8), [False, False, False, False]),
+])
+def test_quality_targets_say_which_target_is_met(report, met):
+  targets = quality.quality_targets(report)
+  assert [t[1] for t in targets] == met
+  assert targets[1][2].startswith(f"{report['frechet_distance']:.4g} = {report['frechet_distance'] / 100:.1f}×")
+  assert ("lowest: b" in targets[3][2])

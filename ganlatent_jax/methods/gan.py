@@ -1,6 +1,6 @@
 """GAN training engine: a jitted, sharded D-then-G step over any generator family and discriminator.
 
-  python -m ganlatent_jax.main --config=configs/gan_shapes3d.py --workdir=/tmp/gan_shapes3d
+  python -m ganlatent_jax.main --config=configs/gan_3dshapes.py --workdir=/tmp/gan_3dshapes
 
 Losses and regularisers, as rosinality's `train.py` (StyleGAN2):
   * the non-saturating logistic loss (D: softplus(D(G(z))) + softplus(-D(x)); G: softplus(-D(G(z))));
@@ -514,8 +514,3 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   sample_grid(engine, state, 64, path=os.path.join(workdir, "samples.png"))
   logging.info("exported the EMA generator to %s", os.path.join(workdir, EXPORT_DIR))
   return state
-
-
-if __name__ == "__main__":   # `python -m ganlatent_jax.methods.gan export|remeasure ...` (the model cards' command)
-  from ganlatent_jax.methods import gan_export
-  gan_export.main()

@@ -8,7 +8,10 @@ On a set of images it gives, per factor, a predicted value and its probability (
     unconfident predictions; a real-image reference says what "confident" means for this classifier;
   * Fréchet distance between Gaussian fits of the classifier's penultimate features on real and generated images
     (FID's formula in a feature space that knows the factors).
-`quality_report` computes all of them for generated images and the real-image reference.
+`quality_report` computes all of them for generated images and the real-image reference, and — given the latents
+the images were generated from — the **latent probe**: per factor, the held-out accuracy of a linear classifier from
+a latent space (w, z) to the classifier's label of the image. It says how linearly the latent encodes each factor,
+which is what direction methods look for. `quality_targets` judges a report against the testbed targets.
 
 Only what an image can show is asked: the dataset's `identifiable_labels` merges factor values rendered as the same
 image and masks factors an image does not determine (dSprites' orientation of squares and ellipses, which are
@@ -18,7 +21,7 @@ are measured on the images whose predicted factors make it identifiable, out of 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -181,10 +184,70 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
   return generator_metrics.frechet_distance_from_features(features_a, features_b, method="eigh")
 
 
+def latent_probe(latents: Mapping[str, np.ndarray], probs: Sequence[np.ndarray], dataset=None, *,
+                 train_fraction: float = 0.75, seed: int = 0) -> dict[str, Any]:
+  """Per factor and latent space, the held-out accuracy of a linear classifier from the latent to the factor label.
+
+  latents: {space name: (N, D)} for the same N images whose per-factor classifier probabilities are `probs`. Labels
+  are the classifier's predictions read through the dataset's `identifiable_labels` (a masked factor is probed on
+  the images that show it only). The classifier is multinomial logistic regression on standardised latents, fit on
+  a random `train_fraction` of the samples and scored on the rest; `majority` is the held-out rate of the most
+  frequent label (what predicting a constant gets), the floor to read the accuracies against."""
+  from sklearn.linear_model import LogisticRegression
+  predicted = np.stack([p.argmax(axis=-1) for p in probs], axis=1)
+  labels, mask = (predicted, np.ones(predicted.shape, bool)) if dataset is None else \
+      dataset.identifiable_labels(predicted)
+  num = len(predicted)
+  if any(len(x) != num for x in latents.values()):
+    raise ValueError(f"latent_probe: every latent needs one row per image ({num}); got "
+                     f"{ {k: len(v) for k, v in latents.items()} }")
+  is_train = np.zeros(num, bool)
+  is_train[np.random.RandomState(seed).permutation(num)[:int(round(train_fraction * num))]] = True
+  result: dict[str, Any] = {"train_fraction": train_fraction, "majority": [],
+                            **{space: [] for space in latents}}
+  for i in range(predicted.shape[1]):
+    train, test = is_train & mask[:, i], ~is_train & mask[:, i]
+    y_train, y_test = labels[train, i], labels[test, i]
+    if len(np.unique(y_train)) < 2 or not test.any():  # nothing to learn or to score: the factor never varies
+      result["majority"].append(float("nan"))
+      for space in latents:
+        result[space].append(float("nan"))
+      continue
+    result["majority"].append(float(np.bincount(y_test).max() / len(y_test)))
+    for space, x in latents.items():
+      x = np.asarray(x, np.float64).reshape(num, -1)
+      mean, std = x[train].mean(0), x[train].std(0) + 1e-8
+      model = LogisticRegression(max_iter=2000).fit((x[train] - mean) / std, y_train)
+      result[space].append(float(model.score((x[test] - mean) / std, y_test)))
+  return result
+
+
+def quality_targets(report: dict[str, Any], *, frechet_ratio: float = 5.0, confidence_gap: float = 0.03,
+                    factor_confidence: float = 0.9, coverage: float = 0.9) -> list[tuple[str, bool, str]]:
+  """The testbed targets as (name, met, what was measured): every (factor, value) pair covered, Fréchet distance
+  within `frechet_ratio` × the real-vs-real floor, generated mean confidence within `confidence_gap` of the real
+  reference, and every factor's generated confidence ≥ `factor_confidence`."""
+  g = report["generated"]
+  ratio = report["frechet_distance"] / max(report["frechet_distance_real_vs_real"], 1e-12)
+  weakest = int(np.argmin(g["confidence_per_factor"]))
+  names = report["factor_names"]
+  return [
+      (f"coverage ≥ {coverage}", g["coverage"] >= coverage, f"{g['coverage']:.3f}"),
+      (f"Fréchet ≤ {frechet_ratio:g}× floor", ratio <= frechet_ratio,
+       f"{report['frechet_distance']:.4g} = {ratio:.1f}× the floor {report['frechet_distance_real_vs_real']:.4g}"),
+      (f"confidence gap ≤ {confidence_gap}", report["confidence_gap"] <= confidence_gap,
+       f"{report['confidence_gap']:.3f}"),
+      (f"every factor's confidence ≥ {factor_confidence}", g["confidence_per_factor"][weakest] >= factor_confidence,
+       f"lowest: {names[weakest]} {g['confidence_per_factor'][weakest]:.3f}"),
+  ]
+
+
 def quality_report(classifier: FactorClassifier, dataset, generated: np.ndarray, *, num_real: int | None = None,
-                   threshold: float = DEFAULT_THRESHOLD, seed: int = 1) -> dict[str, Any]:
+                   threshold: float = DEFAULT_THRESHOLD, seed: int = 1,
+                   latents: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
   """Coverage / confidence of `generated` images (NHWC in [0, 1]) and of as many real images, and the Fréchet
-  distance between their classifier features."""
+  distance between their classifier features; with `latents` ({space: (N, D)} of the generated images) also the
+  `latent_probe`."""
   num_real = len(generated) if num_real is None else num_real
   _, real = dataset.sample(num_real, np.random.RandomState(seed))
   gen_probs, gen_features = classifier.predict(np.asarray(generated, np.float32))
@@ -198,6 +261,8 @@ def quality_report(classifier: FactorClassifier, dataset, generated: np.ndarray,
   _, other_real = dataset.sample(num_real, np.random.RandomState(seed + 1000))
   report["frechet_distance_real_vs_real"] = frechet_distance(real_features, classifier.predict(other_real)[1])
   report["confidence_gap"] = report["real"]["mean_confidence"] - report["generated"]["mean_confidence"]
+  if latents:
+    report["latent_probe"] = latent_probe(latents, gen_probs, dataset)
   return report
 
 
@@ -213,4 +278,14 @@ def format_report(report: dict[str, Any]) -> str:
   for i, name in enumerate(report["factor_names"]):
     lines.append(f"| {name} | {g['coverage_per_factor'][i]:.3f} / {r['coverage_per_factor'][i]:.3f} | "
                  f"{g['confidence_per_factor'][i]:.3f} / {r['confidence_per_factor'][i]:.3f} |")
+  probe = report.get("latent_probe")
+  if probe:
+    spaces = [k for k in probe if k not in ("train_fraction", "majority")]
+    lines += ["", f"Latent probe (held-out accuracy of a linear classifier from the latent to the factor's label; "
+                  f"{1 - probe['train_fraction']:.0%} of the samples held out):", "",
+              "| factor | " + " | ".join(f"{s} probe" for s in spaces) + " | majority class |",
+              "|---" * (len(spaces) + 2) + "|"]
+    for i, name in enumerate(report["factor_names"]):
+      lines.append(f"| {name} | " + " | ".join(f"{probe[s][i]:.3f}" for s in spaces)
+                   + f" | {probe['majority'][i]:.3f} |")
   return "\n".join(lines)

@@ -1,6 +1,6 @@
 """StyleGAN2 on procedural 3DShapes (64×64×3): the `testbed:shapes3d` generator.
 
-  python -m ganlatent_jax.main --config=configs/gan_shapes3d.py --workdir=/work/testbed_runs/shapes3d
+  python -m ganlatent_jax.main --config=configs/gan_3dshapes.py --workdir=/work/testbed_runs/shapes3d
 
 Widths are small so that training fits in about 1.5–2 h on 2 CPU cores; it resumes from the workdir if interrupted.
 Quick run (tests): --config.steps=2 --config.batch_size=8 --config.generator.channels='(8,8,8,8,8)'

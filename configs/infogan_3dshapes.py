@@ -1,7 +1,7 @@
 """InfoGAN on procedural 3DShapes (64×64×3): StyleGAN2 generator with [c, z] as its input, StyleGAN2 discriminator
 with a Q head on its last hidden layer.
 
-  python -m ganlatent_jax.main --config=configs/infogan_shapes3d.py --workdir=/tmp/infogan_shapes3d
+  python -m ganlatent_jax.main --config=configs/infogan_3dshapes.py --workdir=/tmp/infogan_3dshapes
 
 Quick run: --config.steps=2 --config.batch_size=8 --config.data.resolution=16 --config.generator.size=16
   --config.generator.channels='(8,8,4)' --config.generator.style_dim=8 --config.infogan.num_codes=3
@@ -28,6 +28,6 @@ def add_infogan(c, num_codes):
 
 
 def get_config():
-  c = add_infogan(cli.config_module(__file__, "gan_shapes3d").get_config(), num_codes=6)
+  c = add_infogan(cli.config_module(__file__, "gan_3dshapes").get_config(), num_codes=6)
   c.steps = 10000
   return c
