@@ -116,11 +116,8 @@ class Explorer:
                       space=self.directions.space, layers=self.directions.layers,
                       biggan_truncation=round(float(truncation), 4) if self.num_classes else None)
       images = np.asarray(images)
-    lo, hi = self.gen.info.output_range
-    image = np.clip((images[0] - lo) / (hi - lo), 0.0, 1.0)
-    if image.shape[-1] == 1:
-      image = np.repeat(image, 3, axis=-1)
-    return (image * 255.0 + 0.5).astype(np.uint8)
+    from ganlatent_jax.viz import to_display
+    return (to_display(images, self.gen.info.output_range)[0] * 255.0 + 0.5).astype(np.uint8)
 
   def png(self, *args, **kwargs) -> bytes:
     from PIL import Image
