@@ -307,6 +307,50 @@ def factor_vae_score(dataset: Any, represent_fn: RepresentFn, random_state: Any,
           "num_active_dims": int(active_dims.sum())}
 
 
+def factor_vae_from_arrays(codes: Any, factors: Any, random_state: Any = 0, batch_size: int = 64,
+                           num_train: int = 10000, num_eval: int = 5000,
+                           prune_threshold: float = 0.05) -> dict[str, float]:
+  """The FactorVAE score of codes (N, C) of observations with known factors (N, F), for samples that cannot be
+  drawn on demand (e.g. a generator's images labelled after the fact).
+
+  As `factor_vae_score`, but a batch "with factor k fixed" is `batch_size` points drawn without replacement (all of
+  them if fewer) among those whose factor k equals that of a uniformly drawn point; votes with fewer than 2 such
+  points are skipped. Global variances (ddof=1) and the pruning use all points; the points are split at random
+  into halves, the train votes drawn from one and the eval votes from the other.
+  """
+  codes = _check_codes(codes)
+  factors = _check_factors(factors, codes.shape[0])
+  random_state = as_random_state(random_state)
+  if codes.shape[0] < 4:
+    raise ValueError(f"the FactorVAE score needs at least 4 points, got {codes.shape[0]}")
+  global_variances = np.var(codes, axis=0, ddof=1)
+  active_dims = np.sqrt(global_variances) >= prune_threshold
+  if not active_dims.any():
+    return {"train_accuracy": 0., "eval_accuracy": 0., "num_active_dims": 0}
+  order = random_state.permutation(codes.shape[0])
+  halves = order[:len(order) // 2], order[len(order) // 2:]
+
+  def votes(rows: np.ndarray, num_points: int) -> np.ndarray:
+    counts = np.zeros((factors.shape[1], codes.shape[1]), dtype=np.int64)
+    for _ in range(num_points):
+      factor_index = random_state.randint(factors.shape[1])
+      value = factors[rows[random_state.randint(len(rows))], factor_index]
+      same = rows[factors[rows, factor_index] == value]
+      if len(same) < 2:
+        continue
+      batch = same if len(same) <= batch_size else random_state.choice(same, batch_size, replace=False)
+      local_variances = np.var(codes[batch], axis=0, ddof=1)
+      counts[factor_index, np.argmin(local_variances[active_dims] / global_variances[active_dims])] += 1
+    return counts
+
+  train_votes, eval_votes = votes(halves[0], num_train), votes(halves[1], num_eval)
+  classifier = np.argmax(train_votes, axis=0)
+  dims = np.arange(train_votes.shape[1])
+  return {"train_accuracy": float(np.sum(train_votes[classifier, dims]) / max(np.sum(train_votes), 1)),
+          "eval_accuracy": float(np.sum(eval_votes[classifier, dims]) / max(np.sum(eval_votes), 1)),
+          "num_active_dims": int(active_dims.sum())}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # β-VAE score (Higgins et al. 2017), disentanglement_lib's `beta_vae_sklearn`.
 
