@@ -136,3 +136,16 @@ def test_init_variables_build_and_other_architectures():
     assert "torgb" not in g.variables["params"]["synthesis_net"]["b4"]
     image = jax.jit(lambda g, z: g(z))(g, jnp.ones((2, 8)))
     assert image.shape == (2, 8, 8, 3) and np.abs(np.asarray(image)).max() <= 0.5 + 1e-6  # conv_clamp holds
+
+
+def test_sefa_genforce_variant_uses_the_ws_slot_affines(case):
+  from ganlatent_jax.directions import closed_form
+  name, snapshot, _, g, _, _ = case
+  state = nvlabs_pickle.state_dict(snapshot["G_ema"])
+  slots = ["b4.conv1"] + [f"b{r}.conv{i}" for r in (8, 16, 32) for i in (0, 1)] + ["b32.torgb"]
+  weight = np.concatenate([state[f"synthesis.{s}.affine.weight"].T for s in slots], axis=1).astype(np.float64)
+  weight /= np.linalg.norm(weight, axis=0, keepdims=True)
+  expected = np.sort(np.linalg.eigvalsh(weight @ weight.T))[::-1]
+  directions, values = closed_form.sefa(g, 3)
+  np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-9)
+  assert directions.space == "w" and directions.matrix.shape == (32, 3)

@@ -11,7 +11,10 @@ Variants:
   'first_layer' for generators whose latent enters one linear map (SN-GAN's first Linear, ProgGAN's 4×4 conv on the
                1×1 latent, DCGAN's projection, BigGAN's gen_z restricted to the z rows, an oracle's A): that map as
                latent_dim × outputs, columns L2-normalised as genforce does, eigenvectors of W·Wᵀ.
-Directions come back sorted by eigenvalue (descending) with the eigenvalues.
+Directions come back sorted by eigenvalue (descending, `order="sorted"`, our default) with the eigenvalues;
+`order="upstream"` keeps genforce sefa.py's order instead: float32 W, `np.linalg.eig(W·Wᵀ)` unsorted, LAPACK's signs.
+'genforce' also covers genforce's StyleGAN v1 (`stylegan`, the style weights of layer i) and StyleGAN2-ADA (W+ slot
+i's affine); 'first_layer' genforce's PGGAN (`pggan`, layer0's weight in sefa.py's column order).
 """
 from __future__ import annotations
 
@@ -39,6 +42,27 @@ def _stylegan2_slot_kernels(gen: Generator) -> list[np.ndarray]:
   kernels.append(params[f"to_rgbs_{num_rgbs - 1}"]["conv"]["modulation"]["kernel"] if num_rgbs
                  else params["to_rgb1"]["conv"]["modulation"]["kernel"])
   return [np.asarray(k, np.float64) for k in kernels]
+
+
+def _stylegan_v1_style_kernels(gen: Generator) -> list[np.ndarray]:
+  """genforce StyleGAN (v1): layer i's style weight (w_dim, 2C), i.e. genforce's `style.weight.T`."""
+  params = _params(gen)
+  return [np.asarray(params[f"layers_{i}"]["style_kernel"]) for i in range(gen.info.num_ws)]
+
+
+def _stylegan2_ada_slot_kernels(gen: Generator) -> list[np.ndarray]:
+  """StyleGAN2-ADA affine kernels (w_dim, in) in W+ slot order: b4.conv1, then conv0/conv1 per block, last ToRGB."""
+  synthesis = _params(gen)["synthesis_net"]
+  blocks = sorted(synthesis, key=lambda name: int(name[1:]))
+  kernels = [synthesis[name][layer]["affine"]["kernel"] for name in blocks for layer in ("conv0", "conv1")
+             if layer in synthesis[name]]
+  return [np.asarray(k) for k in kernels + [synthesis[blocks[-1]]["torgb"]["affine"]["kernel"]]]
+
+
+# family → latent→style kernels of its W+ slots, each (w_dim, outputs), for the 'genforce' variant.
+SLOT_KERNELS: dict[str, Callable[[Generator], list[np.ndarray]]] = {
+    "stylegan2": _stylegan2_slot_kernels, "stylegan": _stylegan_v1_style_kernels,
+    "stylegan2_ada": _stylegan2_ada_slot_kernels}
 
 
 def _stylegan2_rosinality_kernels(gen: Generator) -> list[np.ndarray]:
@@ -71,12 +95,19 @@ def _proggan_first_conv(gen: Generator) -> np.ndarray:
   return kernel.transpose(2, 0, 1, 3).reshape(kernel.shape[2], -1)
 
 
+def _pggan_genforce_first_conv(gen: Generator) -> np.ndarray:
+  """genforce PGGAN layer0 as sefa.py takes it: weight.flip(2, 3).permute(1, 0, 2, 3).flatten(1)."""
+  kernel = np.asarray(_params(gen)["layers_0"]["conv"]["kernel"])[::-1, ::-1]  # (kh, kw, latent, out), flipped
+  return kernel.transpose(2, 3, 0, 1).reshape(kernel.shape[2], -1)
+
+
 # family → the first linear map of z as (latent_dim, outputs).
 FIRST_LAYER: dict[str, Callable[[Generator], np.ndarray]] = {
     "sngan": _dense_kernel_rows("dense"),
     "dcgan": _dense_kernel_rows("project"),
     "oracle": _dense_kernel_rows("mapping"),  # the entangling map A (kernel Aᵀ): z → w
     "proggan": _proggan_first_conv,
+    "pggan": _pggan_genforce_first_conv,
     # gen_z acts on concat(z, class embedding); the z rows are the latent's map.
     "biggan": _dense_kernel_rows("gen_z", rows=lambda gen: gen.latent_dim),
 }
@@ -87,6 +118,15 @@ def _eig_sorted(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   values, vectors = np.linalg.eigh(weight @ weight.T)
   order = np.argsort(values)[::-1]
   return vectors[:, order], values[order]
+
+
+def _eig_upstream(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """genforce sefa.py's factorisation as written: float32 (weights are stored float32, so the cast is exact),
+  `np.linalg.eig` order and signs (not sorted)."""
+  weight = weight.astype(np.float32)
+  weight = weight / np.linalg.norm(weight, axis=0, keepdims=True)
+  values, vectors = np.linalg.eig(weight.dot(weight.T))
+  return np.real(vectors), np.real(values)
 
 
 def _normalize_columns(weight: np.ndarray) -> np.ndarray:
@@ -102,23 +142,28 @@ def _space_for_layers(layers: Sequence[int] | None, num_ws: int) -> tuple[str, t
   return "w+", (layers[0], layers[-1] + 1)
 
 
-def sefa(gen: Generator, k: int, variant: str = "genforce",
-         layers: Sequence[int] | None = None) -> tuple[Directions, np.ndarray]:
-  """The top-k SeFa directions and all eigenvalues (descending)."""
+def sefa(gen: Generator, k: int, variant: str = "genforce", layers: Sequence[int] | None = None,
+         order: str = "sorted") -> tuple[Directions, np.ndarray]:
+  """The top-k SeFa directions and all eigenvalues (descending; `order="upstream"`: genforce's eig order)."""
   if variant not in VARIANTS:
     raise ValueError(f"SeFa variant={variant!r}; expected one of {VARIANTS}")
+  if order not in ("sorted", "upstream"):
+    raise ValueError(f"SeFa order={order!r}; expected 'sorted' or 'upstream'")
+  if order == "upstream" and variant == "rosinality":
+    raise ValueError("SeFa order='upstream' reproduces genforce's sefa.py: variant 'genforce' or 'first_layer'")
   family = gen.info.family
-  if variant in ("genforce", "rosinality") and family != "stylegan2":
-    raise ValueError(f"SeFa variant {variant!r} needs a StyleGAN2 generator (got {family}); "
+  if (variant == "rosinality" and family != "stylegan2") or (variant == "genforce" and family not in SLOT_KERNELS):
+    raise ValueError(f"SeFa variant {variant!r} needs a StyleGAN generator "
+                     f"({'stylegan2' if variant == 'rosinality' else sorted(SLOT_KERNELS)}; got {family}); "
                      f"use variant='first_layer'")
+  eig = _eig_upstream if order == "upstream" else (lambda w: _eig_sorted(_normalize_columns(w)))
   if variant == "genforce":
-    kernels = _stylegan2_slot_kernels(gen)
+    kernels = SLOT_KERNELS[family](gen)
     chosen = list(range(len(kernels))) if layers is None else list(layers)
     bad = [i for i in chosen if not 0 <= i < len(kernels)]
     if bad:
       raise ValueError(f"SeFa layers {bad} out of range: the generator has W+ slots 0..{len(kernels) - 1}")
-    weight = _normalize_columns(np.concatenate([kernels[i] for i in chosen], axis=1))
-    vectors, values = _eig_sorted(weight)
+    vectors, values = eig(np.concatenate([np.asarray(kernels[i], np.float64) for i in chosen], axis=1))
     space, layer_range = _space_for_layers(chosen, len(kernels))
   elif variant == "rosinality":
     if layers is not None:
@@ -130,11 +175,12 @@ def sefa(gen: Generator, k: int, variant: str = "genforce",
   else:
     if layers is not None:
       raise ValueError("SeFa variant 'first_layer' has no layer choice")
-    vectors, values = _eig_sorted(_normalize_columns(_first_layer_weight(gen)))
+    vectors, values = eig(_first_layer_weight(gen))
     space, layer_range = "z", None
   if k > vectors.shape[1]:
     raise ValueError(f"SeFa k={k} exceeds the latent dimension {vectors.shape[1]}")
   directions = Directions(vectors[:, :k], space=space, layers=layer_range, meta=dict(
       method="sefa", variant=variant, layers=None if layers is None else list(layers), source=gen.info.source,
+      order=order,
       eigenvalues=values[:k].tolist()))
   return directions, values
