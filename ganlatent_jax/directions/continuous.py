@@ -162,7 +162,8 @@ class ContinuousDirection:
     return stats.norm.cdf(self.g_inverse(t, side="right"))
 
   def density(self, t):
-    """Eq. 9: the density of t = g̃(s), s ~ N(0, 1): φ(g̃⁻¹(t)) / g̃'(g̃⁻¹(t)); 0 outside the range and on flat pieces."""
+    """Eq. 9: the density of t = g̃(s), s ~ N(0, 1): φ(g̃⁻¹(t)) / g̃'(g̃⁻¹(t)); 0 outside the range and on flat
+    pieces."""
     t = np.asarray(t, np.float64)
     s = self.g_inverse(t)
     finite = np.isfinite(s)

@@ -59,7 +59,8 @@ class InversionSettings:
 
   def __post_init__(self):
     checks = [(self.kernel in losses.KERNELS, f"kernel={self.kernel!r}; expected one of {losses.KERNELS}"),
-              (self.mask_mode in losses.MASK_MODES, f"mask_mode={self.mask_mode!r}; expected one of {losses.MASK_MODES}"),
+              (self.mask_mode in losses.MASK_MODES,
+               f"mask_mode={self.mask_mode!r}; expected one of {losses.MASK_MODES}"),
               (self.space in SPACES, f"space={self.space!r}; expected one of {SPACES}"),
               (self.error_at in ERROR_AT, f"error_at={self.error_at!r}; expected one of {ERROR_AT}"),
               (self.reduction in REDUCTIONS, f"reduction={self.reduction!r}; expected one of {REDUCTIONS}"),

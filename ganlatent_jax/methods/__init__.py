@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ganlatent_jax.methods import gan, ganspace, infogan, latentclr, ld, sefa, sre
+from ganlatent_jax.methods import gan, ganspace, infogan, latentclr, ld, plumerault, sefa, sre
 
 REGISTRY: dict[str, ModuleType] = {
     "sre": sre,
@@ -25,6 +25,7 @@ REGISTRY: dict[str, ModuleType] = {
     "latentclr": latentclr,
     "gan": gan,
     "infogan": infogan,
+    "plumerault": plumerault,
 }
 
 

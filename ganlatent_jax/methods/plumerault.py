@@ -1,0 +1,241 @@
+"""Plumerault et al. (ICLR 2020), "Controlling generative models with continuous factors of variations", as a command.
+
+Per transformation T (config.transforms): recursive trajectories (Eq. 5: invert T_{±t_n}(G(z0)) from the previous
+solution, `inversion.trajectories`) from config.trajectories.num_trajectories prior draws, in chunks written to
+workdir/trajectories/<T>/chunk_NNNNN.npz (a rerun skips the chunks that exist: the run resumes); the global discard
+of the worst tenth over all chunks; the direction model δt = g(⟨u, z_t⟩) − g(⟨u, z0⟩) (Eqs. 6–8,
+`directions.continuous.fit`) on the kept records. Writes directions.npz (one unit column per transformation, g in
+meta["factor_models"]), images/traversal.png, results.json and, with config.evaluation.enabled, metrics.json: the
+paper's control measure (`metrics.control.control_measure`: z − ⟨z, u⟩u + t·u over a t grid, the std of the measured
+factor per t) with a ground-truth estimator per transformation ('sprite:x', 'sprite:y', 'sprite:scale', ...).
+
+No training state (no `make`): the fit is a few thousand Adam steps on small arrays, redone deterministically on a
+rerun. Labels: the realised parameter (whole pixels for translations), log(1 + t) for 'scale' (additive, as Eq. 8
+needs), or the nominal t with trajectories.label='nominal' (upstream).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from ganlatent_jax import inversion, io, parallel
+from ganlatent_jax.directions import continuous
+from ganlatent_jax.methods import _common
+from ganlatent_jax.metrics import control
+
+# key(config.seed + offset) of each random draw of a run.
+STREAMS = dict(trajectories=0, pictures=3, w_avg=1, fit=5, evaluation=17)
+LABELS = ("realized", "nominal")
+# Upstream's settings (the spec's right-hand column): the kernel, masking and optimiser of the released code.
+PARITY = dict(kernel="upstream", mask_mode="after_blur", adam_eps=1e-7, error_at="last_step", reduction="mean",
+              label="nominal", fit_mode="upstream", fit_init="random")
+
+
+def check_config(config) -> None:
+  t = config.trajectories
+  _common.check_positive(config, "trajectories.num_trajectories", "trajectories.batch_size",
+                         "trajectories.num_steps", "fit.batch_size", "traversal.steps", "traversal.num_samples")
+  _common.check_non_negative(config, "trajectories.steps_per_target", "trajectories.sigma", "fit.epochs",
+                             "trajectories.discard_fraction")
+  unknown = [name for name in config.transforms if name not in inversion.TRANSFORMS]
+  if not config.transforms or unknown:
+    raise ValueError(f"config.transforms={tuple(config.transforms)!r}: expected names of {inversion.TRANSFORMS}")
+  missing = [name for name in config.transforms if name not in t.t_max]
+  if missing:
+    raise ValueError(f"config.trajectories.t_max has no entry for {missing}")
+  if t.label not in LABELS:
+    raise ValueError(f"config.trajectories.label={t.label!r}; expected one of {LABELS}")
+  if config.space != "z":
+    raise ValueError(f"config.space={config.space!r}: only 'z' (the Gaussian prior of Eqs. 2, 6 and 9) for now")
+  if t.num_trajectories % t.batch_size:
+    raise ValueError(f"config.trajectories.num_trajectories={t.num_trajectories} is not a multiple of "
+                     f"config.trajectories.batch_size={t.batch_size}")
+  if tuple(config.evaluation.metrics) != ("control",):
+    raise ValueError(f"config.evaluation.metrics={tuple(config.evaluation.metrics)!r}: Plumerault's runs are scored "
+                     f"with ('control',), the paper's control measure")
+  if not 0 <= t.discard_fraction < 1:
+    raise ValueError(f"config.trajectories.discard_fraction={t.discard_fraction} must be in [0, 1)")
+
+
+def _parity(config, key: str):
+  return PARITY[key] if config.upstream_parity else None
+
+
+def inversion_settings(config, image_size: int) -> inversion.InversionSettings:
+  t = config.trajectories
+  sigma = float(t.sigma) if t.sigma > 0 else 3.0 * image_size / 128  # the paper's 3 px at 128 px
+  return inversion.InversionSettings(
+      steps=int(t.steps_per_target), learning_rate=float(t.learning_rate),
+      adam_eps=_parity(config, "adam_eps") or float(t.adam_eps), sigma=sigma,
+      kernel=_parity(config, "kernel") or t.kernel, mask_mode=_parity(config, "mask_mode") or t.mask_mode,
+      error_at=_parity(config, "error_at") or t.error_at, reduction=_parity(config, "reduction") or "sum")
+
+
+def fit_settings(config) -> continuous.FitSettings:
+  f = config.fit
+  return continuous.FitSettings(kind=f.model, mode=_parity(config, "fit_mode") or f.mode, epochs=int(f.epochs),
+                                batch_size=int(f.batch_size), learning_rate=float(f.learning_rate),
+                                adam_eps=float(f.adam_eps), l2=float(f.l2), smoothness=float(f.smoothness),
+                                init=_parity(config, "fit_init") or f.init)
+
+
+def magnitudes(config, transform: str, image_width: int) -> np.ndarray:
+  """t_max·n/N, n = 1..N; translations rounded to whole pixels (distinct, at least 1 px)."""
+  t = config.trajectories
+  values = float(t.t_max[transform]) * np.arange(1, t.num_steps + 1) / t.num_steps
+  if transform in ("horizontal_position", "vertical_position"):
+    pixels = np.maximum(np.round(values * image_width), 1)
+    if len(np.unique(pixels)) != len(pixels):
+      raise ValueError(f"config.trajectories.t_max.{transform}={t.t_max[transform]} gives repeated whole-pixel "
+                       f"shifts {pixels.tolist()} for num_steps={t.num_steps}")
+    values = pixels / image_width
+  return values.astype(np.float32)
+
+
+def _radius(config, sampler) -> float:
+  """√d; for a class-conditional generator's truncated noise ψ·truncnorm(−2, 2), ψ·√(0.7737·d)."""
+  d = sampler.gen.latent_dim
+  if config.trajectories.radius > 0:
+    return float(config.trajectories.radius)
+  return float(sampler.truncation * math.sqrt(0.7737 * d)) if sampler.conditional else math.sqrt(d)
+
+
+def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -> dict[str, np.ndarray]:
+  """All chunks of one transformation (existing chunk files are kept: resume), merged, with the global discard."""
+  t = config.trajectories
+  gen = sampler.gen
+  settings = inversion_settings(config, gen.image_shape[1])
+  ts = magnitudes(config, transform, gen.image_shape[1])
+  directory = os.path.join(workdir, "trajectories", transform)
+  os.makedirs(directory, exist_ok=True)
+  base = _common.stream(config, STREAMS, "trajectories")
+  chunks = []
+  for chunk in range(t.num_trajectories // t.batch_size):
+    path = os.path.join(directory, f"chunk_{chunk:05d}.npz")
+    if not os.path.exists(path):
+      # Chunk c of transformation T draws from key(seed)·T·c: a pure function of the chunk, so a resumed run
+      # regenerates exactly the missing chunks.
+      key = jax.random.fold_in(jax.random.fold_in(base, inversion.TRANSFORMS.index(transform)), chunk)
+      z_key, class_key = jax.random.split(key)
+      z0 = sampler.z(z_key, int(t.batch_size))
+      classes = sampler.class_ids(class_key, int(t.batch_size))
+      gen_kwargs = {"class_vector": classes} if classes is not None else None
+      static = {"truncation": sampler.truncation} if sampler.conditional else None
+      records = inversion.trajectories(gen, z0, transform, ts, settings, both_signs=True,
+                                       clip_start=bool(t.clip_start), radius=_radius(config, sampler),
+                                       fill=float(t.fill), discard_fraction=0.0, gen_kwargs=gen_kwargs,
+                                       static_gen_kwargs=static, mesh=mesh)
+      arrays = {f.name: getattr(records, f.name) for f in dataclasses.fields(records)
+                if getattr(records, f.name) is not None and f.name != "kept"}
+      arrays["trajectory"] = arrays["trajectory"] + chunk * int(t.batch_size)
+      with io.open_atomic(path, "wb") as f:
+        np.savez(f, **arrays)
+    with np.load(path) as data:
+      chunks.append({k: data[k] for k in data.files})
+  merged = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  merged["kept"] = inversion.discard_worst(merged["error"], float(t.discard_fraction))
+  merged["label"] = labels(config, transform, merged)
+  with io.open_atomic(os.path.join(workdir, "trajectories", f"{transform}.npz"), "wb") as f:
+    np.savez(f, **merged)
+  return merged
+
+
+def labels(config, transform: str, records: dict[str, np.ndarray]) -> np.ndarray:
+  """δt of each record: realised (log(1 + t) for 'scale', additive) or nominal (upstream)."""
+  label = _parity(config, "label") or config.trajectories.label
+  value = records["t"] if label == "nominal" else records["t_realized"]
+  if transform == "scale" and label == "realized":
+    value = np.log1p(value)
+  return value.astype(np.float64)
+
+
+def train(config, workdir: str) -> dict[str, str]:
+  """trajectories/, directions.npz, images/traversal.png, results.json and, with config.evaluation.enabled,
+  metrics.json. Returns the paths written."""
+  check_config(config)
+  gen = _common.load_generator(config)
+  sampler = _common.make_sampler(config, gen, STREAMS)
+  mesh = parallel.make_mesh(config.get("num_devices") or None)
+  parallel.check_batch_size(2 * int(config.trajectories.batch_size), mesh, "trajectories.batch_size (×2 signs)")
+  os.makedirs(workdir, exist_ok=True)
+  models, summaries = [], {}
+  for index, transform in enumerate(config.transforms):
+    records = generate_trajectories(config, sampler, transform, workdir, mesh)
+    kept = records["kept"]
+    model, history = continuous.fit(records["z0"][kept], records["z"][kept], records["label"][kept],
+                                     fit_settings(config), seed=int(config.seed) + STREAMS["fit"] + index)
+    models.append(model)
+    residual = model.delta(records["z0"][kept], records["z"][kept]) - records["label"][kept]
+    summaries[transform] = {"records": int(len(kept)), "kept": int(kept.sum()),
+                            "error_threshold": float(records["error"][~kept].min()) if (~kept).any() else None,
+                            "fit_mse": float(np.mean(residual ** 2)),
+                            "fit_r2": float(1 - np.mean(residual ** 2) / max(np.var(records["label"][kept]), 1e-30)),
+                            "fit_history": history.tolist()}
+  found = continuous.stack_directions(models, method="plumerault", transforms=list(config.transforms),
+                                      generator=config.generator, sampling=sampler.record())
+  outputs = _common.write_directions(workdir, sampler, found, config, _common.stream(config, STREAMS, "pictures"))
+  outputs["results"] = os.path.join(workdir, "results.json")
+  _common.write_json(outputs["results"], {"method": "plumerault", "transforms": summaries, "outputs": dict(outputs),
+                                          "generator": config.generator, "sampling": sampler.record()})
+  if config.evaluation.enabled:
+    evaluate(config, workdir, sampler=sampler)
+    outputs["metrics"] = os.path.join(workdir, "metrics.json")
+  return outputs
+
+
+def _estimator(spec: str, value_range):
+  kind, _, name = spec.partition(":")
+  if kind != "sprite":
+    names = "|".join(control.SPRITE_STATISTICS)
+    raise ValueError(f"config.evaluation.estimators: {spec!r}; expected 'sprite:<{names}>'")
+  return control.sprite_estimator(name, value_range, min_mass=0.002)
+
+
+def control_summary(result: dict[str, Any], reference: np.ndarray) -> dict[str, float]:
+  """rel_std = mean std over t / std of the factor on unedited latents (≈ 1: no control, 0: perfect);
+  |Spearman ρ| between t and the per-t median (monotone control)."""
+  reference = reference[np.isfinite(reference)]
+  medians = np.nanmedian(result["values"], axis=1)
+  finite = np.isfinite(medians)
+  rho = stats.spearmanr(result["t"][finite], medians[finite]).statistic if finite.sum() > 2 else float("nan")
+  spread = float(np.std(reference)) if len(reference) > 1 else float("nan")
+  return {"mean_std": float(result["mean_std"]), "reference_std": spread,
+          "rel_std": float(result["mean_std"] / spread) if spread > 0 else float("nan"),
+          "abs_spearman": abs(float(rho))}
+
+
+def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
+  """The paper's control measure of each direction of the run's directions.npz, written to metrics.json."""
+  sampler = sampler or _common.make_sampler(config, _common.load_generator(config), STREAMS)
+  if sampler.conditional:
+    raise ValueError("config.evaluation: the control measure needs an estimator of the factor; none exists for a "
+                     "class-conditional generator yet (set config.evaluation.enabled=False)")
+  found = _common.load_directions(workdir)
+  ev = config.evaluation
+  gen = sampler.gen
+  latents = np.asarray(sampler.z(_common.stream(config, STREAMS, "evaluation"), int(ev.num_latents)))
+  generate = lambda z: _render(gen, jnp.asarray(z))  # noqa: E731
+  results: dict[str, Any] = {"seed": int(config.seed), "evaluation": ev.to_dict()}
+  for column, transform in enumerate(found.meta.get("transforms", config.transforms)):
+    if transform not in ev.estimators:
+      continue
+    estimate = _estimator(ev.estimators[transform], gen.info.output_range)
+    measured = control.control_measure(generate, found.matrix[:, column], latents, estimate, t_max=float(ev.t_max),
+                                       num_t=int(ev.num_t), batch_size=int(ev.batch_size))
+    reference = np.asarray(estimate(np.asarray(generate(latents))), np.float64)
+    results[transform] = {"t": measured["t"], "mean": measured["mean"], "std": measured["std"],
+                          "num_valid": measured["num_valid"], "summary": control_summary(measured, reference)}
+  _common.write_json(os.path.join(workdir, "metrics.json"), results)
+  return results
+
+
+@jax.jit
+def _render(gen, z):
+  return gen(z)

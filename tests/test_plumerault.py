@@ -1,0 +1,92 @@
+"""methods/plumerault on the dSprites testbed: the quick config end to end through the CLI, resume from chunk files,
+the upstream_parity switch and config checks."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ganlatent_jax import cli, inversion
+from ganlatent_jax.directions import Directions, continuous
+from ganlatent_jax.methods import plumerault
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "configs" / "plumerault_dsprites.py")
+
+
+def quick_config(**overrides):
+  config = cli.load_config(CONFIG + ":quick")
+  for key, value in overrides.items():
+    section, _, leaf = key.rpartition(".")
+    target = config
+    for part in filter(None, section.split(".")):
+      target = target[part]
+    target[leaf] = value
+  return config
+
+
+@pytest.mark.slow   # ≈ 1 min of CPU: two quick runs (a subprocess through main, then the resume in-process)
+def test_the_quick_config_runs_through_main_and_resumes(tmp_path):
+  workdir = tmp_path / "run"
+  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config={CONFIG}:quick", f"--workdir={workdir}"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  subprocess.run(command, check=True, env=env, cwd=REPO, capture_output=True, timeout=900)
+  for name in ("directions.npz", "results.json", "metrics.json", "images/traversal.png",
+               "trajectories/horizontal_position.npz"):
+    assert (workdir / name).exists(), name
+  found = Directions.load(workdir / "directions.npz")
+  assert found.matrix.shape == (16, 1) and found.meta["transforms"] == ["horizontal_position"]
+  model = continuous.from_directions(found)
+  assert model.kind == "lattice" and np.all(np.diff(model.g(np.linspace(-3, 3, 61))) >= 0)
+  merged = dict(np.load(workdir / "trajectories" / "horizontal_position.npz"))
+  assert len(merged["t"]) == 8 * 2 * 2 and merged["kept"].sum() == (9 * 32) // 10
+  np.testing.assert_allclose(np.abs(merged["t"]), np.tile([5 / 64, 10 / 64], 16))  # whole pixels of 64
+
+  # Resume: a lost chunk is regenerated, the surviving one is not touched, and the results are the same.
+  chunks = sorted((workdir / "trajectories" / "horizontal_position").glob("chunk_*.npz"))
+  assert len(chunks) == 2
+  kept_mtime = chunks[0].stat().st_mtime_ns
+  chunks[1].unlink()
+  plumerault.train(quick_config(), str(workdir))
+  assert chunks[0].stat().st_mtime_ns == kept_mtime and chunks[1].exists()
+  again = dict(np.load(workdir / "trajectories" / "horizontal_position.npz"))
+  for key in merged:
+    np.testing.assert_allclose(again[key], merged[key], rtol=1e-6, atol=1e-7, err_msg=key)
+  np.testing.assert_allclose(Directions.load(workdir / "directions.npz").matrix, found.matrix, atol=1e-6)
+
+
+def test_upstream_parity_switches_the_upstream_settings():
+  config = quick_config(upstream_parity=True)
+  settings = plumerault.inversion_settings(config, 64)
+  assert (settings.kernel, settings.mask_mode, settings.adam_eps, settings.error_at, settings.reduction) == (
+      "upstream", "after_blur", 1e-7, "last_step", "mean")
+  fit = plumerault.fit_settings(config)
+  assert (fit.mode, fit.init) == ("upstream", "random")
+  default = plumerault.inversion_settings(quick_config(), 64)
+  assert (default.kernel, default.mask_mode, default.sigma) == ("gaussian", "both", 1.5)
+  records = {"t": np.array([0.1, -0.1]), "t_realized": np.array([0.09375, -0.09375])}
+  np.testing.assert_allclose(plumerault.labels(config, "scale", records), [0.1, -0.1])
+  np.testing.assert_allclose(plumerault.labels(quick_config(), "scale", records), np.log1p([0.09375, -0.09375]))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("transforms", ("shear",), "config.transforms"),
+    ("space", "w", "config.space"),
+    ("trajectories.label", "exact", "config.trajectories.label"),
+    ("trajectories.num_trajectories", 6, "not a multiple"),
+    ("evaluation.metrics", ("mig",), "config.evaluation.metrics"),
+])
+def test_bad_config_values_are_named(key, value, message):
+  with pytest.raises(ValueError, match=message):
+    plumerault.check_config(quick_config(**{key: value}))
+
+
+def test_translation_schedules_are_whole_distinct_pixels():
+  config = quick_config(**{"trajectories.num_steps": 5})
+  np.testing.assert_allclose(plumerault.magnitudes(config, "horizontal_position", 64), np.arange(2, 11, 2) / 64)
+  with pytest.raises(ValueError, match="repeated whole-pixel"):
+    plumerault.magnitudes(quick_config(**{"trajectories.num_steps": 5, "trajectories.t_max.horizontal_position":
+                                          2 / 64}), "horizontal_position", 64)
+  assert set(quick_config().trajectories.t_max) >= set(inversion.TRANSFORMS)
