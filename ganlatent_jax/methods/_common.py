@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from ganlatent_jax import generators, io, viz
+from ganlatent_jax import console, generators, io, viz
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.generators import sampling
 
@@ -116,11 +116,12 @@ def write_directions(workdir: str, sampler: sampling.Sampler, directions: Direct
   outputs["traversal"] = os.path.join(workdir, "images", "traversal.png")
   shown = directions if max_rendered is None else directions.select(range(min(max_rendered,
                                                                               directions.num_directions)))
-  viz.traversal_grid(gen, shown, latents, path=outputs["traversal"], **traversal_kwargs(config, sampler, shown))
-  if comparison:
-    grids = [viz.traversal_grid(gen, d, latents, **traversal_kwargs(config, sampler, d)) for _, d in comparison]
-    outputs["comparison"] = os.path.join(workdir, "images", "traversal_comparison.png")
-    viz.contact_sheet(grids, [name for name, _ in comparison], path=outputs["comparison"])
+  with console.phase("traversal pictures"):
+    viz.traversal_grid(gen, shown, latents, path=outputs["traversal"], **traversal_kwargs(config, sampler, shown))
+    if comparison:
+      grids = [viz.traversal_grid(gen, d, latents, **traversal_kwargs(config, sampler, d)) for _, d in comparison]
+      outputs["comparison"] = os.path.join(workdir, "images", "traversal_comparison.png")
+      viz.contact_sheet(grids, [name for name, _ in comparison], path=outputs["comparison"])
   return outputs
 
 
@@ -170,8 +171,9 @@ def evaluate_directions(config, workdir: str, sampler: sampling.Sampler, named: 
   dataset = evaluation_dataset(config)
   results: dict[str, Any] = {"evaluation": config.evaluation.to_dict(), "seed": int(config.seed), **(extra or {})}
   for name, directions in named:
-    results[name] = encoder_protocol.evaluate_directions(sampler.gen, directions, dataset, protocol, rng,
-                                                         np.random.RandomState(int(config.seed)))
+    with console.phase(f"evaluation: {name}"):   # the end-of-run summary times each set of directions
+      results[name] = encoder_protocol.evaluate_directions(sampler.gen, directions, dataset, protocol, rng,
+                                                           np.random.RandomState(int(config.seed)))
   write_json(os.path.join(workdir, "metrics.json"), results)
   return results
 
