@@ -300,3 +300,12 @@ def test_export_and_load_give_identical_images(tiny_generator, tmp_path):
   np.testing.assert_array_equal(plain(loaded, z), plain(gen, z))
   with pytest.raises(ValueError, match="latent_dim=9"):
     gpssc.module_from_config({**config, "latent_dim": 9})
+
+
+@pytest.mark.parametrize("mode,residual,out", [("down", True, 4), ("up", True, 16), ("id", False, 8)])
+def test_conv_stack_resamples(mode, residual, out):
+  x = jnp.asarray(np.random.RandomState(9).normal(size=(2, 8, 8, 3)), jnp.float32)
+  stack = gpssc.ConvStack(5, 1, mode, residual)
+  variables = jax.jit(stack.init)(jax.random.key(0), x)
+  y = jax.jit(stack.apply)(variables, x)
+  assert y.shape == (2, out, out, 5) and np.all(np.isfinite(y))
