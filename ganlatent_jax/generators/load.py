@@ -26,16 +26,22 @@ import numpy as np
 
 from ganlatent_jax import io as gio
 from ganlatent_jax.generators.base import Generator
-from ganlatent_jax.port import torch_pickle
+from ganlatent_jax.port import nvlabs_pickle
 
 FORMATS: dict[str, str] = {
     "stylegan2_rosinality": "ganlatent_jax.generators.formats.stylegan2_rosinality",
     "biggan_pretrained": "ganlatent_jax.generators.formats.biggan_pretrained",
     "sngan_gld": "ganlatent_jax.port.sngan",
     "proggan_gld": "ganlatent_jax.generators.formats.proggan_gld",
+    "stylegan2_ada_nvlabs": "ganlatent_jax.generators.formats.stylegan2_ada_nvlabs",
+    "pggan_genforce": "ganlatent_jax.generators.formats.pggan_genforce",
+    "stylegan_genforce": "ganlatent_jax.generators.formats.stylegan_genforce",
 }
 FAMILIES: dict[str, str] = {
     "stylegan2": "ganlatent_jax.generators.stylegan2",
+    "stylegan2_ada": "ganlatent_jax.generators.stylegan2_ada",
+    "pggan": "ganlatent_jax.generators.pggan",
+    "stylegan": "ganlatent_jax.generators.stylegan",
     "biggan": "ganlatent_jax.generators.biggan",
     "sngan": "ganlatent_jax.generators.sngan",
     "proggan": "ganlatent_jax.generators.proggan",
@@ -78,7 +84,7 @@ def convert(path: str | os.PathLike, format: str | None = None, *,
   path = os.fspath(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f"generator checkpoint not found: {path}")
-  checkpoint = None if os.path.isdir(path) else torch_pickle.load_torch_file(path)
+  checkpoint = None if os.path.isdir(path) else nvlabs_pickle.load_checkpoint(path)  # torch files or NVlabs pickles
   if format is not None:
     config, variables = format_module(format).convert(path, checkpoint)
   else:
