@@ -21,7 +21,7 @@ def chromium():
   driver.quit()
 
 
-def check_report_in_browser(driver, workdir, tmp_path, shot_name="report.png"):
+def check_report_in_browser(driver, workdir, tmp_path, shot_name="report.png", full_page=True):
   """The report of `workdir` opened from disk: every image decoded, the metrics table has rows; a screenshot."""
   driver.get(pathlib.Path(workdir, report.REPORT_FILE).resolve().as_uri())
   wait_for(lambda: driver.execute_script("return document.readyState") == "complete", what="the page to load")
@@ -30,7 +30,7 @@ def check_report_in_browser(driver, workdir, tmp_path, shot_name="report.png"):
   assert driver.execute_script("return document.images.length") >= 1
   rows = driver.execute_script("return document.querySelectorAll('table.metrics tbody tr').length")
   assert rows >= 1, "no metrics table"
-  return screenshot(driver, tmp_path, shot_name)
+  return screenshot(driver, tmp_path, shot_name, full_page=full_page)
 
 
 def test_report_loads_with_every_image_decoded(chromium, tmp_path):
