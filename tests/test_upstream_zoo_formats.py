@@ -19,6 +19,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 CASES = {  # fixture → (format, family, extra sample flags)
     "nvlabs/ada_small.pkl": ("stylegan2_ada_nvlabs", "stylegan2_ada", ["--truncation=0.7"]),
     "nvlabs/ada_cond_small.pkl": ("stylegan2_ada_nvlabs", "stylegan2_ada", ["--truncation=0.7", "--class_id=2"]),
+    "nvlabs/sg3t_small.pkl": ("stylegan3_nvlabs", "stylegan3", ["--truncation=0.7"]),
     "genforce/genforce_pggan_tiny.pth": ("pggan_genforce", "pggan", []),
     "genforce/genforce_stylegan_tiny.pth": ("stylegan_genforce", "stylegan", ["--truncation=0.7"]),
 }
@@ -55,6 +56,7 @@ def _run(*args):
 @pytest.mark.parametrize("fixture", [
     "nvlabs/ada_small.pkl",
     pytest.param("nvlabs/ada_cond_small.pkl", marks=pytest.mark.slow),
+    pytest.param("nvlabs/sg3t_small.pkl", marks=pytest.mark.slow),
     pytest.param("genforce/genforce_pggan_tiny.pth", marks=pytest.mark.slow),
     pytest.param("genforce/genforce_stylegan_tiny.pth", marks=pytest.mark.slow)])
 def test_port_then_sample_from_the_command_line(tmp_path, fixture):

@@ -34,12 +34,14 @@ FORMATS: dict[str, str] = {
     "sngan_gld": "ganlatent_jax.port.sngan",
     "proggan_gld": "ganlatent_jax.generators.formats.proggan_gld",
     "stylegan2_ada_nvlabs": "ganlatent_jax.generators.formats.stylegan2_ada_nvlabs",
+    "stylegan3_nvlabs": "ganlatent_jax.generators.formats.stylegan3_nvlabs",
     "pggan_genforce": "ganlatent_jax.generators.formats.pggan_genforce",
     "stylegan_genforce": "ganlatent_jax.generators.formats.stylegan_genforce",
 }
 FAMILIES: dict[str, str] = {
     "stylegan2": "ganlatent_jax.generators.stylegan2",
     "stylegan2_ada": "ganlatent_jax.generators.stylegan2_ada",
+    "stylegan3": "ganlatent_jax.generators.stylegan3",
     "pggan": "ganlatent_jax.generators.pggan",
     "stylegan": "ganlatent_jax.generators.stylegan",
     "biggan": "ganlatent_jax.generators.biggan",
