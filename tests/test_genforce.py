@@ -1,6 +1,6 @@
 """genforce PGGAN / StyleGAN (v1) `.pth` against upstream's outputs, and SeFa against genforce's sefa.py outputs.
 
-Tolerances as tests/fixtures/README.md section 10: atol = rtol = 1e-4 (PGGAN), atol 2e-4 (StyleGAN, instance norm
+Tolerances as tests/fixtures/README.md section 11: atol = rtol = 1e-4 (PGGAN), atol 2e-4 (StyleGAN, instance norm
 amplifies rounding), 1e-5 for w. One jitted function per fixture computes every output.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """StyleGAN2-ADA (NVlabs pickles) against upstream's outputs: every array of the fixtures' `_io.npz`, under jit.
 
-Tolerances as tests/fixtures/README.md section 7: atol = rtol = 1e-4 for images and features, 1e-5 for ws.
+Tolerances as tests/fixtures/README.md section 8: atol = rtol = 1e-4 for images and features, 1e-5 for ws.
 One jitted function per fixture computes every output (a compile costs seconds on CPU).
 """
 from __future__ import annotations
