@@ -42,6 +42,7 @@ def test_true_directions_score_high_and_random_ones_low(gen, space):
   assert random["recovery_fraction"] == 0.0 and random["recovery_mean_abs_cos"] < 0.7
 
 
+@pytest.mark.slow  # DCI's boosted trees with up to 40 classes: minutes on a loaded 2-core machine
 def test_dci_separates_true_from_random():
   gen = load("testbed:oracle-dsprites")
   labeller = generated_domain.OracleLabeller(gen)
