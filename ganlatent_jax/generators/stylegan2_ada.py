@@ -70,6 +70,23 @@ def num_ws(img_resolution: int) -> int:
   return 2 * int(math.log2(img_resolution)) - 2
 
 
+def truncate_ws(w, center, num_ws: int, truncation=1.0, truncation_cutoff=None):
+  """NVlabs' truncation: w (B, D) or W+ → W+ (B, num_ws, D), ws[:, :cutoff] = center + ψ·(ws − center); `center`
+  (D,) or (1 or B, D) is w_avg unless the caller gives another."""
+  w = jnp.asarray(w, jnp.float32)
+  w_dim = np.shape(center)[-1]
+  if w.ndim == 2:
+    w = jnp.broadcast_to(w[:, None, :], (w.shape[0], num_ws, w.shape[-1]))
+  if w.ndim != 3 or w.shape[1:] != (num_ws, w_dim):
+    raise ValueError(f"w must be (B, {w_dim}) or W+ (B, {num_ws}, {w_dim}), got {w.shape}")
+  if isinstance(truncation, (int, float)) and truncation == 1:
+    return w
+  center = jnp.reshape(jnp.asarray(center, jnp.float32), (-1, 1, w_dim))  # broadcast over the layers
+  truncated = center + truncation * (w - center)
+  cutoff = num_ws if truncation_cutoff is None else int(truncation_cutoff)
+  return w.at[:, :cutoff].set(truncated[:, :cutoff])
+
+
 def _normalize_2nd_moment(x):
   return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + NORMALIZE_EPS)
 
@@ -259,18 +276,8 @@ class StyleGAN2ADAGenerator(nn.Module):
 
   def truncate(self, w, truncation=1.0, truncation_cutoff=None, truncation_latent=None):
     """w (B, D) or W+ → W+ (B, num_ws, D) with ws[:, :cutoff] = center + ψ·(ws − center), center = w_avg."""
-    w = jnp.asarray(w, jnp.float32)
-    if w.ndim == 2:
-      w = jnp.broadcast_to(w[:, None, :], (w.shape[0], self.num_ws, w.shape[-1]))
-    if w.ndim != 3 or w.shape[1:] != (self.num_ws, self.w_dim):
-      raise ValueError(f"w must be (B, {self.w_dim}) or W+ (B, {self.num_ws}, {self.w_dim}), got {w.shape}")
-    if isinstance(truncation, (int, float)) and truncation == 1:
-      return w
-    center = self.w_avg.value if truncation_latent is None else jnp.asarray(truncation_latent, jnp.float32)
-    center = jnp.reshape(center, (-1, 1, self.w_dim))  # (D,) or (1 or B, D) → broadcast over the layers
-    truncated = center + truncation * (w - center)
-    cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-    return w.at[:, :cutoff].set(truncated[:, :cutoff])
+    center = self.w_avg.value if truncation_latent is None else truncation_latent
+    return truncate_ws(w, center, self.num_ws, truncation, truncation_cutoff)
 
   def ws(self, z, class_vector=None, *, truncation=1.0, truncation_cutoff=None):
     """Upstream `G.mapping(z, c, truncation_psi, truncation_cutoff)` → (B, num_ws, w_dim)."""

@@ -27,7 +27,7 @@ from jax import lax
 
 from ganlatent_jax.generators.base import Generator, GeneratorInfo, checked_generator, config_items
 from ganlatent_jax.generators.stylegan2 import EqualLinear
-from ganlatent_jax.generators.stylegan2_ada import MappingNetwork
+from ganlatent_jax.generators.stylegan2_ada import MappingNetwork, truncate_ws
 from ganlatent_jax.nets import layers, upfirdn
 
 FAMILY = "stylegan3"
@@ -171,17 +171,8 @@ class StyleGAN3Generator(nn.Module):
     return self.mapping_net(z, c)
 
   def truncate(self, w, truncation=1.0, truncation_cutoff=None, truncation_latent=None):
-    w = jnp.asarray(w, jnp.float32)
-    if w.ndim == 2:
-      w = jnp.broadcast_to(w[:, None, :], (w.shape[0], self.num_ws, w.shape[-1]))
-    if w.ndim != 3 or w.shape[1:] != (self.num_ws, self.w_dim):
-      raise ValueError(f"w must be (B, {self.w_dim}) or W+ (B, {self.num_ws}, {self.w_dim}), got {w.shape}")
-    if isinstance(truncation, (int, float)) and truncation == 1:
-      return w
-    center = self.w_avg.value if truncation_latent is None else jnp.asarray(truncation_latent, jnp.float32)
-    truncated = jnp.reshape(center, (-1, 1, self.w_dim)) + truncation * (w - jnp.reshape(center, (-1, 1, self.w_dim)))
-    cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-    return w.at[:, :cutoff].set(truncated[:, :cutoff])
+    center = self.w_avg.value if truncation_latent is None else truncation_latent
+    return truncate_ws(w, center, self.num_ws, truncation, truncation_cutoff)
 
   def ws(self, z, class_vector=None, *, truncation=1.0, truncation_cutoff=None):
     return self.truncate(self.mapping(z, class_vector), truncation, truncation_cutoff)
