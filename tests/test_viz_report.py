@@ -154,3 +154,11 @@ def test_paper_reference_only_for_the_paper_setting(config, found):
   assert (reference is not None) is found
   if found:
     assert reference["sets"]["directions"]["mig"] == "0.45 ± 0.06"
+
+
+def test_report_of_a_gan_run_names_the_architecture_it_trains(tmp_path):
+  # A GAN run's `generator` is the architecture it trains (a dict), not a checkpoint path: it crashed the report.
+  architecture = {"family": "dcgan", "latent_dim": 16}
+  root = _workdir(tmp_path / "run", metrics=None, config={"method": "gan", "steps": 100, "generator": architecture})
+  text = report.render_report(root)
+  assert "Trained here" in text and "dcgan" in text

@@ -276,6 +276,8 @@ def metrics_table(sets: Mapping[str, Mapping[str, float]], reference: Mapping[st
 def _generator_section(config: Mapping[str, Any] | None) -> str:
   from ganlatent_jax.generators.load import CONVERTED_META, TESTBED_DIR
   name = (config or {}).get("generator", "") if isinstance(config, Mapping) else ""
+  if isinstance(name, Mapping):  # a GAN run: `generator` is the architecture it trains, not a file to load
+    return f'<p>Trained here: <code>{_e(json.dumps(name, sort_keys=True))}</code></p>'
   if not name:
     return '<p class="muted">This run has no generator in its config.</p>'
   parts = [f"<p><code>{_e(name)}</code></p>"]
