@@ -189,6 +189,7 @@ _RENDER = jax.jit(lambda g, z: g(z))
 _RENDER_FROM_W = jax.jit(lambda g, z: g.synthesis(g.mapping(z)))
 
 
+@pytest.mark.slow  # ~40 s idle: compiles a 64 px StyleGAN2 step
 def test_grey_stylegan2_trains_on_dsprites():
   # StyleGAN2 with one image channel (ours; upstream is RGB only): the testbed recipe on grey dSprites, W space kept.
   c = tiny_shapes3d_config(num_devices=2)
@@ -296,6 +297,7 @@ def test_w_regularisers_are_refused_for_a_generator_without_w():
     gan.setup(c)
 
 
+@pytest.mark.slow  # ~60 s idle: the jitted step plus an eager hand replay of its D half
 def test_lazy_passes_are_separate_updates_as_upstream():
   """Step 0 (a regularisation step for both): D's adversarial update, then an R1 update of the updated D; G's
   adversarial update, then a path-length update whose running mean starts from 0. Replayed here by hand."""

@@ -133,6 +133,7 @@ FAST_PROTOCOL = encoder_protocol.ProtocolConfig(num_train=1024, num_val=128, bat
                                                 learning_rate=2e-3, mig_num_train=1000, metrics=("mig",))
 
 
+@pytest.mark.slow  # 131 s under load (~40 s idle); the oracle tests' MIG check covers the default suite
 def test_encoder_protocol_ranks_true_above_random_dsprites_fast():
   """The paper's protocol (encoder on oracle images, MIG on real procedural images), at a small budget."""
   gen = load("testbed:oracle-dsprites")
