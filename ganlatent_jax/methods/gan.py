@@ -112,7 +112,7 @@ def path_lengths(synthesis_fn: Callable[[jax.Array], jax.Array], latent: jax.Arr
   """Per-sample ‖Jᵀy‖ of StyleGAN2's path-length regulariser: J = ∂image/∂latent (latent W+ (B, L, D)),
   y ~ N(0, I)/√(H·W); the squared gradient is summed over D and averaged over the L layers (rosinality's
   `g_path_regularize`)."""
-  images = synthesis_fn(latent)
+  images = jax.eval_shape(synthesis_fn, latent)   # the shape only: no forward pass is traced for it
   noise = jax.random.normal(rng, images.shape, images.dtype) / np.sqrt(images.shape[1] * images.shape[2])
   grad = jax.grad(lambda l: jnp.sum(synthesis_fn(l) * noise))(latent)
   return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grad), axis=2), axis=1))
