@@ -21,6 +21,10 @@ The dataset interface is disentanglement_lib's `GroundTruthData`: `num_factors`,
 
 `random_state` is a `numpy.random.RandomState` (disentanglement_lib's evaluation uses `RandomState(seed)`) or an int
 seed for one.
+
+The sampling forms render and represent thousands of images (FactorVAE and β-VAE: num_train × 64 images and more),
+which takes minutes: each loop reports its progress through `ganlatent_jax.console.progress` (a bar with ETA on
+stderr; `console.set_progress_enabled(False)` silences it). Progress never touches `random_state`.
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ import numpy as np
 import scipy.stats
 from sklearn import ensemble, linear_model
 from sklearn import metrics as sk_metrics
+
+from ganlatent_jax import console
 
 RepresentFn = Callable[[np.ndarray], np.ndarray]
 
@@ -113,20 +119,23 @@ def discrete_entropy(factors: np.ndarray) -> np.ndarray:
 
 
 def sample_codes_and_factors(dataset: Any, represent_fn: RepresentFn, num_points: int, random_state: Any,
-                             batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-  """`utils.generate_batch_factor_code`: `dataset.sample` in batches → (codes (N, C), factors (N, F))."""
+                             batch_size: int = 16, desc: str = "sampling codes") -> tuple[np.ndarray, np.ndarray]:
+  """`utils.generate_batch_factor_code`: `dataset.sample` in batches → (codes (N, C), factors (N, F)); `desc` names
+  the progress bar (in images)."""
   _check_dataset(dataset)
   random_state = as_random_state(random_state)
   if num_points <= 0 or batch_size <= 0:
     raise ValueError(f"num_points and batch_size must be positive, got {num_points} and {batch_size}")
   codes, factors = [], []
   done = 0
-  while done < num_points:
-    count = min(num_points - done, batch_size)
-    batch_factors, observations = dataset.sample(count, random_state)
-    factors.append(np.asarray(batch_factors))
-    codes.append(_represent(represent_fn, np.asarray(observations)))
-    done += count
+  with console.progress(total=num_points, desc=desc, unit="img") as bar:
+    while done < num_points:
+      count = min(num_points - done, batch_size)
+      batch_factors, observations = dataset.sample(count, random_state)
+      factors.append(np.asarray(batch_factors))
+      codes.append(_represent(represent_fn, np.asarray(observations)))
+      done += count
+      bar.update(count)
   return np.concatenate(codes), np.concatenate(factors)
 
 
@@ -163,7 +172,8 @@ def mig_from_arrays(codes: Any, factors: Any, num_bins: int = 20) -> dict[str, f
 def mig(dataset: Any, represent_fn: RepresentFn, random_state: Any, num_train: int = 10000,
         batch_size: int = 16, num_bins: int = 20) -> dict[str, float]:
   """`mig.compute_mig`: MIG of `num_train` sampled observations."""
-  codes, factors = sample_codes_and_factors(dataset, represent_fn, num_train, random_state, batch_size)
+  codes, factors = sample_codes_and_factors(dataset, represent_fn, num_train, random_state, batch_size,
+                                            desc="MIG: codes")
   return mig_from_arrays(codes, factors, num_bins)
 
 
@@ -188,7 +198,7 @@ def dci_importance_matrix(codes_train: Any, factors_train: Any, codes_test: Any,
   num_codes, num_factors = codes_train.shape[1], factors_train.shape[1]
   importance = np.zeros((num_codes, num_factors), dtype=np.float64)
   train_accuracy, test_accuracy = [], []
-  for j in range(num_factors):
+  for j in console.progress(range(num_factors), "DCI: boosted trees", unit="factor"):
     model = ensemble.GradientBoostingClassifier(random_state=random_state)
     model.fit(codes_train, factors_train[:, j])
     importance[:, j] = np.abs(model.feature_importances_)
@@ -235,8 +245,10 @@ def dci(dataset: Any, represent_fn: RepresentFn, random_state: Any, num_train: i
   """`dci.compute_dci`: train set, then test set, sampled from `random_state`; the boosted trees then draw their
   tie-breaking from the same `random_state` (disentanglement_lib leaves them unseeded) so a seed fixes everything."""
   random_state = as_random_state(random_state)
-  codes_train, factors_train = sample_codes_and_factors(dataset, represent_fn, num_train, random_state, batch_size)
-  codes_test, factors_test = sample_codes_and_factors(dataset, represent_fn, num_test, random_state, batch_size)
+  codes_train, factors_train = sample_codes_and_factors(dataset, represent_fn, num_train, random_state, batch_size,
+                                                        desc="DCI: train codes")
+  codes_test, factors_test = sample_codes_and_factors(dataset, represent_fn, num_test, random_state, batch_size,
+                                                      desc="DCI: test codes")
   return dci_from_arrays(codes_train, factors_train, codes_test, factors_test, random_state)
 
 
@@ -245,27 +257,28 @@ def dci(dataset: Any, represent_fn: RepresentFn, random_state: Any, num_train: i
 
 
 def _sample_observations(dataset: Any, num: int, random_state: np.random.RandomState,
-                         chunk_size: int) -> list[np.ndarray]:
+                         chunk_size: int, desc: str = "rendering") -> list[np.ndarray]:
   """`GroundTruthData.sample_observations(num)` (= factors, then images) rendered `chunk_size` images at a time.
 
   Rendering in chunks keeps 10000 images out of memory; it draws the same numbers as one call whenever the dataset
   draws its rendering noise image after image (true of all of disentanglement_lib's datasets).
   """
   factors = np.asarray(dataset.sample_factors(num, random_state))
+  starts = console.progress(range(0, num, chunk_size), desc, unit="chunk")
   return [np.asarray(dataset.sample_observations_from_factors(factors[start:start + chunk_size], random_state))
-          for start in range(0, num, chunk_size)]
+          for start in starts]
 
 
 def _factor_vae_votes(dataset: Any, represent_fn: RepresentFn, batch_size: int, num_points: int,
                       random_state: np.random.RandomState, global_variances: np.ndarray,
-                      active_dims: np.ndarray) -> np.ndarray:
+                      active_dims: np.ndarray, desc: str = "FactorVAE: votes") -> np.ndarray:
   """(num_factors, num_codes) votes: for each point, a batch with one factor fixed votes (factor, argmin dim).
 
   The argmin is over the active dims of the variance normalised by the global variance, and indexes the *active*
   dims (as upstream), so the columns past the number of active dims never get votes.
   """
   votes = np.zeros((dataset.num_factors, global_variances.shape[0]), dtype=np.int64)
-  for _ in range(num_points):
+  for _ in console.progress(range(num_points), desc, unit="vote"):
     factor_index = random_state.randint(dataset.num_factors)
     factors = np.array(dataset.sample_factors(batch_size, random_state))
     factors[:, factor_index] = factors[0, factor_index]
@@ -288,7 +301,8 @@ def factor_vae_score(dataset: Any, represent_fn: RepresentFn, random_state: Any,
   """
   _check_dataset(dataset)
   random_state = as_random_state(random_state)
-  observation_chunks = _sample_observations(dataset, num_variance_estimate, random_state, chunk_size=64)
+  observation_chunks = _sample_observations(dataset, num_variance_estimate, random_state, chunk_size=64,
+                                            desc="FactorVAE: global variances")
   codes = np.concatenate([_represent(represent_fn, chunk) for chunk in observation_chunks])
   global_variances = np.var(codes, axis=0, ddof=1)
   active_dims = np.sqrt(global_variances) >= prune_threshold
@@ -296,12 +310,12 @@ def factor_vae_score(dataset: Any, represent_fn: RepresentFn, random_state: Any,
     return {"train_accuracy": 0., "eval_accuracy": 0., "num_active_dims": 0}
 
   train_votes = _factor_vae_votes(dataset, represent_fn, batch_size, num_train, random_state, global_variances,
-                                  active_dims)
+                                  active_dims, desc="FactorVAE: train votes")
   classifier = np.argmax(train_votes, axis=0)  # dim → factor it votes for most (ties: the lowest factor index)
   dims = np.arange(train_votes.shape[1])
   train_accuracy = np.sum(train_votes[classifier, dims]) / np.sum(train_votes)
   eval_votes = _factor_vae_votes(dataset, represent_fn, batch_size, num_eval, random_state, global_variances,
-                                 active_dims)
+                                 active_dims, desc="FactorVAE: eval votes")
   eval_accuracy = np.sum(eval_votes[classifier, dims]) / np.sum(eval_votes)
   return {"train_accuracy": float(train_accuracy), "eval_accuracy": float(eval_accuracy),
           "num_active_dims": int(active_dims.sum())}
@@ -356,11 +370,12 @@ def factor_vae_from_arrays(codes: Any, factors: Any, random_state: Any = 0, batc
 
 
 def _beta_vae_points(dataset: Any, represent_fn: RepresentFn, batch_size: int, num_points: int,
-                     random_state: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+                     random_state: np.random.RandomState,
+                     desc: str = "β-VAE: points") -> tuple[np.ndarray, np.ndarray]:
   """Features = mean |code(x1) − code(x2)| over `batch_size` pairs sharing one factor; label = that factor."""
   labels = np.zeros(num_points, dtype=np.int64)
   points = None
-  for i in range(num_points):
+  for i in console.progress(range(num_points), desc, unit="point"):
     labels[i] = random_state.randint(dataset.num_factors)
     factors1 = np.array(dataset.sample_factors(batch_size, random_state))
     factors2 = np.array(dataset.sample_factors(batch_size, random_state))
@@ -385,10 +400,12 @@ def beta_vae_score(dataset: Any, represent_fn: RepresentFn, random_state: Any, b
   """
   _check_dataset(dataset)
   random_state = as_random_state(random_state)
-  train_points, train_labels = _beta_vae_points(dataset, represent_fn, batch_size, num_train, random_state)
+  train_points, train_labels = _beta_vae_points(dataset, represent_fn, batch_size, num_train, random_state,
+                                                desc="β-VAE: train points")
   model = linear_model.LogisticRegression(random_state=random_state)
   model.fit(train_points, train_labels)
   train_accuracy = np.mean(model.predict(train_points) == train_labels)
-  eval_points, eval_labels = _beta_vae_points(dataset, represent_fn, batch_size, num_eval, random_state)
+  eval_points, eval_labels = _beta_vae_points(dataset, represent_fn, batch_size, num_eval, random_state,
+                                              desc="β-VAE: eval points")
   eval_accuracy = model.score(eval_points, eval_labels)
   return {"train_accuracy": float(train_accuracy), "eval_accuracy": float(eval_accuracy)}
