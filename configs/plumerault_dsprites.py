@@ -13,6 +13,8 @@ import ml_collections
 
 from ganlatent_jax import cli
 
+common = cli.config_module(__file__, "common")
+
 
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
@@ -37,7 +39,11 @@ def get_config(arg=None):
   c.evaluation = ml_collections.ConfigDict(dict(
       enabled=True, metrics=("control",), t_max=5.0, num_t=11, num_latents=200, batch_size=64,
       estimators=ml_collections.ConfigDict(dict(horizontal_position="sprite:x", vertical_position="sprite:y",
-                                                scale="sprite:scale"))))
+                                                scale="sprite:scale")),
+      # Beside the control measure: generated-domain scores with probe/random rows, labels from the factor
+      # classifier trained on this dataset.
+      dataset=ml_collections.ConfigDict(dict(name="dsprites", source="procedural")),
+      generated_domain=common.generated_domain_evaluation()))
   c.traversal = ml_collections.ConfigDict(dict(span=3.0, steps=7, num_samples=4))
   return cli.config_variant(c, arg, quick=quick)
 
@@ -48,5 +54,6 @@ def quick(c):
   c.trajectories.update(num_trajectories=8, batch_size=4, num_steps=2, steps_per_target=2)
   c.fit.update(epochs=2, batch_size=8)
   c.evaluation.update(num_latents=8, num_t=3, batch_size=8)
+  common.quick_generated_domain(c.evaluation.generated_domain)
   c.traversal.update(steps=3, num_samples=1)
   return c

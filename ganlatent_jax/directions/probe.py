@@ -63,6 +63,9 @@ def probe_directions(gen: Generator, labeller, space: str = "z", *, num: int = 6
                                                     truncation=truncation)
   names = np.asarray(labeller.factor_names)
   kept = mask.all(axis=0) & (np.ptp(labels, axis=0) > 0)
+  if not kept.any():
+    raise ValueError(f"no factor of {list(names)} is labelled on every one of the {num} samples with two values or "
+                     f"more: no probe direction can be fitted (an untrained classifier, or too few samples?)")
   matrix = probe_from_arrays(latents, labels[:, kept], method, seed)
   return Directions(matrix, space=space, meta=dict(
       method="probe", probe=method, num_samples=num, seed=seed, source=gen.info.source,

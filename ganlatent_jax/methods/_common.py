@@ -1,5 +1,6 @@
 """What the method modules share: loading the generator and its sampler, named RNG streams, checking config values,
-layer ranges, direction outputs (directions.npz + pictures) and the encoder-protocol evaluation (metrics.json)."""
+layer ranges, direction outputs (directions.npz + pictures) and the evaluation (metrics.json): the encoder protocol
+and the generated-domain scores with their probe and random reference rows."""
 from __future__ import annotations
 
 import dataclasses
@@ -161,21 +162,161 @@ def evaluation_dataset(config):
 
 def evaluate_directions(config, workdir: str, sampler: sampling.Sampler, named: Sequence[tuple[str, Directions]],
                         rng: jax.Array, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-  """Scores each named Directions with the encoder protocol (same keys for each, so only the directions differ);
-  writes metrics.json = {**extra, name: scores, ...} and returns it."""
+  """Scores each named Directions with the encoder protocol (same keys for each, so only the directions differ) and,
+  with config.evaluation.generated_domain.enabled, adds the generated-domain scores to each one's row and the
+  reference rows (`probe`, `random`; see `generated_domain_evaluation`); writes metrics.json =
+  {**extra, name: scores, ..., reference: scores, ..., 'generated_domain': how they were labelled} and returns it."""
   from ganlatent_jax.metrics import encoder_protocol
   if sampler.conditional:
     raise ValueError(f"config.evaluation: the encoder protocol has no class-conditional path; a "
                      f"{sampler.gen.info.family} generator is class-conditional (set config.evaluation.enabled=False)")
   protocol = protocol_config(config, sampler)
   dataset = evaluation_dataset(config)
+  settings = generated_domain_settings(config)
   results: dict[str, Any] = {"evaluation": config.evaluation.to_dict(), "seed": int(config.seed), **(extra or {})}
-  for name, directions in named:
+
+  def protocol_scores(name: str, directions: Directions) -> dict[str, Any]:
     with console.phase(f"evaluation: {name}"):   # the end-of-run summary times each set of directions
-      results[name] = encoder_protocol.evaluate_directions(sampler.gen, directions, dataset, protocol, rng,
-                                                           np.random.RandomState(int(config.seed)))
+      return encoder_protocol.evaluate_directions(sampler.gen, directions, dataset, protocol, rng,
+                                                  np.random.RandomState(int(config.seed)))
+
+  for name, directions in named:
+    results[name] = protocol_scores(name, directions)
+  if settings is not None:
+    rows, references, about = generated_domain_evaluation(config, workdir, sampler, named, rng, settings)
+    for name, scores in rows.items():
+      results[name].update(scores)
+    for name, (directions, scores) in references.items():
+      results[name] = {**(protocol_scores(name, directions) if settings["references_protocol"] else {}), **scores}
+    results["generated_domain"] = about
   write_json(os.path.join(workdir, "metrics.json"), results)
   return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation: generated-domain scores (metrics.generated_domain) and the reference rows beside the method's.
+
+GENERATED_DOMAIN_DEFAULTS = dict(
+    enabled=True, labels="auto", num_train=6000, num_test=1000, dci_num_train=2000, batch_size=64,
+    metrics=("mig", "dci", "factor_vae"), references=("probe", "random"), references_protocol=False,
+    probe="regression", probe_num_samples=6000, classifier_steps=1500, classifier_dir="")
+REFERENCES = ("probe", "random")
+LABELS = ("auto", "exact", "classifier")
+# Offsets of the reference rows' draws from config.seed / the evaluation key: the probe is fitted on other samples
+# than those it is scored on (seed config.seed), and the random row has its own key.
+PROBE_SEED_OFFSET = 1
+RANDOM_DIRECTIONS_FOLD = 1
+
+
+def generated_domain_settings(config) -> dict[str, Any] | None:
+  """config.evaluation.generated_domain checked (every key of GENERATED_DOMAIN_DEFAULTS, no other), or None when the
+  section is absent or disabled."""
+  section = config.evaluation.get("generated_domain")
+  if section is None or not section.get("enabled", False):
+    return None
+  settings = dict(section)
+  unknown, missing = sorted(set(settings) - set(GENERATED_DOMAIN_DEFAULTS)), \
+      sorted(set(GENERATED_DOMAIN_DEFAULTS) - set(settings))
+  if unknown or missing:
+    raise ValueError(f"config.evaluation.generated_domain: unknown key(s) {unknown}, missing key(s) {missing}; "
+                     f"configs/common.py's generated_domain_evaluation() has them all")
+  for key in ("num_train", "num_test", "dci_num_train", "batch_size", "probe_num_samples", "classifier_steps"):
+    check_positive(config, f"evaluation.generated_domain.{key}")
+  from ganlatent_jax.directions import probe
+  from ganlatent_jax.metrics import generated_domain
+  settings["metrics"], settings["references"] = tuple(settings["metrics"]), tuple(settings["references"])
+  checks = [("labels", settings["labels"] in LABELS, f"one of {LABELS}"),
+            ("metrics", bool(settings["metrics"]) and set(settings["metrics"]) <= set(generated_domain.METRICS),
+             f"a non-empty subset of {generated_domain.METRICS}"),
+            ("references", set(settings["references"]) <= set(REFERENCES), f"a subset of {REFERENCES}"),
+            ("probe", settings["probe"] in probe.METHODS, f"one of {probe.METHODS}")]
+  for key, ok, expected in checks:
+    if not ok:
+      raise ValueError(f"config.evaluation.generated_domain.{key}={settings[key]!r}: expected {expected}")
+  return settings
+
+
+def generated_domain_labeller(config, workdir: str, gen: generators.Generator, settings: Mapping[str, Any]):
+  """(labeller, description). labels 'exact' (or 'auto' on an oracle generator): the oracle's exact factors;
+  'classifier' (or 'auto' otherwise): the factor classifier of `metrics.quality` trained on config.evaluation's
+  dataset, cached in classifier_dir ('' = the workdir's parent, shared by the runs beside it) and trained only when
+  absent there."""
+  from ganlatent_jax.generators import oracle
+  from ganlatent_jax.metrics import generated_domain, quality
+  is_oracle = gen.info.family == oracle.FAMILY
+  labels = settings["labels"] if settings["labels"] != "auto" else ("exact" if is_oracle else "classifier")
+  if labels == "exact":
+    if not is_oracle:
+      raise ValueError(f"config.evaluation.generated_domain.labels='exact': a {gen.info.family} generator has no "
+                       f"exact factors (only testbed:oracle-*); use 'classifier' or 'auto'")
+    return generated_domain.OracleLabeller(gen), {"labels": "exact"}
+  dataset = evaluation_dataset(config)
+  if tuple(dataset.observation_shape) != tuple(gen.image_shape):
+    raise ValueError(f"config.evaluation.dataset: its images {tuple(dataset.observation_shape)} and the generator's "
+                     f"{tuple(gen.image_shape)} differ; the factor classifier cannot label them")
+  steps = int(settings["classifier_steps"])
+  directory = settings["classifier_dir"] or os.path.dirname(os.path.abspath(workdir))
+  os.makedirs(directory, exist_ok=True)
+  path = generated_domain.classifier_cache_file(directory, config.evaluation.dataset.name,
+                                                dataset.observation_shape, steps)
+  cached = os.path.exists(path)
+  with console.phase("factor classifier" + (" (cached)" if cached else f" ({steps} steps)")):
+    classifier = quality.load_or_train_classifier(dataset, path, steps=steps, seed=0)
+  return (generated_domain.ClassifierLabeller(classifier, dataset),
+          {"labels": "classifier", "classifier": path, "classifier_steps": steps,
+           "classifier_train_accuracy": None if cached else list(classifier.train_accuracy)})
+
+
+def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
+                                named: Sequence[tuple[str, Directions]], rng: jax.Array,
+                                settings: Mapping[str, Any] | None = None):
+  """(rows: {name: generated-domain scores} of the named directions, references: {row: (Directions, scores)},
+  about: how the samples were labelled). Every set is scored on the same samples (seed config.seed), so only the
+  directions differ. Reference rows, in the named directions' space (the first one's; 'w+' is scored in 'w'):
+    probe  — the supervised ceiling: one least-squares (or logistic) probe direction per factor, fitted on
+             probe_num_samples other samples (`directions.probe`), saved as probe_directions.npz in the workdir;
+    random — the floor: as many random orthonormal directions as the first named set has.
+  Direction recovery (Hungarian on |cos| against the true directions) is part of each row on an oracle generator."""
+  from ganlatent_jax.directions import probe, random_directions
+  from ganlatent_jax.metrics import generated_domain
+  settings = settings or generated_domain_settings(config)
+  if settings is None:
+    raise ValueError("config.evaluation.generated_domain is absent or disabled")
+  if not named:
+    raise ValueError("generated_domain_evaluation: no directions to score")
+  clashes = sorted({name for name, _ in named} & set(settings["references"]))
+  if clashes:
+    raise ValueError(f"directions named {clashes} clash with config.evaluation.generated_domain.references")
+  gen = sampler.gen
+  labeller, about = generated_domain_labeller(config, workdir, gen, settings)
+  truncation = None if sampler.conditional else sampler.truncation
+  seed = int(config.seed)
+  score_kwargs = dict(num_train=int(settings["num_train"]), num_test=int(settings["num_test"]),
+                      dci_num_train=int(settings["dci_num_train"]), batch_size=int(settings["batch_size"]),
+                      metrics=settings["metrics"], seed=seed, truncation=truncation)
+
+  def score(name: str, directions: Directions) -> dict[str, Any]:
+    with console.phase(f"generated-domain scores: {name}"):
+      return generated_domain.generated_domain_scores(gen, directions, labeller, **score_kwargs)
+
+  rows = {name: score(name, directions) for name, directions in named}
+  first = named[0][1]
+  space = "z" if first.space == "z" else "w"
+  references: dict[str, tuple[Directions, dict[str, Any]]] = {}
+  for reference in settings["references"]:
+    if reference == "probe":
+      with console.phase("probe directions"):
+        directions = probe.probe_directions(gen, labeller, space, num=int(settings["probe_num_samples"]),
+                                            batch_size=int(settings["batch_size"]), seed=seed + PROBE_SEED_OFFSET,
+                                            method=settings["probe"], truncation=truncation)
+      directions.save(os.path.join(workdir, "probe_directions.npz"))
+    else:
+      latent_dim = first.latent_dim
+      directions = random_directions.random(latent_dim, min(first.num_directions, latent_dim),
+                                            jax.random.fold_in(rng, RANDOM_DIRECTIONS_FOLD), space=space)
+    references[reference] = (directions, score(reference, directions))
+  about.update(space=space, truncation=None if space == "z" else truncation, num_samples=score_kwargs["num_train"] + score_kwargs["num_test"])
+  return rows, references, about
 
 
 def load_directions(workdir: str, name: str = "directions") -> Directions:

@@ -212,7 +212,8 @@ def control_summary(result: dict[str, Any], reference: np.ndarray) -> dict[str, 
 
 
 def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
-  """The paper's control measure of each direction of the run's directions.npz, written to metrics.json."""
+  """The paper's control measure of each direction of the run's directions.npz and (config.evaluation.
+  generated_domain) its generated-domain scores with the probe and random rows, written to metrics.json."""
   sampler = sampler or _common.make_sampler(config, _common.load_generator(config), STREAMS)
   if sampler.conditional:
     raise ValueError("config.evaluation: the control measure needs an estimator of the factor; none exists for a "
@@ -232,6 +233,10 @@ def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
     reference = np.asarray(estimate(np.asarray(generate(latents))), np.float64)
     results[transform] = {"t": measured["t"], "mean": measured["mean"], "std": measured["std"],
                           "num_valid": measured["num_valid"], "summary": control_summary(measured, reference)}
+  if _common.generated_domain_settings(config) is not None:   # beside the control measure: MIG/DCI, probe, random
+    rows, references, about = _common.generated_domain_evaluation(
+        config, workdir, sampler, [("directions", found)], _common.stream(config, STREAMS, "evaluation"))
+    results.update(rows, **{name: scores for name, (_, scores) in references.items()}, generated_domain=about)
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   return results
 

@@ -18,6 +18,7 @@ On an oracle, `direction_recovery` also matches the directions to the true ones 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Protocol, Sequence
 
 import jax
@@ -36,23 +37,27 @@ RECOVERED_COSINE = 0.9
 
 
 class Labeller(Protocol):
-  """Labels a batch of generated samples: (labels (B, F) int64, mask (B, F) bool: whether each label is known)."""
+  """Labels a batch of generated samples: (labels (B, F) int64, mask (B, F) bool: whether each label is known).
+  A labeller that needs images is called (z, images); one that does not, (z, None, latents, space) with the
+  latents that were rendered, in `space` ('z' or 'w', the latter truncated if asked)."""
   factor_names: tuple[str, ...]
   needs_images: bool
 
-  def __call__(self, z: np.ndarray, images: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]: ...
+  def __call__(self, z: np.ndarray, images: np.ndarray | None, *rendered) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class OracleLabeller:
-  """An oracle generator's exact factors of z, as dataset grid indices (needs no image)."""
+  """An oracle generator's exact factors of the rendered latents (z, or w after any truncation: the factors the
+  image shows), as dataset grid indices (needs no image)."""
   needs_images = False
 
   def __init__(self, gen: Generator):
     self.gen = gen
     self.factor_names = oracle.factor_names(gen)
 
-  def __call__(self, z, images=None):
-    labels = oracle.factor_labels(self.gen, jnp.asarray(z))
+  def __call__(self, z, images=None, latents=None, space="z"):
+    labels = (oracle.factor_labels(self.gen, jnp.asarray(z)) if latents is None else
+              oracle.factor_labels(self.gen, jnp.asarray(latents), space))
     return labels, np.ones(labels.shape, bool)
 
 
@@ -101,11 +106,22 @@ def sample_latents_and_labels(gen: Generator, labeller: Labeller, num: int, spac
     # A short last batch is drawn full-size and cut, so the sampler compiles once.
     z, batch_latents, images = _sample_batch(gen, jax.random.fold_in(key, index), w_avg, batch_size, space,
                                              labeller.needs_images, truncation)
-    batch_labels, batch_mask = labeller(np.asarray(z)[:count], None if images is None else np.asarray(images)[:count])
+    if labeller.needs_images:
+      batch_labels, batch_mask = labeller(np.asarray(z)[:count], np.asarray(images)[:count])
+    else:   # labels of what was rendered: with truncation in W that is not z's factors
+      batch_labels, batch_mask = labeller(np.asarray(z)[:count], None, np.asarray(batch_latents)[:count], space)
     latents.append(np.asarray(batch_latents)[:count])
     labels.append(np.asarray(batch_labels))
     masks.append(np.asarray(batch_mask))
   return np.concatenate(latents), np.concatenate(labels), np.concatenate(masks)
+
+
+def classifier_cache_file(directory: str, dataset_name: str, shape: Sequence[int], classifier_steps: int) -> str:
+  """Where a factor classifier of `metrics.quality` (seed 0, default sizes, identifiable labels) trained for
+  `classifier_steps` batches on `dataset_name` is cached in `directory`. The same name as `testbeds`' cache, so a
+  classifier trained to measure the testbeds is reused here and the other way round."""
+  return os.path.join(directory, f"classifier_{dataset_name}_{shape[0]}x{shape[1]}_{classifier_steps}"
+                                 "_identifiable.msgpack")
 
 
 def direction_recovery(found: Directions, true: Directions, threshold: float = RECOVERED_COSINE) -> dict[str, Any]:
@@ -127,8 +143,10 @@ def direction_recovery(found: Directions, true: Directions, threshold: float = R
 
 
 def scores_from_arrays(codes: np.ndarray, labels: np.ndarray, num_train: int, metrics: Sequence[str] = METRICS,
-                       seed: int = 0) -> dict[str, float]:
-  """MIG on the first num_train rows, DCI trained on them and tested on the rest, FactorVAE on all rows."""
+                       seed: int = 0, dci_num_train: int | None = None) -> dict[str, float]:
+  """MIG on the first num_train rows, DCI trained on the first dci_num_train of them (all when None: its boosted
+  trees cost ~100 s per 1000 samples of 6 factors on a loaded 2-core CPU) and tested on the rows after num_train,
+  FactorVAE on all rows."""
   unknown = set(metrics) - set(METRICS)
   if unknown:
     raise ValueError(f"unknown generated-domain metric(s) {sorted(unknown)}; known: {list(METRICS)}")
@@ -136,7 +154,8 @@ def scores_from_arrays(codes: np.ndarray, labels: np.ndarray, num_train: int, me
   if "mig" in metrics:
     results["mig"] = disentanglement.mig_from_arrays(codes[:num_train], labels[:num_train])["mig"]
   if "dci" in metrics:
-    dci = disentanglement.dci_from_arrays(codes[:num_train], labels[:num_train], codes[num_train:],
+    dci_train = num_train if dci_num_train is None else min(int(dci_num_train), num_train)
+    dci = disentanglement.dci_from_arrays(codes[:dci_train], labels[:dci_train], codes[num_train:],
                                           labels[num_train:], random_state=seed)
     results.update({f"dci_{name}": value for name, value in dci.items()})
   if "factor_vae" in metrics:
@@ -147,10 +166,12 @@ def scores_from_arrays(codes: np.ndarray, labels: np.ndarray, num_train: int, me
 
 def generated_domain_scores(gen: Generator, directions: Directions, labeller: Labeller, *, num_train: int = 6000,
                             num_test: int = 2000, batch_size: int = 64, seed: int = 0,
-                            metrics: Sequence[str] = METRICS, truncation: float | None = None) -> dict[str, Any]:
+                            metrics: Sequence[str] = METRICS, truncation: float | None = None,
+                            dci_num_train: int | None = None) -> dict[str, Any]:
   """MIG, DCI and FactorVAE of the directions' codes against the labeller's labels on num_train + num_test samples
-  (DCI's test split is the last num_test), plus direction recovery when `gen` is an oracle. Keys are prefixed
-  'generated_' (e.g. 'generated_mig'), so they sit beside the encoder protocol's in one metrics.json."""
+  (DCI's test split is the last num_test; it trains on the first dci_num_train, all num_train when None), plus
+  direction recovery when `gen` is an oracle. Keys are prefixed 'generated_' (e.g. 'generated_mig'), so they sit
+  beside the encoder protocol's in one metrics.json."""
   if directions.latent_dim != (gen.latent_dim if directions.space == "z" else gen.info.w_dim or gen.latent_dim):
     raise ValueError(f"{directions.latent_dim}-d {directions.space} directions do not fit this generator "
                      f"(latent_dim {gen.latent_dim}, w_dim {gen.info.w_dim})")
@@ -163,7 +184,7 @@ def generated_domain_scores(gen: Generator, directions: Directions, labeller: La
   # A factor is scored only if every sample shows it and the sample has two values of it (MIG divides by its
   # entropy; DCI needs two classes).
   kept = mask.all(axis=0) & np.array([len(np.unique(column)) > 1 for column in labels[:num_train].T])
-  scores = scores_from_arrays(codes, labels[:, kept], num_train, metrics, seed)
+  scores = scores_from_arrays(codes, labels[:, kept], num_train, metrics, seed, dci_num_train)
   results: dict[str, Any] = {f"generated_{name}": value for name, value in scores.items()}
   results.update(generated_num_samples=num_train + num_test, generated_factors=names[kept].tolist(),
                  generated_factors_left_out=names[~kept].tolist())
