@@ -102,10 +102,40 @@ def test_metrics_table_has_init_refined_delta_and_the_paper_numbers(tmp_path):
 
 def test_score_sets_skip_settings_and_find_nested_and_top_level_scores():
   sets = report.score_sets({"mig": 0.5, "step": 3, "factor_vae": {"eval_accuracy": 0.75, "num_active_dims": 2},
-                            "evaluation": {"budget": 0.5}, "directions": {"generated": {"mig": 0.25}},
-                            "flag": True})
+                            "evaluation": {"budget": 0.5}, "seconds": {"mig": 2.5},
+                            "directions": {"generated": {"mig": 0.25, "per_factor": [0.5]}, "evaluation": {"x": 0.5}},
+                            "counts": {"seed": 1}, "flag": True, "error": "text"})
   assert sets == {"": {"mig": 0.5, "step": 3.0}, "factor_vae": {"eval_accuracy": 0.75, "num_active_dims": 2.0},
-                  "directions/generated": {"mig": 0.25}}
+                  "directions": {"generated/mig": 0.25}}
+
+
+def test_metrics_table_shows_nested_generated_domain_rows_and_groups_unrelated_sets():
+  metrics = {"seed": 0, "evaluation": {"num_train": 8},
+             "init_directions": {"mig": 0.125, "generated_mig": 0.5,
+                                 "generated": {"mig": 0.25, "recovery": {"fraction": 0.75}}},
+             "directions": {"mig": 0.25, "generated": {"mig": 0.5, "recovery": {"fraction": 1.0}}},
+             "reconstructor": {"accuracy": 0.875, "shift_error": 0.0625}}
+  text = report.metrics_table(report.score_sets(metrics))
+  cells = _parse(text).cells
+  assert text.count('<table class="metrics">') == 2  # init/refined, then the reconstructor (no score in common)
+  first = cells[:cells.index("reconstructor") - 1]   # up to the second table's header "score"
+  width = 4   # score, init, refined, Δ
+  rows = {first[i]: first[i + 1:i + width] for i in range(width, len(first), width)}
+  assert list(rows) == ["MIG", "generated_mig", "generated/MIG", "generated/recovery/fraction"]
+  assert rows["generated/MIG"] == ["0.25", "0.5", "+0.25"]
+  assert rows["generated/recovery/fraction"] == ["0.75", "1", "+0.25"]
+  assert rows["generated_mig"] == ["0.5", "—", "—"]
+  second = cells[cells.index("reconstructor") - 1:]
+  assert second == ["score", "reconstructor", "accuracy", "0.875", "shift_error", "0.0625"]
+
+
+def test_metrics_table_of_a_control_measure_has_one_column_per_transform():
+  metrics = {"seed": 0, "evaluation": {"num_t": 3},
+             "scale": {"t": [0.0, 1.0], "num_valid": 4, "summary": {"abs_spearman": 0.5, "rel_std": float("nan")}},
+             "posX": {"t": [0.0, 1.0], "num_valid": 3, "summary": {"abs_spearman": 0.75, "rel_std": 0.25}}}
+  cells = _parse(report.metrics_table(report.score_sets(metrics))).cells
+  assert cells == ["score", "posX", "scale", "num_valid", "3", "4", "summary/abs_spearman", "0.75", "0.5",
+                   "summary/rel_std", "0.25", "nan"]
 
 
 def test_report_of_a_run_in_progress(tmp_path):
@@ -162,3 +192,19 @@ def test_report_of_a_gan_run_names_the_architecture_it_trains(tmp_path):
   root = _workdir(tmp_path / "run", metrics=None, config={"method": "gan", "steps": 100, "generator": architecture})
   text = report.render_report(root)
   assert "Trained here" in text and "dcgan" in text
+
+
+def test_write_report_records_a_config_the_run_did_not_write(tmp_path):
+  import ml_collections
+  root = tmp_path / "run"
+  root.mkdir()
+  (root / "results.json").write_text(json.dumps({"method": "sefa", "eigenvalues": [3.0, 2.0]}))
+  assert "No config.json in the workdir" in report.render_report(root)
+  config = ml_collections.ConfigDict({"method": "sefa", "generator": "", "layers": (0, 1)})
+  page = _parse(pathlib.Path(report.write_report(root, config)).read_text())
+  assert json.loads((root / "config.json").read_text()) == {"method": "sefa", "generator": "", "layers": [0, 1]}
+  assert "config.json" in page.links
+  (root / "config.json").write_text(json.dumps({"method": "sefa", "seed": 7}))
+  report.write_report(root, config)   # an existing config.json (the training loop's) is never replaced
+  assert json.loads((root / "config.json").read_text()) == {"method": "sefa", "seed": 7}
+  assert "<h1>sefa run" in (root / "report.html").read_text()

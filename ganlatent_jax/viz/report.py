@@ -29,8 +29,8 @@ COMPARISON_FILE = "comparison.html"
 # Scores shown first, with their usual names; every other number of a set follows under its own key.
 HEADLINE = (("mig", "MIG"), ("factor_vae_eval_accuracy", "FactorVAE"), ("dci_disentanglement", "DCI"),
             ("beta_vae_eval_accuracy", "β-VAE"), ("encoder_val_r2_mean", "encoder R²"))
-# Sections of metrics.json that hold settings, not scores.
-SETTINGS_SECTIONS = ("evaluation", "config", "outputs")
+# Sections of metrics.json that hold settings or timings, not scores.
+SETTINGS_SECTIONS = ("evaluation", "config", "outputs", "seconds")
 # How a set of scores is labelled when it is the usual "before / after" pair of a refining method.
 SET_LABELS = {"init_directions": "init", "directions": "refined"}
 
@@ -111,34 +111,63 @@ def read_latest_images(logdir: str | os.PathLike) -> dict[str, tuple[int, bytes]
 
 
 def score_sets(payload: Any) -> dict[str, dict[str, float]]:
-  """The sets of scores in a metrics.json payload: {set path: {score: value}}.
+  """The sets of scores in a metrics.json payload: {set: {score: value}}, one set per column of the metrics table.
 
-  A set is a dict holding at least one float (e.g. 'init_directions', 'directions', a nested generated-domain
-  block); top-level scores form the set ''. Settings sections (SETTINGS_SECTIONS) and lists are left out.
+  Every top-level dict holding a float somewhere below it is a set (e.g. 'init_directions' and 'directions', a
+  method's named directions, one transform of Plumerault's control measure); its numbers at any depth are its scores,
+  a nested one under its path ('generated/mig' for {'generated': {'mig': …}}), so whatever blocks an evaluation adds
+  show up as rows without the report knowing them. Top-level numbers form the set '' when one of them is a float.
+  Settings sections (SETTINGS_SECTIONS), strings, booleans and lists (per-direction arrays) are left out.
   """
-  sets: dict[str, dict[str, float]] = {}
-
-  def visit(node: Mapping[str, Any], path: str):
-    numbers = {k: float(v) for k, v in node.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if any(isinstance(v, float) for v in node.values()):
-      sets[path] = numbers
+  def numbers(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    found = {}
     for key, value in node.items():
-      if isinstance(value, Mapping) and key not in SETTINGS_SECTIONS:
-        visit(value, f"{path}/{key}" if path else key)
+      if isinstance(value, Mapping):
+        if key not in SETTINGS_SECTIONS:
+          found.update(numbers(value, f"{prefix}{key}/"))
+      elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        found[prefix + str(key)] = value
+    return found
 
-  if isinstance(payload, Mapping):
-    visit(payload, "")
+  sets: dict[str, dict[str, float]] = {}
+  if not isinstance(payload, Mapping):
+    return sets
+  top = {k: v for k, v in payload.items() if not isinstance(v, Mapping)}
+  candidates = [("", numbers(top))] + [(str(k), numbers(v)) for k, v in payload.items()
+                                       if isinstance(v, Mapping) and k not in SETTINGS_SECTIONS]
+  for name, values in candidates:
+    if any(isinstance(v, float) for v in values.values()):  # ints alone are counts and seeds, not scores
+      sets[name] = {k: float(v) for k, v in values.items()}
   return sets
 
 
+def _score_order(score: str) -> tuple[str, int, str]:
+  """Top-level scores before nested blocks; within each, the headline scores first, then by name."""
+  prefix, _, leaf = score.rpartition("/")
+  keys = [key for key, _ in HEADLINE]
+  return (prefix, keys.index(leaf) if leaf in keys else len(keys), leaf)
+
+
 def _ordered_scores(sets: Mapping[str, Mapping[str, float]]) -> list[str]:
-  present = {score for values in sets.values() for score in values}
-  headline = [key for key, _ in HEADLINE if key in present]
-  return headline + sorted(present - set(headline))
+  return sorted({score for values in sets.values() for score in values}, key=_score_order)
 
 
-def _score_label(score: str) -> str:
-  return dict(HEADLINE).get(score, score)
+def score_label(score: str) -> str:
+  """The row name of a score: its usual name for a headline score ('generated/MIG' for 'generated/mig')."""
+  prefix, _, leaf = score.rpartition("/")
+  return (prefix + "/" if prefix else "") + dict(HEADLINE).get(leaf, leaf)
+
+
+def _groups(sets: Mapping[str, Mapping[str, float]]) -> list[list[str]]:
+  """Sets that share a score go in one table (init and refined; the transforms of a control measure); sets with
+  nothing in common (a reconstructor's accuracy beside the protocol's scores) get tables of their own."""
+  groups: list[tuple[list[str], set[str]]] = []
+  for path in sorted(sets, key=_set_order):
+    keys = set(sets[path])
+    joined = [g for g in groups if g[1] & keys]
+    merged = ([p for g in joined for p in g[0]] + [path], keys.union(*(g[1] for g in joined)))
+    groups = [g for g in groups if g not in joined] + [merged]
+  return sorted((sorted(paths, key=_set_order) for paths, _ in groups), key=lambda paths: _set_order(paths[0]))
 
 
 def _set_label(path: str) -> str:
@@ -197,7 +226,7 @@ def _data_uri(png: bytes) -> str:
   return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
   return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
@@ -223,10 +252,10 @@ def svg_curve(points: Sequence[tuple[int, float]], title: str, width: int = 300,
   last = points[-1][1]
   return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
           f'aria-label="{_e(title)}" style="border:1px solid #ddd;background:#fff">'
-          f'<text x="{left}" y="13" font-size="11">{_e(title)} (last {_e(_number(last))})</text>'
-          f'<text x="{width - right}" y="13" font-size="10" text-anchor="end" fill="#777">max {_e(_number(hi))}'
+          f'<text x="{left}" y="13" font-size="11">{_e(title)} (last {_e(format_number(last))})</text>'
+          f'<text x="{width - right}" y="13" font-size="10" text-anchor="end" fill="#777">max {_e(format_number(hi))}'
           f'</text><text x="{width - right}" y="{height - 5}" font-size="10" text-anchor="end" fill="#777">'
-          f'step {s_lo}–{s_hi}, min {_e(_number(lo))}</text>'
+          f'step {s_lo}–{s_hi}, min {_e(format_number(lo))}</text>'
           f'<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{coords}"/>{marker}</svg>')
 
 
@@ -239,9 +268,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], html_cells: boo
 
 
 def metrics_table(sets: Mapping[str, Mapping[str, float]], reference: Mapping[str, Any] | None = None) -> str:
-  """Scores × sets; with an init/refined pair a Δ column, with a paper reference its numbers beside each set."""
+  """Scores × sets, one table per group of sets sharing scores (`_groups`); with an init/refined pair a Δ column,
+  with a paper reference its numbers beside each set."""
   if not sets:
     return '<p class="muted">No scores yet (metrics.json is written when the evaluation finishes).</p>'
+  tables = "".join(_score_table({path: sets[path] for path in group}, reference) for group in _groups(sets))
+  if reference and any(path in reference.get("sets", {}) for path in sets):
+    tables += (f'<p class="muted">Paper: {_e(reference["source"])}. Its generator is not this run\'s: the '
+               f'numbers give the scale of the published result, not a target for a short run.</p>')
+  return tables
+
+
+def _score_table(sets: Mapping[str, Mapping[str, float]], reference: Mapping[str, Any] | None) -> str:
   columns = sorted(sets, key=_set_order)
   pair = "init_directions" in sets and "directions" in sets
   ref_sets = (reference or {}).get("sets", {})
@@ -254,9 +292,9 @@ def metrics_table(sets: Mapping[str, Mapping[str, float]], reference: Mapping[st
     header.append("Δ refined − init")
   rows = []
   for score in _ordered_scores(sets):
-    row = [_e(_score_label(score))]
+    row = [_e(score_label(score))]
     for path in columns:
-      row.append(_e(_number(sets[path][score])) if score in sets[path] else "—")
+      row.append(_e(format_number(sets[path][score])) if score in sets[path] else "—")
       if path in ref_sets:
         row.append(_e(ref_sets[path].get(score, "—")))
     if pair:
@@ -266,11 +304,7 @@ def metrics_table(sets: Mapping[str, Mapping[str, float]], reference: Mapping[st
       else:
         row.append("—")
     rows.append(row)
-  table = _table(header, rows, html_cells=True, cls="metrics")
-  if reference:
-    table += (f'<p class="muted">Paper: {_e(reference["source"])}. Its generator is not this run\'s: the '
-              f'numbers give the scale of the published result, not a target for a short run.</p>')
-  return table
+  return _table(header, rows, html_cells=True, cls="metrics")
 
 
 def _generator_section(config: Mapping[str, Any] | None) -> str:
@@ -290,15 +324,15 @@ def _generator_section(config: Mapping[str, Any] | None) -> str:
     parts.append(_table(["architecture", "value"], [[k, str(v)] for k, v in facts.items()]))
   quality = read_json(directory / "quality.json") if directory.is_dir() else None
   if isinstance(quality, Mapping) and isinstance(quality.get("generated"), Mapping):
-    rows = [[who, _number(quality[who].get("coverage", float("nan"))),
-             _number(quality[who].get("mean_confidence", float("nan")))]
+    rows = [[who, format_number(quality[who].get("coverage", float("nan"))),
+             format_number(quality[who].get("mean_confidence", float("nan")))]
             for who in ("generated", "real") if isinstance(quality.get(who), Mapping)]
     parts.append("<p>Model card quality (factor classifier):</p>" +
                  _table(["images", "coverage", "mean confidence"], rows))
     if "frechet_distance" in quality:
       parts.append(f"<p>Fréchet distance (classifier features), real vs generated: "
-                   f"{_e(_number(quality['frechet_distance']))}; real vs real: "
-                   f"{_e(_number(quality.get('frechet_distance_real_vs_real', float('nan'))))}</p>")
+                   f"{_e(format_number(quality['frechet_distance']))}; real vs real: "
+                   f"{_e(format_number(quality.get('frechet_distance_real_vs_real', float('nan'))))}</p>")
   card = directory / "MODEL_CARD.md"
   if card.is_file():
     text = card.read_text()
@@ -374,10 +408,12 @@ def render_report(workdir: str | os.PathLike) -> str:
   """The HTML of a run's report (see the module docstring)."""
   root = pathlib.Path(workdir)
   config = read_json(root / "config.json")
-  config = config if isinstance(config, Mapping) else {}
+  has_config = isinstance(config, Mapping)
+  config = config if has_config else {}
   metrics = read_json(root / "metrics.json")
   results = read_json(root / "results.json")
-  method = config.get("method", "?")
+  method = next((str(source["method"]) for source in (config, results, metrics)
+                 if isinstance(source, Mapping) and source.get("method")), "?")
   scalars_steps = [s for points in read_scalars(root).values() for s, _ in points]
   progress = (f"step {max(scalars_steps)} of {config.get('steps', '?')}" if scalars_steps
               else f"{config.get('steps', '?')} steps configured")
@@ -400,7 +436,8 @@ def render_report(workdir: str | os.PathLike) -> str:
   if metrics is not None:
     body += [f"<details><summary>metrics.json</summary><pre>{_e(_brief_json(metrics))}</pre></details>"]
   body += ["<h2>Config</h2>", f"<details open><summary>config.json</summary><pre>"
-           f"{_e(json.dumps(config, indent=2, sort_keys=True))}</pre></details>",
+           f"{_e(json.dumps(config, indent=2, sort_keys=True))}</pre></details>" if has_config else
+           '<p class="muted">No config.json in the workdir (the command writes it with the report).</p>',
            "<h2>Output files</h2>", _file_list(root)]
   return _page(f"{method} — {root.resolve().name}", "".join(body))
 
@@ -417,9 +454,20 @@ def _brief_json(payload: Any, max_list: int = 12) -> str:
   return json.dumps(cut(payload), indent=2, sort_keys=True)
 
 
-def write_report(workdir: str | os.PathLike) -> str:
-  """Renders the run's report and writes it atomically to workdir/report.html; returns its path."""
+def write_report(workdir: str | os.PathLike, config: Any = None) -> str:
+  """Renders the run's report and writes it atomically to workdir/report.html; returns its path.
+
+  `config` (a ConfigDict or a dict), when given and the workdir has no config.json yet, is written there first (as
+  the training loop writes it): methods without a training loop (SeFa, GANSpace, generator metrics) leave none, and
+  the report — now and when rebuilt later — shows and links the config the run used.
+  """
   from ganlatent_jax import io
+  config_path = os.path.join(os.fspath(workdir), "config.json")
+  if config is not None and not os.path.exists(config_path):
+    if hasattr(config, "to_json_best_effort"):
+      io.write_text(config_path, config.to_json_best_effort(indent=2, sort_keys=True))
+    else:
+      io.write_json(config_path, dict(config), sort_keys=True)
   path = os.path.join(os.fspath(workdir), REPORT_FILE)
   io.write_text(path, render_report(workdir))
   return path
@@ -439,14 +487,14 @@ def render_comparison(workdirs: Sequence[str | os.PathLike], output_dir: str | o
   paths = sorted(dict.fromkeys(p for _, _, sets in runs for p in sets), key=_set_order)
   columns = [(path, score) for path in paths for score, _ in HEADLINE[:4]
              if any(score in sets.get(path, {}) for _, _, sets in runs)]
-  header = ["run", "method", "seed", "steps"] + [f"{_score_label(s)} ({_set_label(p)})" for p, s in columns]
+  header = ["run", "method", "seed", "steps"] + [f"{score_label(s)} ({_set_label(p)})" for p, s in columns]
   rows, figures = [], []
   for root, config, sets in runs:
     link = os.path.relpath(root / REPORT_FILE, output_dir)
     name = _e(root.name)
     rows.append([f'<a href="{_href(link)}">{name}</a>', _e(config.get("method", "?")),
                  _e(config.get("seed", "?")), _e(config.get("steps", "?"))] +
-                [_e(_number(sets[p][s])) if s in sets.get(p, {}) else "—" for p, s in columns])
+                [_e(format_number(sets[p][s])) if s in sets.get(p, {}) else "—" for p, s in columns])
     for picture in ("images/traversal_comparison.png", "images/traversal.png", "samples.png"):
       if (root / picture).exists():
         figures.append(f'<figure><img alt="{name}" src="{_href(os.path.relpath(root / picture, output_dir))}" '
