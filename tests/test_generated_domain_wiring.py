@@ -53,6 +53,7 @@ def test_true_directions_outscore_random_ones_through_the_evaluation_path(space,
   np.testing.assert_allclose(np.abs(np.sum(probe_directions.matrix * true.matrix, axis=0)), 1.0, atol=0.02)
 
 
+@pytest.mark.slow   # a whole quick SeFa run with the encoder protocol, as test_configs' quick runs (minutes loaded)
 def test_quick_method_run_writes_protocol_and_generated_domain_scores_side_by_side(tmp_path):
   config = _oracle_config()
   config.evaluation.generated_domain.labels = "classifier"   # the GAN testbeds' path, on cheap oracle images
