@@ -17,7 +17,8 @@ A generator-metrics config (`config.method = ''`, configs/evaluate_3dshapes.py) 
 with each metric's settings in `config.evaluation.protocol.<tpl|ppl|fid|lpips>`. LPIPS needs torchvision's VGG16
 (`protocol.lpips.vgg16_path` or $GANLATENT_VGG16_PATH); FID needs an Inception-v3 file (`protocol.fid.inception`:
 torchvision `inception_v3_google-*.pth` or pytorch-fid `pt_inception-2015-12-05-*.pth`).
-The config is locked, as for `ganlatent_jax.main`.
+The config is locked, as for `ganlatent_jax.main`. The command then rewrites the workdir's report.html with the new
+scores and prints the run's summary.
 """
 from __future__ import annotations
 
@@ -171,6 +172,18 @@ def evaluate(config, workdir: str) -> dict:
   return generator_metrics(config, workdir)
 
 
+def finish(workdir: str, config=None) -> None:
+  """After metrics.json: the workdir's report.html shows the new scores (issue 24; `config` is recorded as
+  config.json when the run left none), and the summary is printed."""
+  import jax
+  from ganlatent_jax import console
+  from ganlatent_jax.viz import report
+  if jax.process_index() != 0:   # one writer per run directory
+    return
+  report.write_report(workdir, config)
+  print(console.summary(workdir), flush=True)
+
+
 def _define_flags():
   """Defined when run as a program only, so `evaluate()` can be imported next to `ganlatent_jax.main`."""
   config = config_flags.DEFINE_config_file(
@@ -189,6 +202,7 @@ def run():
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     metrics = evaluate(config.value, workdir.value)
     logging.info("metrics.json written in %s: %s", workdir.value, sorted(metrics))
+    finish(workdir.value, config.value)
 
   cli.run(main)
 

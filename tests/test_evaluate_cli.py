@@ -49,6 +49,10 @@ def test_cli_writes_metrics_json(tmp_path):
   assert metrics["ppl_w"]["num_samples"] == 4 and np.isfinite(metrics["ppl_w"]["ppl"])
   assert np.load(tmp_path / "ppl_w_distances.npy").shape == (4,)
   assert set(metrics["seconds"]) == {"tpl", "ppl_w"}
+  # The command refreshes the report with the new scores, and prints the summary naming it.
+  page = (tmp_path / "report.html").read_text()
+  assert '<table class="metrics">' in page and "ppl_w" in page and ">tpl</td>" in page
+  assert f"report:  {tmp_path / 'report.html'}" in result.stdout
 
 
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 4 samples of 128-d features: singular Σ
