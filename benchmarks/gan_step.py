@@ -1,4 +1,4 @@
-"""Speed of the GAN engine's full step (`methods/gan.py`) at the testbed configs, printing the harness JSON line.
+"""Speed of the GAN engine's full step (`methods/_gan.py`) at the testbed configs, printing the harness JSON line.
 
   python benchmarks/gan_step.py --config=gan_3dshapes [--cycles=10]     # StyleGAN2 64×64, batch 16
   python benchmarks/gan_step.py --config=gan_dsprites                   # DCGAN 64×64×1, batch 16
@@ -121,16 +121,19 @@ def breakdown(engine, state, real, calls: int) -> dict:
 
   regs, gen, disc = engine.regularisers, engine.gen, engine.disc
   batch = real.shape[0]
+  # Each optimizer trains a group {name: params} (the engine's State.params by network).
+  g_group, d_group = {"generator": state.params["generator"]}, {"discriminator": state.params["discriminator"]}
+  buffers = state.generator_buffers
   key = jax.random.key(7)
 
   def discriminate(d_params, images):
-    return disc.apply({"params": d_params}, images)[0]
+    return disc.apply({"params": d_params["discriminator"]}, images)[0]
 
   def generate(g_params, rng, n):
     _, z, kwargs, noise_key = engine.draw(rng, n)
-    return gen.apply(g_params, state.g_frozen, z, noise_key, **kwargs)
+    return gen.apply(g_params["generator"], buffers, z, noise_key, **kwargs)
 
-  fake = jax.jit(generate, static_argnums=2)(state.g_params, key, batch)
+  fake = jax.jit(generate, static_argnums=2)(g_group, key, batch)
 
   @jax.jit
   def g_forward(g_params, rng):
@@ -158,8 +161,8 @@ def breakdown(engine, state, real, calls: int) -> dict:
     path_key, synth_key = jax.random.split(noise_key)
 
     def loss(p):
-      latent = gen.styles(p, state.g_frozen, z, **kwargs)
-      lengths = gan.path_lengths(lambda l: gen.synthesis(p, state.g_frozen, l, synth_key), latent, path_key)
+      latent = gen.styles(p["generator"], buffers, z, **kwargs)
+      lengths = gan.path_lengths(lambda l: gen.synthesis(p["generator"], buffers, l, synth_key), latent, path_key)
       return gan.path_length_penalty(lengths, jnp.zeros(()), regs.pl_decay)[0]
     return jax.value_and_grad(loss)(g_params)
 
@@ -172,21 +175,21 @@ def breakdown(engine, state, real, calls: int) -> dict:
   def g_adam_ema(g_params, grads, opt_state, ema):
     updates, opt_state = engine.g_optimizer.update(grads, opt_state, g_params)
     new = optax.apply_updates(g_params, updates)
-    return new, opt_state, gan.ema_update(ema, new, 0.999)
+    return new, opt_state, gan.ema_update(ema, new["generator"], 0.999)
 
-  d_grads = jax.tree.map(jnp.ones_like, state.d_params)
-  g_grads = jax.tree.map(jnp.ones_like, state.g_params)
+  d_grads = jax.tree.map(jnp.ones_like, d_group)
+  g_grads = jax.tree.map(jnp.ones_like, g_group)
   pieces = {
-      "g_forward_for_d": lambda: g_forward(state.g_params, key),
-      "d_adversarial_fwd_bwd": lambda: d_adversarial(state.d_params, fake, real),
-      "g_adversarial_fwd_bwd": lambda: g_adversarial(state.g_params, state.d_params, key),
-      "d_adam": lambda: d_adam(state.d_params, d_grads, state.d_opt_state),
-      "g_adam_ema": lambda: g_adam_ema(state.g_params, g_grads, state.g_opt_state, state.g_ema_params),
+      "g_forward_for_d": lambda: g_forward(g_group, key),
+      "d_adversarial_fwd_bwd": lambda: d_adversarial(d_group, fake, real),
+      "g_adversarial_fwd_bwd": lambda: g_adversarial(g_group, d_group, key),
+      "d_adam": lambda: d_adam(d_group, d_grads, state.opt_state["discriminator"]),
+      "g_adam_ema": lambda: g_adam_ema(g_group, g_grads, state.opt_state["generator"], state.generator_ema),
   }
   if regs.r1_every:
-    pieces["r1_double_backward"] = lambda: r1(state.d_params, real)
+    pieces["r1_double_backward"] = lambda: r1(d_group, real)
   if regs.pl_every:
-    pieces["path_length_double_backward"] = lambda: path_length(state.g_params, key)
+    pieces["path_length_double_backward"] = lambda: path_length(g_group, key)
   seconds = {name: median_wall_and_cpu(fn, calls) for name, fn in pieces.items()}
   return piece_summary(seconds, regs.r1_every, regs.pl_every)
 

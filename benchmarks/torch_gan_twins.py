@@ -294,7 +294,7 @@ class DCGANDiscriminator(nn.Module):
 # The step (rosinality's train.py).
 
 def build(config):
-  g, d = dict(config.generator), dict(config.discriminator)
+  g, d = dict(config.architecture), dict(config.discriminator)
   size = 64 if g["family"] == "dcgan" else int(g["size"])
   if g["family"] == "stylegan2":
     res = [2 ** i for i in range(2, int(math.log2(size)) + 1)]
@@ -346,8 +346,8 @@ class TwinStep:
     g_ratio = self.pl_every / (self.pl_every + 1) if self.pl_every else 1.0
     d_ratio = self.r1_every / (self.r1_every + 1) if self.r1_every else 1.0
     b1, b2 = float(config.beta1), float(config.beta2)
-    self.g_optim = torch.optim.Adam(self.gen.parameters(), lr=config.g_lr * g_ratio, betas=(b1 ** g_ratio, b2 ** g_ratio))
-    self.d_optim = torch.optim.Adam(self.disc.parameters(), lr=config.d_lr * d_ratio, betas=(b1 ** d_ratio, b2 ** d_ratio))
+    self.g_optim = torch.optim.Adam(self.gen.parameters(), lr=config.architecture.learning_rate * g_ratio, betas=(b1 ** g_ratio, b2 ** g_ratio))
+    self.d_optim = torch.optim.Adam(self.disc.parameters(), lr=config.discriminator.learning_rate * d_ratio, betas=(b1 ** d_ratio, b2 ** d_ratio))
     self.mean_path_length = 0.0
     self.step = 0
 

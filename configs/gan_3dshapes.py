@@ -1,15 +1,29 @@
 """StyleGAN2 on procedural 3DShapes (64×64×3): the `testbed:shapes3d` generator.
 
   python -m ganlatent_jax.main --config=configs/gan_3dshapes.py --workdir=/work/testbed_runs/shapes3d
+  python -m ganlatent_jax.main --config=configs/gan_3dshapes.py:quick --workdir=/tmp/gan_quick   # seconds
 
-Widths are small so that training fits in about 1.5–2 h on 2 CPU cores; it resumes from the workdir if interrupted.
-Quick run (tests): --config.steps=2 --config.batch_size=8 --config.generator.channels='(8,8,8,8,8)'
-  --config.generator.style_dim=8 --config.generator.n_mlp=1 --config.discriminator.width=4
+Widths are small so that training fits in about 1.5 h on 2 otherwise idle CPU cores; it resumes from the workdir if
+interrupted. At the end the EMA generator is exported to WORKDIR/generator and measured (`metrics.quality`: coverage
+and confidence of a factor classifier, Fréchet distance of its features, the latent probe) into metrics.json; the
+shipped testbed is then written by `python -m ganlatent_jax.testbeds export` (launch/train_testbeds.sh).
 """
 import ml_collections
 
+from ganlatent_jax import cli
 
-def get_config():
+
+def quality_evaluation(classifier_steps: int, num_samples: int = 2000) -> ml_collections.ConfigDict:
+  """The GAN engine's evaluation: `metrics.quality` of the exported EMA generator against the training data, with a
+  factor classifier trained `classifier_steps` batches of 64 real images (cached in `classifier_dir`, '' = the
+  workdir) — the testbed model cards' measurement."""
+  return ml_collections.ConfigDict(dict(
+      enabled=True, metrics=("quality",),
+      protocol=ml_collections.ConfigDict(dict(num_samples=num_samples, classifier_steps=classifier_steps,
+                                              classifier_dir=""))))
+
+
+def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.method = "gan"
   c.seed = 0
@@ -22,14 +36,12 @@ def get_config():
   c.image_every = 1000
   c.progress_bar = True
   c.data = ml_collections.ConfigDict(dict(name="shapes3d"))
-  c.generator = ml_collections.ConfigDict(dict(
+  c.architecture = ml_collections.ConfigDict(dict(
       family="stylegan2", size=64, style_dim=64, n_mlp=2, lr_mlp=0.01,
       channels=(64, 64, 32, 16, 8),             # widths at 4, 8, 16, 32, 64
-      random_noise=True))
+      random_noise=True, learning_rate=0.0025))
   c.discriminator = ml_collections.ConfigDict(dict(kind="stylegan2", width=8, max_width=64, equalized=True,
-                                                   stddev_group=4, aux_hidden=0))
-  c.g_lr = 0.0025
-  c.d_lr = 0.0025
+                                                   stddev_group=4, aux_hidden=0, learning_rate=0.0025))
   c.beta1 = 0.0
   c.beta2 = 0.99
   c.r1_gamma = 0.1
@@ -41,4 +53,23 @@ def get_config():
   c.pl_batch_shrink = 2
   c.pl_decay = 0.01
   c.style_mixing = 0.9              # probability of a two-w batch with a random crossover layer, 0 = off
+  c.evaluation = quality_evaluation(classifier_steps=400)   # the shipped card's budget
+  return cli.config_variant(c, arg, quick=quick)
+
+
+def quick(c):
+  """Seconds: the tiny networks of `quick_training` and a token evaluation (measures nothing)."""
+  c = quick_training(c)
+  c.evaluation.protocol.update(num_samples=32, classifier_steps=2)
+  return c
+
+
+def quick_training(c):
+  """The networks and loop of the quick variant: 16×16 images, a few channels, 2 steps."""
+  c.update(steps=2, batch_size=8, log_every=1, checkpoint_every=2, image_every=0, progress_bar=False)
+  c.data.resolution = 16
+  c.architecture.update(size=16, style_dim=8, n_mlp=1, channels=(8, 8, 4))
+  c.discriminator.update(width=4, max_width=8)
+  c.r1_every = 2
+  c.pl_every = 2
   return c

@@ -36,14 +36,15 @@ def main(argv):
   outputs = method.train(config, _WORKDIR.value)
   logging.info("wrote %s", outputs)
   if jax.process_index() == 0:
-    _finish(_WORKDIR.value)
+    _finish(_WORKDIR.value, config)
 
 
-def _finish(workdir: str) -> None:
-  """The run's report.html and the end-of-run summary on stdout (issue 24)."""
+def _finish(workdir: str, config) -> None:
+  """The run's report.html (with the config: a run without a training loop wrote no config.json) and the end-of-run
+  summary on stdout (issue 24)."""
   from ganlatent_jax import console
   from ganlatent_jax.viz import report
-  report.write_report(workdir)
+  report.write_report(workdir, config)
   print(console.summary(workdir), flush=True)
 
 

@@ -10,8 +10,8 @@ assets/testbed/NAME (or --out). `remeasure` needs no run: it measures the shippe
 leaving its training record as it was. A testbed's dataset is its name up to a version suffix (`shapes3d-v1` →
 `shapes3d`).
 
-This module sits above `methods/` (it restores a GAN run through the engine and measures it with `metrics`), so no
-method imports it.
+This module sits above `methods/` (it reads a GAN run's export or restores it through the engine, and measures it
+with `metrics`), so no method imports it.
 """
 from __future__ import annotations
 
@@ -49,23 +49,31 @@ def training_seconds(workdir: str) -> float:
   return total
 
 
-def restore_run(workdir: str):
-  """(config, engine, state) of a run's latest checkpoint."""
-  from ganlatent_jax import checkpoint as checkpoint_lib
-  from ganlatent_jax.training import loop
+def run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a GAN run in `workdir` was trained with (its config.json)."""
   with open(os.path.join(workdir, "config.json")) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def run_generator(workdir: str):
+  """(the run's EMA generator as a `Generator`, its family config dict, its step) — from the run's own export when training finished
+  (workdir/generator, written by `methods.gan.train`; no checkpoint is read), else from the latest checkpoint."""
+  from ganlatent_jax.generators.load import load
+  config = run_config(workdir)
+  exported = os.path.join(workdir, gan.EXPORT_DIR)
+  record = os.path.join(workdir, "training_time.json")
+  if os.path.exists(os.path.join(exported, "generator.json")) and os.path.exists(record):
+    with open(record) as f:
+      step = int(json.load(f)["step"])
+    if step >= int(config.steps):
+      with open(os.path.join(exported, "generator.json")) as f:
+        return load(exported), json.load(f)["config"], step
   terms = None
   if config.method == "infogan":
     from ganlatent_jax.methods import infogan   # a run of the InfoGAN method exports like a plain GAN run
     terms = infogan.terms_factory(config)
-  mesh, engine = gan.setup(config, terms)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=0)
-  if checkpointer.latest_step() is None:
-    raise FileNotFoundError(f"{workdir}: no checkpoint to export")
-  state = loop.init_or_restore(engine.init_fn, config.seed, mesh, checkpointer)
-  checkpointer.close()
-  return config, engine, state
+  engine, state = gan.restore(config, workdir, terms)
+  return gan.ema_generator(engine, state, source=workdir), engine.gen.config, int(jax.device_get(state.step))
 
 
 def dataset_of(name: str) -> str:
@@ -73,32 +81,14 @@ def dataset_of(name: str) -> str:
   return name.split("-v", 1)[0]
 
 
-def generated_samples(generator, num_samples: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-  """(`num_samples` images of z ~ N(0, I) drawn with `seed`, NHWC in [0, 1]; their latents {'z', and 'w' where the
-  generator has a W space}) — the same set for export and remeasure."""
-  has_w = "w" in generator.info.latent_spaces
-  render = jax.jit(lambda g, z: (g(z), g.mapping(z) if has_w else z))
-  z = jax.random.normal(jax.random.key(seed), (num_samples, generator.latent_dim))
-  parts = [jax.device_get(render(generator, z[i:i + 100])) for i in range(0, num_samples, 100)]
-  images = np.clip((np.concatenate([p[0] for p in parts]) + 1.0) / 2.0, 0.0, 1.0)
-  latents = {"w": np.concatenate([p[1] for p in parts])} if has_w else {}
-  return images, {**latents, "z": np.asarray(z)}
-
-
 def measure(generator, dataset, num_samples: int, classifier_steps: int, classifier_cache: str | None,
             seed: int = 0) -> tuple[dict, np.ndarray]:
   """(`metrics.quality.quality_report` of the generator's samples, with the latent probe in w and z; the samples)."""
-  images, latents = generated_samples(generator, num_samples, seed)
-  classifier = quality.load_or_train_classifier(dataset, classifier_cache, steps=classifier_steps, seed=seed,
-                                                log=lambda m: logging.info("%s", m))
-  return quality.quality_report(classifier, dataset, images, seed=seed + 1, latents=latents), images
+  return quality.measure_generator(generator, dataset, num_samples, classifier_steps, classifier_cache, seed,
+                                   log=lambda m: logging.info("%s", m))
 
 
-def classifier_cache_path(directory: str, dataset_name: str, shape, classifier_steps: int) -> str:
-  # "_identifiable": trained on the dataset's identifiable labels; a cache of the earlier all-labels classifier
-  # must not be picked up.
-  return os.path.join(directory, f"classifier_{dataset_name}_{shape[0]}x{shape[1]}_{classifier_steps}"
-                                 "_identifiable.msgpack")
+classifier_cache_path = quality.classifier_cache_path
 
 
 def quality_section(report: dict, classifier_steps: int, num_samples: int, command: str) -> list[str]:
@@ -136,24 +126,25 @@ TRAINING_CONFIGS = {"shapes3d": "configs/gan_3dshapes.py", "dsprites": "configs/
 def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2000,
                    classifier_steps: int = DEFAULT_CLASSIFIER_STEPS, seed: int = 0) -> dict:
   """Writes the run's EMA generator to `directory` with samples.png and MODEL_CARD.md (quality measured here)."""
-  from ganlatent_jax.generators.load import load
-  config, engine, state = restore_run(workdir)
-  step = int(jax.device_get(state.step))
-  gan.export_generator(engine, state, directory, source=f"testbed:{name}")
+  from ganlatent_jax.generators.load import load, save_converted
+  config = run_config(workdir)
+  generator, generator_config, step = run_generator(workdir)
+  save_converted(directory, generator_config, jax.device_get(generator.variables), source=f"testbed:{name}")
+  dataset = gan.make_dataset(config.data.name, **{k: v for k, v in dict(config.data).items() if k != "name"})
   # The classifier is cached next to the workdir: it depends only on the dataset, not on the run.
   cache = classifier_cache_path(os.path.dirname(os.path.abspath(workdir)), config.data.name,
-                                engine.dataset.observation_shape, classifier_steps)
-  report, images = measure(load(directory), engine.dataset, num_samples, classifier_steps, cache, seed)
+                                dataset.observation_shape, classifier_steps)
+  report, images = measure(load(directory), dataset, num_samples, classifier_steps, cache, seed)
   viz.images_to_grid(viz.to_display(images[:64], (0.0, 1.0)), path=os.path.join(directory, "samples.png"))
   io.write_json(os.path.join(directory, "quality.json"), report)
   config_file = TRAINING_CONFIGS.get(config.data.name, f"configs/gan_{config.data.name}.py")
   hours = training_seconds(workdir) / 3600.0
   card = [f"# testbed:{name}", "",
-          f"A {engine.gen.config['family']} generator trained by `ganlatent_jax.methods.gan` on the procedural "
-          f"`{config.data.name}` dataset ({'×'.join(map(str, engine.gen.info.image_shape))}). Output range [-1, 1]; "
+          f"A {generator.info.family} generator trained by `ganlatent_jax.methods.gan` on the procedural "
+          f"`{config.data.name}` dataset ({'×'.join(map(str, generator.image_shape))}). Output range [-1, 1]; "
           "`generators.load(\"testbed:" + name + "\")`; a pure function of z"
           + (" (and of w: `mapping`/`synthesis`); noise inputs are the stored constant buffers." if
-             "w" in engine.gen.info.latent_spaces else "."), "",
+             "w" in generator.info.latent_spaces else "."), "",
           "## Training", "",
           f"- steps: {step} of the configured {config.steps} (batch {config.batch_size}: {step * config.batch_size} "
           f"real images seen)",
@@ -163,7 +154,7 @@ def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2
           f"--workdir=/work/testbed_runs/{name} --name={name}{_classifier_flag(classifier_steps)}`",
           "- exported weights: the EMA of G", "",
           *quality_section(report, classifier_steps, num_samples, _remeasure_command(name, classifier_steps)),
-          "## Config", "", "```json", json.dumps(engine.gen.config, indent=2), "```", "",
+          "## Config", "", "```json", json.dumps(generator_config, indent=2), "```", "",
           "Run config:", "", "```json", config.to_json_best_effort(indent=2, sort_keys=True), "```", "",
           "![samples](samples.png)", ""]
   io.write_text(os.path.join(directory, "MODEL_CARD.md"), "\n".join(card))

@@ -30,7 +30,7 @@ def tiny_shapes3d_config(**overrides):
   c = load_config("gan_3dshapes")
   c.steps, c.batch_size, c.log_every, c.checkpoint_every, c.image_every, c.progress_bar = 2, 8, 1, 1, 2, False
   c.data.resolution = 16
-  c.generator.update(size=16, style_dim=8, n_mlp=1, channels=(8, 8, 4))
+  c.architecture.update(size=16, style_dim=8, n_mlp=1, channels=(8, 8, 4))
   c.discriminator.update(width=4, max_width=8)
   c.r1_every = 2
   c.update(overrides)
@@ -64,10 +64,10 @@ def test_sharded_steps_are_finite_and_follow_lazy_r1_and_ema(engine):
 
     # EMA: decay min(ema_decay, (1 + step) / (10 + step)) applied to the freshly updated G.
     decay = min(c.ema_decay, (1 + step) / (10 + step))
-    want = jax.tree.map(lambda e, p: decay * e + (1 - decay) * np.asarray(p), before.g_ema_params,
-                        _copy(state.g_params))
+    want = jax.tree.map(lambda e, p: decay * e + (1 - decay) * np.asarray(p), before.generator_ema,
+                        _copy(state.params["generator"]))
     jax.tree.map(lambda w, g: np.testing.assert_allclose(g, w, atol=1e-6, rtol=1e-5), want,
-                 _copy(state.g_ema_params))
+                 _copy(state.generator_ema))
 
     # Lazy R1 on steps 0, 2 (r1_every=2) as its own update (replayed exactly in
     # test_lazy_passes_are_separate_updates_as_upstream); 0 on the other steps.
@@ -111,21 +111,27 @@ def test_minibatch_stddev_matches_a_direct_loop():
 
 def test_bad_configs_give_clear_errors():
   with pytest.raises(ValueError, match="one width per resolution"):
-    gan.setup(tiny_shapes3d_config(generator=dict(channels=(8, 8))))
+    gan.setup(tiny_shapes3d_config(architecture=dict(channels=(8, 8))))
   with pytest.raises(ValueError, match="not divisible by the 8 devices"):
     gan.setup(tiny_shapes3d_config(batch_size=12))
   with pytest.raises(ValueError, match="dataset shapes3d has images"):
-    gan.setup(tiny_shapes3d_config(generator=dict(size=8, channels=(8, 4))))
+    gan.setup(tiny_shapes3d_config(architecture=dict(size=8, channels=(8, 4))))
 
 
 def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   # Smallest sizes and 2 devices: this test compiles the step twice (one per train() call).
   c = tiny_shapes3d_config(steps=1, num_devices=2, image_every=0, batch_size=4)
   c.data.resolution = 8
-  c.generator.update(size=8, channels=(8, 4))
-  gan.train(c, str(tmp_path))
+  c.architecture.update(size=8, channels=(8, 4))
+  c.evaluation.enabled = False
+  assert set(gan.train(c, str(tmp_path))) == {"generator", "samples"}
   c.steps = 2
-  state = gan.train(c, str(tmp_path))  # resumes from the step-1 checkpoint
+  c.evaluation.enabled = True
+  c.evaluation.protocol.update(num_samples=16, classifier_steps=2)
+  outputs = gan.train(c, str(tmp_path))  # resumes from the step-1 checkpoint, then evaluates
+  assert outputs == {"generator": str(tmp_path / gan.EXPORT_DIR), "samples": str(tmp_path / "samples.png"),
+                     "metrics": str(tmp_path / "metrics.json")}
+  _, state = gan.restore(c, str(tmp_path))
   assert int(state.step) == 2
   assert json.loads((tmp_path / "training_time.json").read_text())["sessions"] == 2
   assert (tmp_path / "checkpoints" / "2").is_dir() and (tmp_path / "samples.png").exists()
@@ -135,7 +141,7 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   # The export is the EMA generator with constant noise: a pure function of z (and of w).
   np.testing.assert_array_equal(np.asarray(generator(z)), np.asarray(generator(z)))
   np.testing.assert_allclose(generator.synthesis(generator.mapping(z)), generator(z), atol=1e-6)
-  expected = jax.tree.leaves(state.g_ema_params)
+  expected = jax.tree.leaves(state.generator_ema)
   got = jax.tree.leaves(generator.variables["params"])
   for a, b in zip(expected, got):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -145,6 +151,9 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   testbed = tmp_path / "testbed"
   report = testbeds.export_testbed(str(tmp_path), str(testbed), "tiny", num_samples=16, classifier_steps=2)
   assert 0.0 <= report["generated"]["coverage"] <= 1.0
+  # The run's own evaluation measured the same generator with the same seeds (its classifier cached in the workdir).
+  assert json.loads((tmp_path / "metrics.json").read_text())["quality"] == json.loads(json.dumps(report))
+  assert (tmp_path / "classifier_shapes3d_8x8_2_identifiable.msgpack").exists()
   card = (testbed / "MODEL_CARD.md").read_text()
   assert "steps: 2 of the configured 2" in card and "| generated (16) |" in card
   assert "--name=tiny --classifier_steps=2`" in card   # the card's command reproduces the classifier too
@@ -194,8 +203,8 @@ def test_grey_stylegan2_trains_on_dsprites():
   # StyleGAN2 with one image channel (ours; upstream is RGB only): the testbed recipe on grey dSprites, W space kept.
   c = tiny_shapes3d_config(num_devices=2)
   c.data = ml_collections.ConfigDict(dict(name="dsprites"))
-  c.generator.update(size=64, channels=(8, 8, 4, 4, 2))
-  c.generator.image_channels = 1
+  c.architecture.update(size=64, channels=(8, 8, 4, 4, 2))
+  c.architecture.image_channels = 1
   mesh, eng = gan.setup(c)
   assert eng.gen.info.image_shape == (64, 64, 1) and "w" in eng.gen.info.latent_spaces
   state = jax.jit(eng.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
@@ -215,8 +224,9 @@ def _first_adam_step(optimizer):
 
 @pytest.mark.parametrize("pl_weight,g_ratio", [(0.0, 1.0), (2.0, 4.0 / 5.0)])
 def test_each_optimizer_is_corrected_only_for_its_own_lazy_regulariser(pl_weight, g_ratio):
-  # Before: G's Adam ran at g_lr/2 with square-rooted betas (every=1 applied to a G without a lazy regulariser).
-  c = tiny_shapes3d_config(pl_weight=pl_weight, pl_every=4, r1_every=16, g_lr=0.002, d_lr=0.003)
+  # Before: G's Adam ran at its lr/2 with square-rooted betas (every=1 applied to a G without a lazy regulariser).
+  c = tiny_shapes3d_config(pl_weight=pl_weight, pl_every=4, r1_every=16)
+  c.architecture.learning_rate, c.discriminator.learning_rate = 0.002, 0.003
   _, eng = gan.setup(c)
   np.testing.assert_allclose(_first_adam_step(eng.g_optimizer), 0.002 * g_ratio, rtol=1e-4)
   np.testing.assert_allclose(_first_adam_step(eng.d_optimizer), 0.003 * 16 / 17, rtol=1e-4)
@@ -264,9 +274,9 @@ def test_style_mixing_gives_two_ws_split_at_the_crossover():
   latents, z, kwargs, _ = eng.draw(jax.random.key(1), 4)
   index = int(kwargs["inject_index"])
   assert kwargs["mix_latent"].shape == z.shape and 1 <= index < eng.gen.info.num_ws
-  styles = np.asarray(eng.gen.styles(state.g_params, state.g_frozen, z, **kwargs))
-  first = np.asarray(eng.gen.styles(state.g_params, state.g_frozen, z))
-  second = np.asarray(eng.gen.styles(state.g_params, state.g_frozen, kwargs["mix_latent"]))
+  styles = np.asarray(eng.gen.styles(state.params["generator"], state.generator_buffers, z, **kwargs))
+  first = np.asarray(eng.gen.styles(state.params["generator"], state.generator_buffers, z))
+  second = np.asarray(eng.gen.styles(state.params["generator"], state.generator_buffers, kwargs["mix_latent"]))
   np.testing.assert_allclose(styles[:, :index], first[:, :index], rtol=1e-6)
   np.testing.assert_allclose(styles[:, index:], second[:, index:], rtol=1e-6)
   # Without mixing the engine draws exactly what it drew before mixing existed (the README's runs reproduce).
@@ -312,32 +322,73 @@ def test_lazy_passes_are_separate_updates_as_upstream():
 
   d_key, g_key = jax.random.split(rng)
   _, z, kwargs, noise_key = eng.draw(d_key, c.batch_size)
-  fake = eng.gen.apply(before.g_params, before.g_frozen, z, noise_key, **kwargs)
-  discriminate = lambda p, x: eng.disc.apply({"params": p}, x)[0]
-  d_grads = jax.grad(lambda p: gan.nonsaturating_d_loss(discriminate(p, real), discriminate(p, fake)))(
-      before.d_params)
-  updates, opt_state = eng.d_optimizer.update(d_grads, before.d_opt_state, before.d_params)
-  adversarial = jax.tree.map(lambda p, u: p + u, before.d_params, updates)
+  fake = eng.gen.apply(before.params["generator"], before.generator_buffers, z, noise_key, **kwargs)
+  discriminate = lambda p, x: eng.disc.apply({"params": p["discriminator"]}, x)[0]
+  d_before = {"discriminator": before.params["discriminator"]}   # D's optimizer trains the group {'discriminator'}
+  d_grads = jax.grad(lambda p: gan.nonsaturating_d_loss(discriminate(p, real), discriminate(p, fake)))(d_before)
+  updates, opt_state = eng.d_optimizer.update(d_grads, before.opt_state["discriminator"], d_before)
+  adversarial = jax.tree.map(lambda p, u: p + u, d_before, updates)
   r1 = gan.r1_penalty(lambda x: discriminate(adversarial, x), real)
   np.testing.assert_allclose(metrics["d/r1"], r1, rtol=1e-3)
   r1_grads = jax.grad(lambda p: 0.5 * c.r1_gamma * 2 * gan.r1_penalty(lambda x: discriminate(p, x), real))(
       adversarial)
   updates, _ = eng.d_optimizer.update(r1_grads, opt_state, adversarial)
   want = jax.tree.map(lambda p, u: p + u, adversarial, updates)
-  jax.tree.map(lambda w, g: np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-3), _copy(want),
-               _copy(state.d_params))
+  jax.tree.map(lambda w, g: np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-3), _copy(want["discriminator"]),
+               _copy(state.params["discriminator"]))
 
   assert metrics["g/path_length"] > 0 and metrics["g/path_length_penalty"] > 0
   np.testing.assert_allclose(metrics["g/path_length_mean"], 0.01 * metrics["g/path_length"], rtol=1e-5)
-  np.testing.assert_allclose(state.pl_mean, metrics["g/path_length_mean"], rtol=1e-6)
-  pl_mean = float(state.pl_mean)
+  np.testing.assert_allclose(state.batch_stats["path_length_mean"], metrics["g/path_length_mean"], rtol=1e-6)
+  pl_mean = float(state.batch_stats["path_length_mean"])
   state, metrics = eng.jitted_step(state, eng.real_batch(1), parallel.step_rng(c.seed, 1))
   metrics = jax.device_get(metrics)
   assert metrics["d/r1"] == 0.0 and metrics["g/path_length_penalty"] == 0.0   # step 1: no lazy pass
-  assert float(state.pl_mean) == pl_mean
+  assert float(state.batch_stats["path_length_mean"]) == pl_mean
 
 
 @pytest.mark.parametrize("name,dataset", [("shapes3d", "shapes3d"), ("shapes3d-v1", "shapes3d"),
                                           ("dsprites-v12", "dsprites")])
 def test_a_testbeds_dataset_is_its_name_without_the_version(name, dataset):
   assert testbeds.dataset_of(name) == dataset
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The terms' own networks (PS-SC's and UD-GAN's hook): trained by the optimizer of their group, never exported.
+
+class _TermsWithNets(gan.GANTerms):
+  net_groups = {"q": gan.GENERATOR, "critic": gan.DISCRIMINATOR}
+
+  def init_nets(self, rng):
+    return {"q": {"w": jnp.zeros((3,))}, "critic": {"w": jnp.zeros((3,))}}
+
+  def d_loss(self, nets, latents, fake, fake_aux, real, real_aux):
+    assert set(nets) == {"q", "critic"} and fake.shape == real.shape
+    return jnp.sum(nets["critic"]["w"]), {}
+
+  def g_loss(self, nets, latents, fake, fake_aux, render):
+    # An image of other inputs under G's differentiated parameters: same shape as the batch's.
+    other = render(latents["z"][:2] + 1.0, jax.random.key(0))
+    assert other.shape == (2, *fake.shape[1:])
+    return -jnp.sum(nets["q"]["w"]) + 0.0 * jnp.mean(other), {}
+
+
+def test_terms_networks_train_with_their_groups_optimizer():
+  c = tiny_shapes3d_config(num_devices=1, pl_weight=0.0, style_mixing=0.0)
+  mesh, eng = gan.setup(c, lambda spec: _TermsWithNets(spec.info.latent_dim))
+  state = jax.jit(eng.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
+  assert set(state.params) == {"generator", "discriminator", "q", "critic"}
+  assert set(state.opt_state) == {"generator", "discriminator"}
+  state, _ = eng.jitted_step(state, eng.real_batch(0), parallel.step_rng(c.seed, 0))
+  # Adam's first step is its (lazily corrected) learning rate against the gradient's sign; β1 = 0, so the R1 update
+  # of step 0 (zero gradient for the critic) moves it no further.
+  np.testing.assert_allclose(state.params["critic"]["w"], -c.discriminator.learning_rate * 2 / 3, rtol=1e-4)
+  np.testing.assert_allclose(state.params["q"]["w"], c.architecture.learning_rate, rtol=1e-4)
+  assert jax.tree.structure(state.generator_ema) == jax.tree.structure(state.params["generator"])
+
+
+def test_terms_networks_must_name_a_group():
+  class Bad(_TermsWithNets):
+    net_groups = {"q": "encoder"}
+  with pytest.raises(ValueError, match=r"Bad.net_groups=\{'q': 'encoder'\}"):
+    gan.setup(tiny_shapes3d_config(num_devices=1), lambda spec: Bad(spec.info.latent_dim))

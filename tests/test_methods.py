@@ -11,9 +11,6 @@ from ganlatent_jax import methods
 
 METHODS_DIR = pathlib.Path(methods.__file__).parent
 TRAINING = {"sre", "ld", "latentclr", "gan", "infogan"}   # methods with a training loop: make() and State
-# The GAN engine and InfoGAN are being changed by the lead (issue 22 leaves them until that lands); their contract
-# is checked as soon as they are brought onto it.
-PENDING = {"gan", "infogan"}
 
 
 def _positional(function):
@@ -23,8 +20,7 @@ def _positional(function):
 
 def test_registry_names_every_method_module():
   modules = {p.stem for p in METHODS_DIR.glob("*.py") if not p.stem.startswith("_")}
-  helpers = {"gan_export"}   # not a method: the GAN engine's testbed export (moves out of methods/)
-  assert {m.__name__.rsplit(".", 1)[1] for m in methods.REGISTRY.values()} == modules - helpers
+  assert {m.__name__.rsplit(".", 1)[1] for m in methods.REGISTRY.values()} == modules
   for name, module in methods.REGISTRY.items():
     assert module.__name__ == f"ganlatent_jax.methods.{name}"
   with pytest.raises(ValueError, match=r"config.method='nope' is not a method of ganlatent_jax; available: \["):
@@ -33,8 +29,6 @@ def test_registry_names_every_method_module():
 
 @pytest.mark.parametrize("name", sorted(methods.REGISTRY))
 def test_every_method_follows_the_contract(name):
-  if name in PENDING:
-    pytest.xfail(f"{name}: brought onto the contract after the engine change")
   module = methods.REGISTRY[name]
   assert _positional(module.train) == ["config", "workdir"]
   assert _positional(module.evaluate) == ["config", "workdir"]   # extra arguments only with defaults
@@ -59,12 +53,12 @@ def _imported_methods(path: pathlib.Path) -> set[str]:
       names.add(node.module.split(".")[2])
     elif isinstance(node, ast.Import):
       names.update(a.name.split(".")[2] for a in node.names if a.name.startswith("ganlatent_jax.methods."))
-  return names - {"_common"}
+  return {name for name in names if not name.startswith("_")}   # _common, _gan: shared code, not methods
 
 
 def test_method_modules_do_not_import_each_other():
-  """A method shares code through methods/_common.py or the packages below, never through another method."""
+  """A method shares code through methods/_common.py, the GAN engine methods/_gan.py or the packages below, never
+  through another method."""
   edges = {p.stem: _imported_methods(p) for p in METHODS_DIR.glob("*.py") if p.stem != "__init__"}
-  pending = {"gan", "infogan", "gan_export"}   # the engine's files: untangled with the engine change
-  bad = {name: sorted(imports) for name, imports in edges.items() if imports and name not in pending}
+  bad = {name: sorted(imports) for name, imports in edges.items() if imports}
   assert not bad, f"method modules importing other methods: {bad}"

@@ -1,5 +1,6 @@
 """The README's numbers stay reproducible: SRE and LD give the numbers they gave before the method-contract refactor
-(issue 22) on fixed tiny runs — the same random streams, the same maths. Recorded on main at f94f546."""
+(issue 22) on fixed tiny runs — the same random streams, the same maths. Recorded on main at f94f546 (SRE, LD) and
+5231edf (the GAN engine)."""
 import json
 import pathlib
 
@@ -11,7 +12,8 @@ from conftest import fixture_path
 from ganlatent_jax import cli, generators
 from ganlatent_jax import directions as dirs
 from ganlatent_jax.generators import stylegan2
-from ganlatent_jax.methods import ld, sre
+from ganlatent_jax import parallel
+from ganlatent_jax.methods import gan, ld, sre
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -64,3 +66,49 @@ def test_ld_numbers_are_unchanged(tmp_path):
   np.testing.assert_allclose(np.abs(matrix).sum(), LD_DIRECTIONS_ABS_SUM, rtol=1e-5)
   np.testing.assert_allclose([results["accuracy"], results["shift_error"]], [LD_ACCURACY, LD_SHIFT_ERROR],
                              rtol=1e-5)
+
+
+# The GAN engine after 4 steps of tiny runs (recorded on main at 5231edf, before the engine moved onto the method
+# contract): |EMA of G|₁, |D|₁, the path-length running mean, and the step-4 metrics.
+GAN_PINS = {
+    "stylegan2": dict(ema_abs_sum=8104.83935546875, d_abs_sum=2693.133544921875, pl_mean=0.02562679909169674,
+                      metrics={"d/fake_logit": -0.4745493531227112, "d/loss": 1.2125649452209473, "d/r1": 0.0, "d/real_logit": -0.038475435227155685, "g/loss": 1.155002474784851, "g/path_length": 0.0, "g/path_length_mean": 0.02562679909169674, "g/path_length_penalty": 0.0}),
+    "dcgan": dict(ema_abs_sum=700.1099243164062, d_abs_sum=220.49790954589844, pl_mean=0.0,
+                  metrics={"d/fake_logit": 0.0015787514857947826, "d/loss": 1.1332218647003174, "d/r1": 0.0, "d/real_logit": 0.5960084795951843, "g/loss": 0.7007285952568054}),
+}
+
+
+def _tiny_gan_config(family):
+  c = cli.load_config(str(REPO / "configs" / "gan_3dshapes.py:quick"))
+  c.update(num_devices=1, r1_every=2)
+  if family == "stylegan2":   # path length and style mixing on
+    c.update(pl_weight=2.0, pl_every=2, style_mixing=0.9)
+    return c
+  c.data.name = "dsprites"
+  del c.data["resolution"]
+  c.architecture = dict(family="dcgan", latent_dim=8, channels=(16, 8, 8, 8), out_channels=1, kernel_size=5,
+                        batch_norm=False, learning_rate=c.architecture.learning_rate)
+  c.discriminator = dict(kind="dcgan", width=4, max_width=8, aux_hidden=0,
+                         learning_rate=c.discriminator.learning_rate)
+  c.update(pl_weight=0.0, style_mixing=0.0)
+  return c
+
+
+@pytest.mark.slow   # ~60 s idle: two tiny GAN step compilations
+@pytest.mark.parametrize("family", ["stylegan2", "dcgan"])
+def test_gan_engine_numbers_are_unchanged(family):
+  c = _tiny_gan_config(family)
+  mesh, engine = gan.setup(c)
+  init_fn, train_step, _ = gan.make(c, mesh)
+  state = jax.jit(init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(c.seed))
+  for step in range(4):
+    state, metrics = train_step(state, engine.real_batch(step), parallel.step_rng(c.seed, step))
+  pin = GAN_PINS[family]
+  abs_sum = lambda tree: float(sum(np.abs(np.asarray(a, np.float64)).sum() for a in jax.tree.leaves(tree)))
+  np.testing.assert_allclose(abs_sum(state.generator_ema), pin["ema_abs_sum"], rtol=1e-5)
+  np.testing.assert_allclose(abs_sum(state.params["discriminator"]), pin["d_abs_sum"], rtol=1e-5)
+  np.testing.assert_allclose(float(state.batch_stats["path_length_mean"]), pin["pl_mean"], rtol=1e-4, atol=1e-7)
+  metrics = jax.device_get(metrics)
+  assert sorted(metrics) == sorted(pin["metrics"])
+  np.testing.assert_allclose([metrics[k] for k in sorted(metrics)], [pin["metrics"][k] for k in sorted(metrics)],
+                             **TOLERANCE)

@@ -1,2 +1,3 @@
-"""Pure loss functions of GAN methods (no engine, no networks): PS-SC's Perceptual Simplicity loss
+"""Pure loss functions of GAN methods (no engine, no networks): the engine's own (`losses.gan`: logistic losses, R1,
+path length, style mixing, EMA, lazy Adam), PS-SC's Perceptual Simplicity loss
 (`losses.pssc`), UD-GAN's quadruplets and adaptive-margin contrastive loss (`losses.udgan`)."""

@@ -1,6 +1,7 @@
-"""InfoGAN (Chen et al. 2016) with continuous codes, on the GAN engine of `methods/gan.py`.
+"""InfoGAN (Chen et al. 2016) with continuous codes, on the GAN engine of `methods/_gan.py`.
 
   python -m ganlatent_jax.main --config=configs/infogan_dsprites.py --workdir=/tmp/infogan_dsprites
+  python -m ganlatent_jax.evaluate --config=configs/infogan_dsprites.py --workdir=/tmp/infogan_dsprites
 
 The generator input is [c, z]: `num_codes` continuous codes c ~ U(−1, 1) (or N(0, 1)) and noise z ~ N(0, I) filling
 the rest of the generator's latent size. A Q head on the discriminator's last hidden features (the trunk is shared)
@@ -9,14 +10,16 @@ information lower bound is maximised by minimising λ·NLL(c | Q(G(c, z))), adde
 trunk) and the G step (trains G). At the end of training the workdir gets:
   * traversals/code_K.png — rows: base latents, columns: code K swept over its range, other inputs fixed;
   * samples.png, generator/ (the EMA generator, loadable with `generators.load`);
-  * metrics.json — MIG and the FactorVAE score of the representation "Q-head mean of a real image" on the data.
+  * metrics.json — MIG and the FactorVAE score of the representation "Q-head mean of a real image" on the training
+    data (`evaluate(config, workdir)`, config.evaluation: enabled, metrics ⊆ ('mig', 'factor_vae'), protocol budgets).
+The state, step and loop are the GAN engine's (`_gan.State`, `_gan.make`); this module only adds `InfoGANTerms`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +27,12 @@ import ml_collections
 import numpy as np
 
 from ganlatent_jax import viz
-from ganlatent_jax.methods import gan
+from ganlatent_jax.methods import _common, _gan
+
+# key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
+STREAMS = dict(init=0, evaluation=0, traversals=7, samples=_gan.SAMPLES_STREAM)
+EVALUATION_METRICS = ("mig", "factor_vae")
+State = _gan.State   # the engine's: params {'generator', 'discriminator' (with the Q head)}, batch_stats, opt_state
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -38,7 +46,7 @@ def gaussian_nll(codes: jax.Array, q_out: jax.Array, learn_std: bool) -> jax.Arr
   return jnp.mean(jnp.sum(nll, axis=-1))
 
 
-class InfoGANTerms(gan.GANTerms):
+class InfoGANTerms(_gan.GANTerms):
   """Latents {'c': codes, 'z': noise}; the MI loss on the discriminator's auxiliary (Q) output."""
 
   def __init__(self, latent_dim: int, num_codes: int, code_prior: str = "uniform", mi_weight: float = 1.0,
@@ -68,11 +76,11 @@ class InfoGANTerms(gan.GANTerms):
   def mi_loss(self, latents, q_out):
     return gaussian_nll(latents["c"], q_out, self.learn_std)
 
-  def d_loss(self, latents, fake_aux, real_aux):
+  def d_loss(self, nets, latents, fake, fake_aux, real, real_aux):
     loss = self.mi_loss(latents, fake_aux)
     return self.mi_weight * loss, {"mi_nll": loss}
 
-  def g_loss(self, latents, fake_aux):
+  def g_loss(self, nets, latents, fake, fake_aux, render):
     loss = self.mi_loss(latents, fake_aux)
     return self.mi_weight * loss, {"mi_nll": loss}
 
@@ -87,11 +95,22 @@ def terms_factory(config):
   return make
 
 
+def make(config: ml_collections.ConfigDict, mesh, dataset=None):
+  """The contract's (init_fn, train_step, engine): the GAN engine's step with `InfoGANTerms`."""
+  engine = _gan.make_engine(config, mesh, terms_factory(config), dataset)
+  return engine.init_fn, engine.jitted_step, engine
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # End-of-training outputs.
 
-def traversal_images(engine: gan.Engine, state, code: int, num_rows: int = 6, steps: int = 9,
-                     seed: int = 7) -> np.ndarray:
+_APPLY = jax.jit(lambda module, variables, inputs: module.apply(variables, inputs), static_argnums=0)
+_Q_MEANS = jax.jit(lambda disc, params, images, num_codes: disc.apply({"params": params}, images * 2.0 - 1.0)[1][
+    :, :num_codes], static_argnums=(0, 3))
+
+
+def traversal_images(engine: _gan.Engine, state: _gan.State, code: int, num_rows: int = 6, steps: int = 9,
+                     seed: int = STREAMS["traversals"]) -> np.ndarray:
   """(num_rows, steps, H, W, C) EMA-generator images in [0, 1] sweeping code `code`, all other inputs fixed."""
   terms: InfoGANTerms = engine.terms
   latents = terms.sample_latents(jax.random.key(seed), num_rows)
@@ -100,59 +119,76 @@ def traversal_images(engine: gan.Engine, state, code: int, num_rows: int = 6, st
   codes = jnp.repeat(latents["c"][:, None, :], steps, axis=1).at[:, :, code].set(values[None, :])
   noise = jnp.repeat(latents["z"][:, None, :], steps, axis=1)
   inputs = jnp.concatenate([codes, noise], axis=-1).reshape(num_rows * steps, -1)
-  images = jax.jit(lambda p, f, x: engine.gen.module.apply({"params": p, **f}, x))(
-      state.g_ema_params, state.g_frozen, inputs)
+  images = _APPLY(engine.gen.module, {"params": state.generator_ema, **state.generator_buffers}, inputs)
   images = np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
   return images.reshape(num_rows, steps, *images.shape[1:])
 
 
-def save_traversals(engine: gan.Engine, state, directory: str) -> list[str]:
-  paths = []
+def save_traversals(engine: _gan.Engine, state: _gan.State, directory: str, seed: int) -> dict[str, str]:
+  paths = {}
   for code in range(engine.terms.num_codes):
-    path = os.path.join(directory, f"code_{code}.png")
-    viz.save_png(path, viz.image_grid(viz.to_display(traversal_images(engine, state, code), (0.0, 1.0))))
-    paths.append(path)
+    paths[f"traversal_code_{code}"] = path = os.path.join(directory, f"code_{code}.png")
+    viz.save_png(path, viz.image_grid(viz.to_display(traversal_images(engine, state, code, seed=seed),
+                                                     (0.0, 1.0))))
   return paths
 
 
-def make_represent_fn(engine: gan.Engine, state):
+def make_represent_fn(engine: _gan.Engine, state: _gan.State):
   """images NHWC in [0, 1] (numpy) → Q-head code means (numpy): InfoGAN's encoder."""
-  num_codes = engine.terms.num_codes
-  apply = jax.jit(lambda d, x: engine.disc.apply({"params": d}, x * 2.0 - 1.0)[1][:, :num_codes])
+  d_params = state.params[_gan.DISCRIMINATOR]
 
   def represent(images):
-    return np.asarray(apply(state.d_params, jnp.asarray(images, jnp.float32)))
+    return np.asarray(_Q_MEANS(engine.disc, d_params, jnp.asarray(images, jnp.float32), engine.terms.num_codes))
   return represent
 
 
-def evaluate(engine: gan.Engine, state, config) -> dict:
+def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   """MIG and FactorVAE score of the Q-head representation on the training dataset."""
   from ganlatent_jax.metrics import disentanglement
-  ecfg = config.eval
+  metrics = tuple(config.evaluation.metrics)
+  if not metrics or set(metrics) - set(EVALUATION_METRICS):
+    raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
+  protocol = config.evaluation.protocol
+  _common.check_positive(config, *(f"evaluation.protocol.{k}" for k in protocol))
+  seed = int(config.seed) + STREAMS["evaluation"]
   represent = make_represent_fn(engine, state)
-  dataset = engine.dataset
-  results = {"step": int(jax.device_get(state.step))}
-  factors, images = dataset.sample(int(ecfg.mig_num_points), np.random.RandomState(int(ecfg.seed)))
-  codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
-  try:
-    results["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
-  except ValueError as e:  # e.g. too few points for every factor to vary
-    results["mig_error"] = str(e)
-  results["factor_vae"] = disentanglement.factor_vae_score(
-      dataset, represent, np.random.RandomState(int(ecfg.seed)), batch_size=int(ecfg.factor_vae_batch_size),
-      num_train=int(ecfg.factor_vae_num_train), num_eval=int(ecfg.factor_vae_num_eval),
-      num_variance_estimate=int(ecfg.factor_vae_num_variance))
+  results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
+  if "mig" in metrics:
+    factors, images = engine.dataset.sample(int(protocol.mig_num_points), np.random.RandomState(seed))
+    codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
+    try:
+      results["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
+    except ValueError as e:  # e.g. too few points for every factor to vary
+      results["mig_error"] = str(e)
+  if "factor_vae" in metrics:
+    results["factor_vae"] = disentanglement.factor_vae_score(
+        engine.dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.factor_vae_batch_size),
+        num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
+        num_variance_estimate=int(protocol.factor_vae_num_variance))
   return results
 
 
-def train(config: ml_collections.ConfigDict, workdir: str):
-  mesh, engine = gan.setup(config, terms_factory(config))
-  state = gan.run_training(config, workdir, engine, mesh)
-  gan.export_generator(engine, state, os.path.join(workdir, gan.EXPORT_DIR), source=f"ganlatent_jax infogan {workdir}")
-  gan.sample_grid(engine, state, 64, path=os.path.join(workdir, "samples.png"))
-  save_traversals(engine, state, os.path.join(workdir, "traversals"))
-  metrics = evaluate(engine, state, config)
-  with open(os.path.join(workdir, "metrics.json"), "w") as f:
-    json.dump(metrics, f, indent=2)
-  logging.info("InfoGAN metrics: %s", metrics)
-  return state
+def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
+  results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(),
+             "q_head": _scores(config, engine, state)}
+  _common.write_json(os.path.join(workdir, "metrics.json"), results)
+  logging.info("InfoGAN metrics: %s", results["q_head"])
+  return results
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
+  mesh, engine = _gan.setup(config, terms_factory(config))
+  state = _gan.run_training(config, workdir, engine, mesh)
+  outputs = _gan.write_outputs(engine, state, workdir, "infogan")
+  outputs.update(save_traversals(engine, state, os.path.join(workdir, "traversals"),
+                                 seed=int(config.seed) + STREAMS["traversals"]))
+  if config.evaluation.enabled:
+    _write_metrics(config, workdir, engine, state)
+    outputs["metrics"] = os.path.join(workdir, "metrics.json")
+  return outputs
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """The Q-head scores of the run in `workdir` (its latest checkpoint: Q is part of D), written to metrics.json."""
+  engine, state = _gan.restore(config, workdir, terms_factory(config))
+  return _write_metrics(config, workdir, engine, state)

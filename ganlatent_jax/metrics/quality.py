@@ -266,6 +266,41 @@ def quality_report(classifier: FactorClassifier, dataset, generated: np.ndarray,
   return report
 
 
+def classifier_cache_path(directory: str, dataset_name: str, shape, classifier_steps: int) -> str:
+  """Where a factor classifier of `dataset_name` images of `shape` trained `classifier_steps` batches is cached (it
+  depends only on the dataset, so runs and testbeds share it)."""
+  import os
+  # "_identifiable": trained on the dataset's identifiable labels; a cache of the earlier all-labels classifier
+  # must not be picked up.
+  return os.path.join(directory, f"classifier_{dataset_name}_{shape[0]}x{shape[1]}_{classifier_steps}"
+                                 "_identifiable.msgpack")
+
+
+def generated_samples(generator, num_samples: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """(`num_samples` images of z ~ N(0, I) drawn with key(seed), NHWC in [0, 1]; their latents {'z', and 'w' where
+  the generator has a W space}) — the same set for every measurement of one generator."""
+  z = jax.random.normal(jax.random.key(seed), (num_samples, generator.latent_dim))
+  parts = [jax.device_get(_render_with_latents(generator, z[i:i + 100])) for i in range(0, num_samples, 100)]
+  images = np.clip((np.concatenate([p[0] for p in parts]) + 1.0) / 2.0, 0.0, 1.0)
+  latents = {"w": np.concatenate([p[1] for p in parts])} if "w" in generator.info.latent_spaces else {}
+  return images, {**latents, "z": np.asarray(z)}
+
+
+@jax.jit
+def _render_with_latents(generator, z):
+  """(images, w) of z — w only where the generator has a W space (else z again). Jitted once per architecture."""
+  return generator(z), (generator.mapping(z) if "w" in generator.info.latent_spaces else z)
+
+
+def measure_generator(generator, dataset, num_samples: int, classifier_steps: int, classifier_cache: str | None,
+                      seed: int = 0, log=None) -> tuple[dict[str, Any], np.ndarray]:
+  """(`quality_report` of `num_samples` samples of `generator` against `dataset`, with the latent probe in w and z;
+  the samples). The factor classifier is trained `classifier_steps` batches (seed `seed`) or read from the cache."""
+  images, latents = generated_samples(generator, num_samples, seed)
+  classifier = load_or_train_classifier(dataset, classifier_cache, steps=classifier_steps, seed=seed, log=log)
+  return quality_report(classifier, dataset, images, seed=seed + 1, latents=latents), images
+
+
 def format_report(report: dict[str, Any]) -> str:
   """A markdown table of a `quality_report`."""
   g, r = report["generated"], report["real"]

@@ -1,0 +1,532 @@
+"""The GAN engine every GAN-training method runs (`methods.gan`, `methods.infogan`; PS-SC and UD-GAN plug in through
+`GANTerms`): a jitted, sharded D-then-G step over any generator family and discriminator. Shared code of methods/,
+like `_common` — no method module imports another.
+
+Losses and regularisers (`losses.gan`), as rosinality's `train.py` (StyleGAN2):
+  * the non-saturating logistic loss (D: softplus(D(G(z))) + softplus(-D(x)); G: softplus(-D(G(z))));
+  * R1 on D, γ/2·E‖∇ₓD(x)‖², lazily: every `r1_every` steps a separate D update with the penalty × `r1_every`;
+  * path-length regularisation on G (StyleGAN2 only, `pl_weight` > 0): every `pl_every` steps a separate G update
+    with `pl_weight`·`pl_every`·E(‖Jᵀy‖ − a)², J the Jacobian of the image w.r.t. W+, y ~ N(0, I/(H·W)), a the
+    running mean of the path lengths (decay `pl_decay`, kept in the state), on batch // `pl_batch_shrink` samples;
+  * style mixing (StyleGAN2 only): with probability `style_mixing` a batch's W+ takes its layers ≥ a random
+    crossover index (1…n_latent − 1, one per batch as upstream) from a second z;
+  * an EMA of G's parameters (the weights that get exported).
+Each network's Adam is corrected for its own lazy regulariser only (lr·k/(k+1), β^(k/(k+1)) with k its every):
+D's by `r1_every`, G's by `pl_every` when path length is on and not at all otherwise.
+
+`make_engine(config, mesh, ...)` builds `init_fn` and the jitted `train_step(state, real_images, rng)` (state donated,
+compiled once); the outer loop (resume, per-step RNG, NaN stop, TensorBoard, checkpoints) is `training.loop.run`,
+given `Engine.loop_step`, which draws the step's real batch on the host with `parallel.step_numpy_rng(seed, step)` (a
+pure function of the step, so a resumed run sees the same data) and shards it over 'data'; latents are drawn inside
+the step from the step's key.
+
+Methods that add terms (InfoGAN's Q head and mutual-information loss, PS-SC, UD-GAN, ...) subclass `GANTerms`:
+  * `sample_latents(rng, batch)` → a dict of latent arrays (default {'z': N(0, I)});
+  * `generator_input(latents)` → the array fed to the generator (default latents['z']);
+  * `d_loss(nets, latents, fake, fake_aux, real, real_aux)` / `g_loss(nets, latents, fake, fake_aux, render)` →
+    (extra scalar loss, {name: metric}): `fake`/`real` the batch's images, `*_aux` the discriminator's auxiliary head
+    output (see `nets.discriminators`) or None, `nets` the parameters of the terms' own networks, and `render(g_input,
+    rng)` G's images of other inputs under the parameters being differentiated (PS-SC's perturbed pairs: only the
+    batch's own images are judged by D);
+  * `init_nets(rng)` → {name: params} of extra trainable networks, trained by the optimizer of `net_groups[name]`
+    ('generator' or 'discriminator'; a Q network of G's objective trains with G).
+The engine adds these to its own losses inside the one jitted step, so no method copies the step or the loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from ganlatent_jax import io, parallel, viz
+from ganlatent_jax.generators.load import family_module, save_converted
+from ganlatent_jax.losses.gan import (ema_decay_at, ema_update, lazy_adam, nonsaturating_d_loss,  # noqa: F401
+                                      nonsaturating_g_loss, path_length_penalty, path_lengths, r1_penalty,
+                                      style_mixing_index)
+from ganlatent_jax.nets import discriminators
+from ganlatent_jax.training import loop
+
+EXPORT_DIR = "generator"          # the EMA generator, as a converted generator dir, written at the end of training
+SAMPLES_STREAM = 1234            # key(config.seed + this): the sample sheets' latents (the same at every log step)
+GENERATOR, DISCRIMINATOR = "generator", "discriminator"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hooks.
+
+class GANTerms:
+  """The plain GAN: z ~ N(0, I), no extra loss. Subclass to add latents, heads, networks and losses (module doc)."""
+  aux_outputs: int = 0  # size of the discriminator's auxiliary head (0 = none)
+  # Whether G's input may be mixed with a second draw at a crossover layer (style mixing): not where the input
+  # carries codes a loss reads back (InfoGAN), since a mixed image no longer shows one code.
+  supports_style_mixing: bool = True
+  net_groups: Mapping[str, str] = {}   # extra network name -> the optimizer that trains it (GENERATOR | DISCRIMINATOR)
+
+  def __init__(self, latent_dim: int):
+    self.latent_dim = latent_dim
+
+  def init_nets(self, rng: jax.Array) -> dict[str, Any]:
+    del rng
+    return {}
+
+  def sample_latents(self, rng: jax.Array, batch: int) -> dict[str, jax.Array]:
+    return {"z": jax.random.normal(rng, (batch, self.latent_dim), jnp.float32)}
+
+  def generator_input(self, latents: Mapping[str, jax.Array]) -> jax.Array:
+    return latents["z"]
+
+  def d_loss(self, nets, latents, fake, fake_aux, real, real_aux) -> tuple[jax.Array, dict[str, jax.Array]]:
+    del nets, latents, fake, fake_aux, real, real_aux
+    return jnp.zeros((), jnp.float32), {}
+
+  def g_loss(self, nets, latents, fake, fake_aux, render) -> tuple[jax.Array, dict[str, jax.Array]]:
+    del nets, latents, fake, fake_aux, render
+    return jnp.zeros((), jnp.float32), {}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# State.
+
+@flax.struct.dataclass
+class State:
+  step: jax.Array
+  params: Any        # trained by gradients: {'generator': G, 'discriminator': D, **the terms' extra networks}
+  batch_stats: Any   # not trained by gradients: {'generator_ema': EMA of G's params (exported), 'generator_buffers':
+                     # G's other collections (StyleGAN2 noise, exported as they are), 'path_length_mean': a scalar}
+  opt_state: Any     # {'generator': Adam of G's group, 'discriminator': Adam of D's group}
+
+  @property
+  def generator_ema(self):
+    return self.batch_stats["generator_ema"]
+
+  @property
+  def generator_buffers(self):
+    return self.batch_stats["generator_buffers"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generator and data plumbing.
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorSpec:
+  """A family's linen module trained from scratch: config (as saved to generator.json), module, static info."""
+  config: dict
+  module: Any
+  info: Any
+  random_noise: bool = False   # StyleGAN2: fresh per-sample noise while training (upstream's randomize_noise)
+
+  @property
+  def has_w(self) -> bool:
+    return "w" in self.info.latent_spaces
+
+  def _noise_kwargs(self, rng):
+    return {"noise_rng": rng} if self.random_noise else {}
+
+  def apply(self, params, buffers, z, rng, **kwargs):
+    return self.module.apply({"params": params, **buffers}, z, **self._noise_kwargs(rng), **kwargs)
+
+  def styles(self, params, buffers, z, **kwargs):
+    """The W+ latent (B, num_ws, w_dim) of z (with `mix_latent`/`inject_index` for style mixing)."""
+    return self.module.apply({"params": params, **buffers}, z, method="styles", **kwargs)
+
+  def synthesis(self, params, buffers, latent, rng):
+    return self.module.apply({"params": params, **buffers}, latent, method="synthesis", **self._noise_kwargs(rng))
+
+
+# Keys of `config.architecture` that configure training, not the family's make_config.
+_TRAINING_KEYS = ("family", "random_noise", "learning_rate")
+
+
+def generator_config(architecture: Mapping[str, Any]) -> dict:
+  """The family config dict from the run config's `architecture` section (family + the family's make_config args)."""
+  arch = {k: v for k, v in dict(architecture).items() if k not in _TRAINING_KEYS}
+  family = architecture["family"]
+  module = family_module(family)
+  if family == "stylegan2":
+    widths = tuple(int(w) for w in arch.pop("channels"))
+    size = int(arch["size"])
+    resolutions = [2 ** i for i in range(2, int(np.log2(size)) + 1)]
+    if len(widths) != len(resolutions):
+      raise ValueError(f"config.architecture.channels must give one width per resolution {resolutions}, got {widths}")
+    arch["channels"] = dict(zip(resolutions, widths))
+  if not hasattr(module, "make_config"):
+    raise ValueError(f"generator family {family!r} has no make_config(); cannot train it from a run config")
+  params = inspect.signature(module.make_config).parameters
+  takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+  unknown = [] if takes_any else sorted(set(arch) - set(params))
+  if unknown:
+    raise ValueError(f"config.architecture has key(s) {unknown} that {family}.make_config does not take "
+                     f"(it takes {sorted(params)})")
+  return module.make_config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in arch.items()})
+
+
+def make_generator_spec(architecture: Mapping[str, Any]) -> GeneratorSpec:
+  config = generator_config(architecture)
+  family = family_module(config["family"])
+  variables = jax.eval_shape(lambda: family.init_variables(config, jax.random.key(0)))
+  built = family.build(config, jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), variables), "training")
+  return GeneratorSpec(config=config, module=built.module, info=built.info,
+                       random_noise=bool(architecture.get("random_noise", False)) and config["family"] == "stylegan2")
+
+
+def make_dataset(name: str, **kwargs):
+  """A ground-truth dataset of `ganlatent_jax.data` (config.data: name, source='procedural', kwargs)."""
+  from ganlatent_jax import data
+  return data.get_dataset(name, **kwargs)
+
+
+def to_model_range(images01: np.ndarray) -> np.ndarray:
+  return (np.asarray(images01, np.float32) * 2.0 - 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The engine.
+
+@dataclasses.dataclass
+class Engine:
+  config: ml_collections.ConfigDict
+  mesh: Any
+  gen: GeneratorSpec
+  disc: Any
+  terms: GANTerms
+  g_optimizer: Any
+  d_optimizer: Any
+  jitted_step: Callable     # train_step(state, real_images, rng) -> (state, metrics), jitted once, state donated
+  init_fn: Callable
+  dataset: Any = None
+  regularisers: Any = None
+  draw: Callable = None     # draw(rng, batch) -> (latents, G's input, style-mixing kwargs, noise key): one batch's inputs
+  _host_step: int | None = None
+
+  def real_batch(self, step: int):
+    """The global real batch of `step`, images in [-1, 1], sharded over 'data'."""
+    _, images = self.dataset.sample(self.config.batch_size, parallel.step_numpy_rng(self.config.seed, step))
+    return parallel.shard_batch(to_model_range(images), self.mesh)
+
+  def loop_step(self, state: State, rng: jax.Array):
+    """The loop's `train_step(state, rng)`: draws the step's real batch on the host, then runs the jitted step. The
+    step number is read from the device once (at the first call, after a restore) and counted on the host after, so
+    dispatch never waits for the previous step."""
+    if self._host_step is None:
+      self._host_step = int(jax.device_get(state.step))
+    real = self.real_batch(self._host_step)
+    self._host_step += 1
+    return self.jitted_step(state, real, rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class Regularisers:
+  """The engine's regulariser and mixing settings, read and checked once from the run config."""
+  r1_gamma: float
+  r1_every: int          # 0 = no R1
+  pl_weight: float
+  pl_every: int          # 0 = no path-length regularisation
+  pl_batch_shrink: int
+  pl_decay: float
+  style_mixing: float    # probability; 0 = off
+
+  @classmethod
+  def from_config(cls, config, gen: GeneratorSpec, terms: GANTerms) -> "Regularisers":
+    r1_gamma, pl_weight = float(config.r1_gamma), float(config.get("pl_weight", 0.0))
+    style_mixing = float(config.get("style_mixing", 0.0))
+    regs = cls(r1_gamma=r1_gamma, r1_every=int(config.r1_every) if r1_gamma > 0 else 0,
+               pl_weight=pl_weight, pl_every=int(config.get("pl_every", 4)) if pl_weight > 0 else 0,
+               pl_batch_shrink=int(config.get("pl_batch_shrink", 2)), pl_decay=float(config.get("pl_decay", 0.01)),
+               style_mixing=style_mixing)
+    family = gen.config["family"]
+    if r1_gamma < 0 or pl_weight < 0:
+      raise ValueError(f"config.r1_gamma={r1_gamma} and config.pl_weight={pl_weight} must be >= 0")
+    if r1_gamma > 0 and regs.r1_every < 1:
+      raise ValueError(f"config.r1_every={config.r1_every} must be >= 1 when config.r1_gamma > 0")
+    if pl_weight > 0:
+      if not gen.has_w:
+        raise ValueError(f"config.pl_weight={pl_weight}: path-length regularisation needs a generator with a W "
+                         f"space (StyleGAN2); the {family} family has none — set config.pl_weight=0")
+      if regs.pl_every < 1 or regs.pl_batch_shrink < 1 or not 0 < regs.pl_decay <= 1:
+        raise ValueError(f"config.pl_every={regs.pl_every} and config.pl_batch_shrink={regs.pl_batch_shrink} must "
+                         f"be >= 1 and config.pl_decay={regs.pl_decay} in (0, 1]")
+    if not 0.0 <= style_mixing <= 1.0:
+      raise ValueError(f"config.style_mixing={style_mixing} must be a probability in [0, 1]")
+    if style_mixing > 0:
+      if not gen.has_w:
+        raise ValueError(f"config.style_mixing={style_mixing}: style mixing needs a generator with W+ (StyleGAN2); "
+                         f"the {family} family has none — set config.style_mixing=0")
+      if not terms.supports_style_mixing:
+        raise ValueError(f"config.style_mixing={style_mixing}: {type(terms).__name__} feeds codes through G's input "
+                         f"that a mixed image would no longer show — set config.style_mixing=0")
+    return regs
+
+
+def _constrain_batch(tree, sharding, mesh):
+  """Shards a batch over 'data' when it divides the devices (the path-length batch may be smaller than the mesh)."""
+  def constrain(a):
+    return jax.lax.with_sharding_constraint(a, sharding) if a.shape[0] % mesh.devices.size == 0 else a
+  return jax.tree.map(constrain, tree)
+
+
+def _groups(terms: GANTerms) -> dict[str, tuple[str, ...]]:
+  """The parameter names each optimizer trains: G (and the terms' networks of G's objective), D (and D's)."""
+  bad = {name: group for name, group in terms.net_groups.items()
+         if group not in (GENERATOR, DISCRIMINATOR) or name in (GENERATOR, DISCRIMINATOR)}
+  if bad:
+    raise ValueError(f"{type(terms).__name__}.net_groups={dict(terms.net_groups)}: names other than "
+                     f"{GENERATOR!r}/{DISCRIMINATOR!r}, each trained by {GENERATOR!r} or {DISCRIMINATOR!r}; bad: {bad}")
+  return {group: (group, *sorted(n for n, g in terms.net_groups.items() if g == group))
+          for group in (GENERATOR, DISCRIMINATOR)}
+
+
+def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable[[GeneratorSpec], GANTerms] = None,
+                dataset=None) -> Engine:
+  """Builds the pure init function and the jitted step from a run config.
+
+  Config keys: batch_size, architecture (family + make_config args, learning_rate, random_noise), discriminator
+  (kind, width, ..., learning_rate), beta1, beta2, r1_gamma, r1_every, ema_decay; optional (StyleGAN2): pl_weight,
+  pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off).
+  """
+  parallel.check_batch_size(config.batch_size, mesh)
+  gen = make_generator_spec(config.architecture)
+  terms = terms_factory(gen) if terms_factory is not None else GANTerms(gen.info.latent_dim)
+  regs = Regularisers.from_config(config, gen, terms)
+  groups = _groups(terms)
+  image_size = gen.info.image_shape[0]
+  disc = discriminators.from_config(dict(config.discriminator), image_size, aux_outputs=terms.aux_outputs)
+  g_optimizer = lazy_adam(config.architecture.learning_rate, config.beta1, config.beta2, regs.pl_every)
+  d_optimizer = lazy_adam(config.discriminator.learning_rate, config.beta1, config.beta2, regs.r1_every)
+  family = family_module(gen.config["family"])
+  image_shape = gen.info.image_shape
+  batch_sharding = parallel.data_sharding(mesh)
+  num_ws = gen.info.num_ws
+
+  def init_fn(rng):
+    g_key, d_key = jax.random.split(rng)   # the terms' networks fold in: G and D draw what they drew without them
+    variables = dict(family.init_variables(gen.config, g_key))
+    g_params = variables.pop("params")
+    d_params = disc.init(d_key, jnp.zeros((1, *image_shape), jnp.float32))["params"]
+    params = {GENERATOR: g_params, DISCRIMINATOR: d_params, **terms.init_nets(jax.random.fold_in(rng, 2))}
+    return State(step=jnp.zeros((), jnp.int32), params=params,
+                 batch_stats={"generator_ema": g_params, "generator_buffers": variables,
+                              "path_length_mean": jnp.zeros((), jnp.float32)},
+                 opt_state={GENERATOR: g_optimizer.init({k: params[k] for k in groups[GENERATOR]}),
+                            DISCRIMINATOR: d_optimizer.init({k: params[k] for k in groups[DISCRIMINATOR]})})
+
+  def discriminate(d_params, images):
+    return disc.apply({"params": d_params}, images)
+
+  def mixing_kwargs(rng, z):
+    """A second z and one crossover index per batch (only called when style mixing is on)."""
+    mix_key, index_key = jax.random.split(rng)
+    mix = _constrain_batch(jax.random.normal(mix_key, z.shape, z.dtype), batch_sharding, mesh)
+    return {"mix_latent": mix, "inject_index": style_mixing_index(index_key, regs.style_mixing, num_ws)}
+
+  def draw(rng, batch):
+    """(latents, G's input, style-mixing kwargs, noise key) of one batch. The key is split further only when mixing
+    is on, so runs without it draw exactly what they drew before mixing existed."""
+    latent_key, noise_key = jax.random.split(rng)
+    if regs.style_mixing > 0:
+      latent_key, mix_key = jax.random.split(latent_key)
+    latents = _constrain_batch(terms.sample_latents(latent_key, batch), batch_sharding, mesh)
+    z = terms.generator_input(latents)
+    kwargs = mixing_kwargs(mix_key, z) if regs.style_mixing > 0 else {}
+    return latents, z, kwargs, noise_key
+
+  def terms_nets(params):
+    return {k: v for k, v in params.items() if k not in (GENERATOR, DISCRIMINATOR)}
+
+  def update(optimizer, grads, opt_state, group):
+    updates, opt_state = optimizer.update(grads, opt_state, group)
+    return optax.apply_updates(group, updates), opt_state
+
+  # One jitted step: D's adversarial update, D's lazy R1 update (its own step, as upstream), G's adversarial update
+  # against the updated D, G's lazy path-length update, EMA. One dispatch per iteration, and the regularisation passes
+  # sit in `lax.cond`s, so steps without them do not compute them.
+  def step_fn(state: State, real: jax.Array, rng: jax.Array):
+    d_key, g_key = jax.random.split(rng)
+    batch = real.shape[0]
+    buffers = state.generator_buffers
+    params = state.params
+    d_group = {k: params[k] for k in groups[DISCRIMINATOR]}
+    latents, z, kwargs, noise_key = draw(d_key, batch)
+    fake = jax.lax.stop_gradient(gen.apply(params[GENERATOR], buffers, z, noise_key, **kwargs))
+
+    def d_loss_fn(group):
+      fake_logits, fake_aux = discriminate(group[DISCRIMINATOR], fake)
+      real_logits, real_aux = discriminate(group[DISCRIMINATOR], real)
+      adversarial = nonsaturating_d_loss(real_logits, fake_logits)
+      extra, extra_metrics = terms.d_loss(terms_nets({**params, **group}), latents, fake, fake_aux, real, real_aux)
+      metrics = {"d/loss": adversarial, "d/real_logit": jnp.mean(real_logits),
+                 "d/fake_logit": jnp.mean(fake_logits), **{f"d/{k}": v for k, v in extra_metrics.items()}}
+      return adversarial + extra, metrics
+
+    (_, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_group)
+    d_group, d_opt_state = update(d_optimizer, d_grads, state.opt_state[DISCRIMINATOR], d_group)
+
+    if regs.r1_every:
+      def r1_update(operand):
+        group, opt_state = operand
+        def r1_loss_fn(g):
+          r1 = r1_penalty(lambda x: discriminate(g[DISCRIMINATOR], x)[0], real)
+          return 0.5 * regs.r1_gamma * regs.r1_every * r1, r1
+        (_, r1), grads = jax.value_and_grad(r1_loss_fn, has_aux=True)(group)
+        return (*update(d_optimizer, grads, opt_state, group), r1)
+
+      d_group, d_opt_state, r1 = jax.lax.cond(
+          state.step % regs.r1_every == 0, r1_update,
+          lambda operand: (*operand, jnp.zeros((), jnp.float32)), (d_group, d_opt_state))
+      d_metrics["d/r1"] = r1  # 0 on the steps without the penalty
+
+    params = {**params, **d_group}
+    g_group = {k: params[k] for k in groups[GENERATOR]}
+
+    def g_loss_fn(group):
+      latents, z, kwargs, noise_key = draw(g_key, batch)
+      fake = gen.apply(group[GENERATOR], buffers, z, noise_key, **kwargs)
+      fake_logits, fake_aux = discriminate(params[DISCRIMINATOR], fake)
+      adversarial = nonsaturating_g_loss(fake_logits)
+      render = lambda g_input, rng: gen.apply(group[GENERATOR], buffers, g_input, rng)
+      extra, extra_metrics = terms.g_loss(terms_nets({**params, **group}), latents, fake, fake_aux, render)
+      return adversarial + extra, {"g/loss": adversarial, **{f"g/{k}": v for k, v in extra_metrics.items()}}
+
+    (_, g_metrics), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_group)
+    g_group, g_opt_state = update(g_optimizer, g_grads, state.opt_state[GENERATOR], g_group)
+    pl_mean = state.batch_stats["path_length_mean"]
+
+    if regs.pl_every:
+      pl_batch = max(1, batch // regs.pl_batch_shrink)
+
+      def pl_update(operand):
+        group, opt_state, mean = operand
+        _, z, kwargs, noise_key = draw(jax.random.fold_in(g_key, 1), pl_batch)
+        path_key, synth_key = jax.random.split(noise_key)
+
+        def pl_loss_fn(g):
+          latent = gen.styles(g[GENERATOR], buffers, z, **kwargs)
+          lengths = path_lengths(lambda l: gen.synthesis(g[GENERATOR], buffers, l, synth_key), latent, path_key)
+          penalty, new_mean = path_length_penalty(lengths, mean, regs.pl_decay)
+          return regs.pl_weight * regs.pl_every * penalty, (penalty, new_mean, jnp.mean(lengths))
+
+        (_, (penalty, new_mean, length)), grads = jax.value_and_grad(pl_loss_fn, has_aux=True)(group)
+        return (*update(g_optimizer, grads, opt_state, group), new_mean, penalty, length)
+
+      g_group, g_opt_state, pl_mean, pl_penalty, pl_length = jax.lax.cond(
+          state.step % regs.pl_every == 0, pl_update,
+          lambda operand: (*operand, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
+          (g_group, g_opt_state, pl_mean))
+      g_metrics.update({"g/path_length_penalty": pl_penalty, "g/path_length": pl_length, "g/path_length_mean": pl_mean})
+
+    params = {**params, **g_group}
+    ema = ema_update(state.generator_ema, params[GENERATOR], ema_decay_at(state.step, config.ema_decay))
+    new_state = state.replace(
+        step=state.step + 1, params=params,
+        batch_stats={"generator_ema": ema, "generator_buffers": buffers, "path_length_mean": pl_mean},
+        opt_state={GENERATOR: g_opt_state, DISCRIMINATOR: d_opt_state})
+    return new_state, {**d_metrics, **g_metrics}
+
+  # Fixed shardings in and out: the state stays replicated step after step, so the step compiles exactly once.
+  replicated = parallel.replicated_sharding(mesh)
+  jitted = jax.jit(step_fn, in_shardings=(replicated, batch_sharding, replicated),
+                   out_shardings=(replicated, replicated), donate_argnums=(0,))
+  return Engine(config=config, mesh=mesh, gen=gen, disc=disc, terms=terms, g_optimizer=g_optimizer,
+                d_optimizer=d_optimizer, jitted_step=jitted, init_fn=init_fn, dataset=dataset, regularisers=regs,
+                draw=draw)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pictures and export.
+
+_APPLY = jax.jit(lambda module, variables, z: module.apply(variables, z), static_argnums=0)
+
+
+def sample_images(engine: Engine, state: State, num: int, seed: int | None = None) -> np.ndarray:
+  """`num` samples of the EMA generator (its stored noise buffers) as display images in [0, 1], NHWC; latents from
+  key(seed), by default the run's 'samples' stream (the same pictures at every log step)."""
+  seed = int(engine.config.seed) + SAMPLES_STREAM if seed is None else seed
+  latents = engine.terms.sample_latents(jax.random.key(seed), num)
+  images = _APPLY(engine.gen.module, {"params": state.generator_ema, **state.generator_buffers},
+                  engine.terms.generator_input(latents))
+  return np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def sample_grid(engine: Engine, state: State, num: int, path: str | None = None) -> np.ndarray:
+  """`num` EMA samples as one uint8 picture, 8 per row (saved as PNG when `path` is given)."""
+  return viz.images_to_grid(viz.to_display(sample_images(engine, state, num), (0.0, 1.0)), path=path)
+
+
+def _ema_variables(state: State):
+  return {"params": jax.device_get(state.generator_ema), **jax.device_get(state.generator_buffers)}
+
+
+def export_generator(engine: Engine, state: State, directory: str, source: str = "") -> None:
+  """Writes the EMA generator as a converted generator dir (`generators.load(directory)` works)."""
+  save_converted(directory, engine.gen.config, _ema_variables(state), source=source)
+
+
+def ema_generator(engine: Engine, state: State, source: str = ""):
+  """The EMA generator as a `generators.Generator` in memory (what `export_generator` writes, loaded back)."""
+  return family_module(engine.gen.config["family"]).build(engine.gen.config, _ema_variables(state), source)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry points.
+
+def setup(config: ml_collections.ConfigDict, terms_factory=None) -> tuple[Any, Engine]:
+  mesh = parallel.make_mesh(config.get("num_devices") or None)
+  data_kwargs = {k: v for k, v in dict(config.data).items() if k != "name"}
+  dataset = make_dataset(config.data.name, **data_kwargs)
+  engine = make_engine(config, mesh, terms_factory, dataset)
+  if tuple(dataset.observation_shape) != tuple(engine.gen.info.image_shape):
+    raise ValueError(f"dataset {config.data.name} has images {tuple(dataset.observation_shape)} but the generator "
+                     f"makes {tuple(engine.gen.info.image_shape)}")
+  return mesh, engine
+
+
+def run_training(config, workdir: str, engine: Engine, mesh) -> State:
+  start = time.time()
+  state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=engine.init_fn, train_step=engine.loop_step,
+                   images_per_step=config.batch_size,
+                   image_fn=lambda s: {"samples": sample_grid(engine, s, 32)})
+  _record_time(workdir, time.time() - start, int(jax.device_get(state.step)))
+  return state
+
+
+def restore(config, workdir: str, terms_factory=None) -> tuple[Engine, State]:
+  """(engine, state) of the latest checkpoint of a run in `workdir` (trained with `config`)."""
+  from ganlatent_jax import checkpoint as checkpoint_lib
+  mesh, engine = setup(config, terms_factory)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=0)
+  try:
+    if checkpointer.latest_step() is None:
+      raise FileNotFoundError(f"{workdir}: no checkpoint; run `python -m ganlatent_jax.main` with this config and "
+                              f"workdir first")
+    return engine, loop.init_or_restore(engine.init_fn, config.seed, mesh, checkpointer)
+  finally:
+    checkpointer.close()
+
+
+def _record_time(workdir: str, seconds: float, step: int) -> None:
+  """Accumulates wall time over resumed runs in workdir/training_time.json (for model cards)."""
+  path = os.path.join(workdir, "training_time.json")
+  record = {"seconds": 0.0, "sessions": 0}
+  if os.path.exists(path):
+    with open(path) as f:
+      record = json.load(f)
+  io.write_json(path, {"seconds": record["seconds"] + seconds, "sessions": record["sessions"] + 1, "step": step})
+
+
+def write_outputs(engine: Engine, state: State, workdir: str, method: str) -> dict[str, str]:
+  """The EMA generator (a converted generator dir) and 64 of its samples."""
+  outputs = {"generator": os.path.join(workdir, EXPORT_DIR), "samples": os.path.join(workdir, "samples.png")}
+  export_generator(engine, state, outputs["generator"], source=f"ganlatent_jax {method} {workdir}")
+  sample_grid(engine, state, 64, path=outputs["samples"])
+  logging.info("exported the EMA generator to %s", outputs["generator"])
+  return outputs
