@@ -26,8 +26,8 @@ Methods that add terms (InfoGAN's Q head and mutual-information loss, PS-SC, UD-
   * `d_loss(nets, latents, fake, fake_aux, real, real_aux)` / `g_loss(nets, latents, fake, fake_aux, render)` →
     (extra scalar loss, {name: metric}): `fake`/`real` the batch's images, `*_aux` the discriminator's auxiliary head
     output (see `nets.discriminators`) or None, `nets` the parameters of the terms' own networks, and `render(g_input,
-    rng)` G's images of other inputs under the parameters being differentiated (PS-SC's perturbed pairs: only the
-    batch's own images are judged by D);
+    rng=None)` G's images of other inputs under the parameters being differentiated (PS-SC's perturbed pairs: only
+    the batch's own images are judged by D; rng None = per-pixel noise of a key derived from the batch's noise key);
   * `init_nets(rng)` → {name: params} of extra trainable networks, trained by the optimizer of `net_groups[name]`
     ('generator' or 'discriminator'; a Q network of G's objective trains with G).
 The engine adds these to its own losses inside the one jitted step, so no method copies the step or the loop.
@@ -35,7 +35,6 @@ The engine adds these to its own losses inside the one jitted step, so no method
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import logging
 import os
@@ -51,6 +50,7 @@ import optax
 
 from ganlatent_jax import io, parallel, viz
 from ganlatent_jax.generators.load import family_module, save_converted
+from ganlatent_jax.generators.trainable import GeneratorSpec, make_generator_spec
 from ganlatent_jax.losses.gan import (ema_decay_at, ema_update, lazy_adam, nonsaturating_d_loss,  # noqa: F401
                                       nonsaturating_g_loss, path_length_penalty, path_lengths, r1_penalty,
                                       style_mixing_index)
@@ -117,68 +117,6 @@ class State:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Generator and data plumbing.
-
-@dataclasses.dataclass(frozen=True)
-class GeneratorSpec:
-  """A family's linen module trained from scratch: config (as saved to generator.json), module, static info."""
-  config: dict
-  module: Any
-  info: Any
-  random_noise: bool = False   # StyleGAN2: fresh per-sample noise while training (upstream's randomize_noise)
-
-  @property
-  def has_w(self) -> bool:
-    return "w" in self.info.latent_spaces
-
-  def _noise_kwargs(self, rng):
-    return {"noise_rng": rng} if self.random_noise else {}
-
-  def apply(self, params, buffers, z, rng, **kwargs):
-    return self.module.apply({"params": params, **buffers}, z, **self._noise_kwargs(rng), **kwargs)
-
-  def styles(self, params, buffers, z, **kwargs):
-    """The W+ latent (B, num_ws, w_dim) of z (with `mix_latent`/`inject_index` for style mixing)."""
-    return self.module.apply({"params": params, **buffers}, z, method="styles", **kwargs)
-
-  def synthesis(self, params, buffers, latent, rng):
-    return self.module.apply({"params": params, **buffers}, latent, method="synthesis", **self._noise_kwargs(rng))
-
-
-# Keys of `config.architecture` that configure training, not the family's make_config.
-_TRAINING_KEYS = ("family", "random_noise", "learning_rate")
-
-
-def generator_config(architecture: Mapping[str, Any]) -> dict:
-  """The family config dict from the run config's `architecture` section (family + the family's make_config args)."""
-  arch = {k: v for k, v in dict(architecture).items() if k not in _TRAINING_KEYS}
-  family = architecture["family"]
-  module = family_module(family)
-  if family == "stylegan2":
-    widths = tuple(int(w) for w in arch.pop("channels"))
-    size = int(arch["size"])
-    resolutions = [2 ** i for i in range(2, int(np.log2(size)) + 1)]
-    if len(widths) != len(resolutions):
-      raise ValueError(f"config.architecture.channels must give one width per resolution {resolutions}, got {widths}")
-    arch["channels"] = dict(zip(resolutions, widths))
-  if not hasattr(module, "make_config"):
-    raise ValueError(f"generator family {family!r} has no make_config(); cannot train it from a run config")
-  params = inspect.signature(module.make_config).parameters
-  takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-  unknown = [] if takes_any else sorted(set(arch) - set(params))
-  if unknown:
-    raise ValueError(f"config.architecture has key(s) {unknown} that {family}.make_config does not take "
-                     f"(it takes {sorted(params)})")
-  return module.make_config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in arch.items()})
-
-
-def make_generator_spec(architecture: Mapping[str, Any]) -> GeneratorSpec:
-  config = generator_config(architecture)
-  family = family_module(config["family"])
-  variables = jax.eval_shape(lambda: family.init_variables(config, jax.random.key(0)))
-  built = family.build(config, jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), variables), "training")
-  return GeneratorSpec(config=config, module=built.module, info=built.info,
-                       random_noise=bool(architecture.get("random_noise", False)) and config["family"] == "stylegan2")
-
 
 def make_dataset(name: str, **kwargs):
   """A ground-truth dataset of `ganlatent_jax.data` (config.data: name, source='procedural', kwargs)."""
@@ -393,7 +331,10 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
       fake = gen.apply(group[GENERATOR], buffers, z, noise_key, **kwargs)
       fake_logits, fake_aux = discriminate(params[DISCRIMINATOR], fake)
       adversarial = nonsaturating_g_loss(fake_logits)
-      render = lambda g_input, rng: gen.apply(group[GENERATOR], buffers, g_input, rng)
+      # rng=None: a key of its own derived from the batch's noise key (the images of other inputs get noise
+      # independent of the batch's, as upstream's one G call on [c; c'] draws per row).
+      render = lambda g_input, rng=None: gen.apply(group[GENERATOR], buffers, g_input,
+                                                   jax.random.fold_in(noise_key, 1) if rng is None else rng)
       extra, extra_metrics = terms.g_loss(terms_nets({**params, **group}), latents, fake, fake_aux, render)
       return adversarial + extra, {"g/loss": adversarial, **{f"g/{k}": v for k, v in extra_metrics.items()}}
 
