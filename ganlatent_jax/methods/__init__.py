@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ganlatent_jax.methods import gan, ganspace, infogan, latentclr, ld, plumerault, sefa, sre
+from ganlatent_jax.methods import gan, ganspace, infogan, latentclr, ld, plumerault, pssc, sefa, sre, udgan
 
 REGISTRY: dict[str, ModuleType] = {
     "sre": sre,
@@ -26,6 +26,8 @@ REGISTRY: dict[str, ModuleType] = {
     "gan": gan,
     "infogan": infogan,
     "plumerault": plumerault,
+    "pssc": pssc,
+    "udgan": udgan,
 }
 
 
