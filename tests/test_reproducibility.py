@@ -13,7 +13,7 @@ from ganlatent_jax import cli, generators
 from ganlatent_jax import directions as dirs
 from ganlatent_jax.generators import stylegan2
 from ganlatent_jax import parallel
-from ganlatent_jax.methods import gan, ld, sre
+from ganlatent_jax.methods import gan, infogan, ld, sre
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -112,3 +112,27 @@ def test_gan_engine_numbers_are_unchanged(family):
   assert sorted(metrics) == sorted(pin["metrics"])
   np.testing.assert_allclose([metrics[k] for k in sorted(metrics)], [pin["metrics"][k] for k in sorted(metrics)],
                              **TOLERANCE)
+
+
+# InfoGAN on the engine after 3 tiny steps (configs/infogan_dsprites.py's quick networks, 1 device; recorded on main at
+# 5231edf, before the terms' hooks took the batch's images and their own networks).
+INFOGAN_PIN = dict(ema_abs_sum=938.0538518602725, d_abs_sum=547.7893019850317,
+                   metrics={"d/fake_logit": -4.632133641280234e-05, "d/loss": 1.386328935623169, "d/mi_nll": 3.326422691345215, "d/r1": 0.0240093432366848, "d/real_logit": 0.00014367885887622833, "g/loss": 0.6931572556495667, "g/mi_nll": 3.301565647125244})
+
+
+@pytest.mark.slow   # ~40 s idle: a tiny InfoGAN step's compilation
+def test_infogan_numbers_are_unchanged():
+  c = cli.load_config(str(REPO / "configs" / "infogan_dsprites.py:quick"))
+  c.num_devices = 1
+  mesh, engine = gan.setup(c, infogan.terms_factory(c))
+  init_fn, train_step, _ = infogan.make(c, mesh, engine.dataset)
+  state = jax.jit(init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(c.seed))
+  for step in range(3):
+    state, metrics = train_step(state, engine.real_batch(step), parallel.step_rng(c.seed, step))
+  abs_sum = lambda tree: float(sum(np.abs(np.asarray(a, np.float64)).sum() for a in jax.tree.leaves(tree)))
+  np.testing.assert_allclose(abs_sum(state.generator_ema), INFOGAN_PIN["ema_abs_sum"], rtol=1e-5)
+  np.testing.assert_allclose(abs_sum(state.params["discriminator"]), INFOGAN_PIN["d_abs_sum"], rtol=1e-5)
+  metrics = jax.device_get(metrics)
+  assert sorted(metrics) == sorted(INFOGAN_PIN["metrics"])
+  np.testing.assert_allclose([metrics[k] for k in sorted(metrics)],
+                             [INFOGAN_PIN["metrics"][k] for k in sorted(metrics)], **TOLERANCE)
