@@ -40,6 +40,7 @@ from ganlatent_jax.nets.discriminators import ScaledConv
 from ganlatent_jax.nets.pssc import CGlobal, SCModule, lrelu
 
 FAMILY = "pssc"
+TRAINS_WITH_NOISE_RNG = True   # the GAN engine passes noise_rng= (fresh per-pixel noise) while training
 DEFAULT_BLUR_KERNEL = (1.0, 3.0, 3.0, 1.0)
 CONV_KINDS = ("ResConv", "Conv")
 LATENT_KINDS = ("C_global", "C_spgroup", "C_spgroup_sm")

@@ -1,0 +1,232 @@
+"""PS-SC (Zhu, Xu, Tao, "Where and What? Examining Interpretable Disentangled Representations", CVPR 2021) on the GAN
+engine of `methods/_gan.py`: the modular generator of family `pssc` (Spatial Constriction modules with cumax masks,
+`generators/pssc.py`), a recognizer Q, and the Perceptual Simplicity loss (`losses/pssc.py`).
+
+  python -m ganlatent_jax.main --config=configs/pssc_3dshapes.py --workdir=/tmp/pssc_3dshapes
+  python -m ganlatent_jax.main --config=configs/pssc_dsprites.py:quick --workdir=/tmp/pssc_quick   # seconds
+  python -m ganlatent_jax.evaluate --config=configs/pssc_3dshapes.py --workdir=/tmp/pssc_3dshapes
+
+The code c ~ N(0, I_d) is G's whole input (no mapping, no z; per-pixel noise inside G's `Noise` modules). Per G step
+(upstream `training/loss_ps_sc.py: G_logistic_ns_ps_sc`), with `config.pssc.loss`:
+  * 'ps': pairs c, c′ = c + Δ·onehot(k) (k uniform per row, Δ = ε·N(0, eps_std²) or ε), x = G(c) (the batch D
+    judges) and x′ = G(c′) rendered with independent noise; r, r′ = Q([x; x′]) in one call (Q's minibatch stddev
+    mixes x and x′ rows, as upstream); loss += λ·ps_loss (upstream's normalisation, or Eq. 9's with
+    reduction='paper' = 2/d × upstream);
+  * 'infogan_l2': upstream's InfoGAN baseline, loss += λ·mean_b ‖Q(G(c)) − c‖₂ (not squared).
+Q is a StyleGAN2 discriminator body with a d-way linear head (`config.recognizer`), an extra network of the engine
+trained by G's optimizer only (`net_groups = {'q': 'generator'}`); it never sees real images in training. The D step
+is the engine's unpaired one.
+
+At the end of training the workdir gets samples.png, generator/ (the EMA generator), recognizer.msgpack (Q's
+params) + recognizer.json (its config), traversals/code_K.png (rows: base codes, columns: code K over [−2, 2]) and,
+with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of a real image" on the training data
+(upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
+64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
+`tpl_pixel`; LPIPS needs VGG16 weights and is not wired here).
+
+Q's minibatch stddev makes its output depend on its batch-mates (as upstream); metric batches are fed whole, a batch
+that is not a multiple of the group is padded by repeating its last image and the padded rows dropped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ganlatent_jax import io, viz
+from ganlatent_jax.losses import pssc as pssc_losses
+from ganlatent_jax.methods import _common, _gan
+from ganlatent_jax.nets import discriminators
+
+# key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
+STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, samples=_gan.SAMPLES_STREAM)
+EVALUATION_METRICS = ("mig", "factor_vae", "tpl")
+LOSSES = ("ps", "infogan_l2")
+RECOGNIZER = "q"
+State = _gan.State   # the engine's: params {'generator', 'discriminator', 'q'}, batch_stats, opt_state
+TRAVERSAL_SPAN = 2.0  # traversal pictures sweep each code over [−2, 2] (upstream's grids); TPL uses [−4, 4]
+
+
+class PSSCTerms(_gan.GANTerms):
+  """Latents {'z': c, 'c_prime': c′, 'k': perturbed dim}; the PS (or InfoGAN-L2) loss of a recognizer Q on G's images."""
+  supports_style_mixing = False   # PS-SC's G has no W+ anyway
+  net_groups = {RECOGNIZER: _gan.GENERATOR}
+
+  def __init__(self, latent_dim: int, image_shape: tuple[int, ...], recognizer: Mapping[str, Any], loss: str = "ps",
+               weight: float = 0.01, epsilon: float = 3.0, random_eps: bool = True, eps_std: float = 2.0,
+               reduction: str = "upstream"):
+    super().__init__(latent_dim)
+    if loss not in LOSSES:
+      raise ValueError(f"config.pssc.loss={loss!r}: choose one of {LOSSES}")
+    if reduction not in pssc_losses.REDUCTIONS:
+      raise ValueError(f"config.pssc.reduction={reduction!r}: choose one of {pssc_losses.REDUCTIONS}")
+    if weight < 0 or (loss == "ps" and (epsilon <= 0 or eps_std <= 0)):
+      raise ValueError(f"config.pssc: weight={weight} must be >= 0, epsilon={epsilon} and eps_std={eps_std} > 0")
+    self.image_shape = tuple(image_shape)
+    self.loss, self.weight, self.reduction = loss, float(weight), reduction
+    self.epsilon, self.random_eps, self.eps_std = float(epsilon), bool(random_eps), float(eps_std)
+    self.recognizer_config = dict(recognizer)
+    self.recognizer = discriminators.from_config(self.recognizer_config, self.image_shape[0], aux_outputs=latent_dim)
+
+  def init_nets(self, rng):
+    return {RECOGNIZER: self.recognizer.init(rng, jnp.zeros((1, *self.image_shape), jnp.float32))["params"]}
+
+  def recognize(self, q_params, images):
+    """Q's (B, d) code predictions of images in [−1, 1]."""
+    return self.recognizer.apply({"params": q_params}, images)[1]
+
+  def sample_latents(self, rng, batch):
+    code_key, pair_key = jax.random.split(rng)
+    c = jax.random.normal(code_key, (batch, self.latent_dim), jnp.float32)
+    c_prime, k, _ = pssc_losses.perturb(pair_key, c, self.epsilon, self.random_eps, self.eps_std)
+    return {"z": c, "c_prime": c_prime, "k": k}
+
+  def g_loss(self, nets, latents, fake, fake_aux, render):
+    c = latents["z"]
+    if self.loss == "infogan_l2":
+      r = self.recognize(nets[RECOGNIZER], fake)
+      loss = pssc_losses.infogan_l2_loss(c, r)
+      return self.weight * loss, {"infogan_l2": loss, "q_mse": jnp.mean(jnp.square(r - c))}
+    x_prime = render(latents["c_prime"])   # noise independent of x's (upstream: one G call on [c; c′])
+    both = self.recognize(nets[RECOGNIZER], jnp.concatenate([fake, x_prime], axis=0))
+    r, r_prime = both[:c.shape[0]], both[c.shape[0]:]
+    loss = jnp.mean(pssc_losses.ps_loss_per_example(c, latents["c_prime"], r, r_prime, latents["k"],
+                                                    self.reduction))
+    return self.weight * loss, {"ps_loss": loss, "q_mse": jnp.mean(jnp.square(r - c))}
+
+
+def terms_factory(config):
+  section = config.pssc
+
+  def make(gen_spec):
+    return PSSCTerms(gen_spec.info.latent_dim, gen_spec.info.image_shape, dict(config.recognizer), section.loss,
+                     float(section.weight), float(section.epsilon), bool(section.random_eps),
+                     float(section.eps_std), section.reduction)
+  return make
+
+
+def make(config: ml_collections.ConfigDict, mesh, dataset=None):
+  """The contract's (init_fn, train_step, engine): the GAN engine's step with `PSSCTerms`."""
+  engine = _gan.make_engine(config, mesh, terms_factory(config), dataset)
+  return engine.init_fn, engine.jitted_step, engine
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Q as an encoder of real images.
+
+_RECOGNIZE = jax.jit(lambda terms, params, images: terms.recognize(params, images), static_argnums=0)
+
+
+def make_represent_fn(engine: _gan.Engine, state: _gan.State):
+  """images NHWC in [0, 1] (numpy) → Q's codes (numpy), each call's images as one batch (see the module doc)."""
+  terms: PSSCTerms = engine.terms
+  params = state.params[RECOGNIZER]
+  group = max(1, int(terms.recognizer_config.get("stddev_group", 4)))
+
+  def represent(images):
+    images = np.asarray(images, np.float32) * 2.0 - 1.0
+    num = len(images)
+    padded = -(-num // group) * group if num > group else num
+    if padded > num:
+      images = np.concatenate([images, np.repeat(images[-1:], padded - num, axis=0)])
+    return np.asarray(_RECOGNIZE(terms, params, jnp.asarray(images)))[:num]
+  return represent
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Outputs.
+
+_APPLY = jax.jit(lambda module, variables, inputs: module.apply(variables, inputs), static_argnums=0)
+
+
+def traversal_images(engine: _gan.Engine, state: _gan.State, code: int, num_rows: int = 6, steps: int = 9,
+                     seed: int = STREAMS["traversals"]) -> np.ndarray:
+  """(num_rows, steps, H, W, C) EMA-generator images in [0, 1] sweeping code `code` over [−2, 2], the other codes
+  and the noise (G's stored buffers) fixed."""
+  codes = jax.random.normal(jax.random.key(seed), (num_rows, engine.terms.latent_dim), jnp.float32)
+  values = jnp.linspace(-TRAVERSAL_SPAN, TRAVERSAL_SPAN, steps)
+  inputs = jnp.repeat(codes[:, None, :], steps, axis=1).at[:, :, code].set(values[None, :])
+  images = _APPLY(engine.gen.module, {"params": state.generator_ema, **state.generator_buffers},
+                  inputs.reshape(num_rows * steps, -1))
+  images = np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
+  return images.reshape(num_rows, steps, *images.shape[1:])
+
+
+def write_outputs(engine: _gan.Engine, state: _gan.State, workdir: str, seed: int) -> dict[str, str]:
+  """Q's params and config, and one traversal picture per code (besides the engine's generator and samples)."""
+  outputs = {"recognizer": os.path.join(workdir, "recognizer.msgpack"),
+             "recognizer_config": os.path.join(workdir, "recognizer.json")}
+  io.save_variables(outputs["recognizer"], {"params": jax.device_get(state.params[RECOGNIZER])})
+  io.write_json(outputs["recognizer_config"], {**engine.terms.recognizer_config,
+                                               "aux_outputs": engine.terms.latent_dim,
+                                               "image_shape": list(engine.terms.image_shape)})
+  for code in range(engine.terms.latent_dim):
+    outputs[f"traversal_code_{code}"] = path = os.path.join(workdir, "traversals", f"code_{code}.png")
+    viz.save_png(path, viz.image_grid(viz.to_display(traversal_images(engine, state, code, seed=seed), (0.0, 1.0))))
+  return outputs
+
+
+def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
+  """MIG and FactorVAE of Q on real images of the training data; TPL (pixel distance) of the EMA generator."""
+  from ganlatent_jax.metrics import disentanglement, tpl
+  metrics = tuple(config.evaluation.metrics)
+  if not metrics or set(metrics) - set(EVALUATION_METRICS):
+    raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
+  protocol = config.evaluation.protocol
+  _common.check_positive(config, *(f"evaluation.protocol.{k}" for k in protocol
+                                   if k not in ("factor_vae_prune_threshold", "tpl_active_threshold")))
+  seed = int(config.seed) + STREAMS["evaluation"]
+  represent = make_represent_fn(engine, state)
+  results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
+  q_scores: dict[str, Any] = {}
+  if "mig" in metrics:
+    factors, images = engine.dataset.sample(int(protocol.mig_num_points), np.random.RandomState(seed))
+    codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
+    try:
+      q_scores["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
+    except ValueError as e:  # e.g. too few points for every factor to vary
+      q_scores["mig_error"] = str(e)
+  if "factor_vae" in metrics:
+    q_scores["factor_vae"] = disentanglement.factor_vae_score(
+        engine.dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.factor_vae_batch_size),
+        num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
+        num_variance_estimate=int(protocol.factor_vae_num_variance),
+        prune_threshold=float(protocol.factor_vae_prune_threshold))
+  if q_scores:
+    results["q"] = q_scores
+  if "tpl" in metrics:
+    key, summary = tpl.tpl_per_dimension(
+        _gan.ema_generator(engine, state), jax.random.key(int(config.seed) + STREAMS["tpl"]),
+        num_traversals=int(protocol.tpl_num_traversals), points_per_dim=int(protocol.tpl_points_per_dim),
+        active_threshold=float(protocol.tpl_active_threshold))
+    results[key] = summary
+  return results
+
+
+def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
+  results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(), **_scores(config, engine, state)}
+  _common.write_json(os.path.join(workdir, "metrics.json"), results)
+  logging.info("PS-SC metrics: %s", {k: v for k, v in results.items() if k != "evaluation"})
+  return results
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
+  mesh, engine = _gan.setup(config, terms_factory(config))
+  state = _gan.run_training(config, workdir, engine, mesh)
+  outputs = _gan.write_outputs(engine, state, workdir, "pssc")
+  outputs.update(write_outputs(engine, state, workdir, seed=int(config.seed) + STREAMS["traversals"]))
+  if config.evaluation.enabled:
+    _write_metrics(config, workdir, engine, state)
+    outputs["metrics"] = os.path.join(workdir, "metrics.json")
+  return outputs
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """The scores of the run in `workdir` (its latest checkpoint: Q and the EMA G), written to metrics.json."""
+  engine, state = _gan.restore(config, workdir, terms_factory(config))
+  return _write_metrics(config, workdir, engine, state)
