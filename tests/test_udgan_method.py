@@ -1,0 +1,163 @@
+"""UD-GAN on the GAN engine: the terms against a numpy loop over quadruplets (literal Eq. 2) on fixed inputs, the
+siamese bank (per-sample, guided columns = an MLP on the standardised guidance), the configuration errors, one
+sharded engine step whose contrastive metric matches the reference and whose siamese networks train with D's
+optimizer, and quick runs writing traversals + metrics that `evaluate` reproduces from the checkpoint."""
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganlatent_jax import cli, generators, parallel
+from ganlatent_jax.generators import trainable
+from ganlatent_jax.methods import _gan, udgan
+from ganlatent_jax.nets import discriminators, guidance
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+IMAGE_SHAPE = (16, 16, 1)
+
+
+def reference_loss(emb, knob, q1, q2, embed_dim, margin=None):
+  """Literal Eq. 2 (float64, loops): emb (B, K·E) in quadruplet order x_11, x_12, x_21, x_22; per-image knob, q1, q2."""
+  emb = np.asarray(emb, np.float64)
+  losses = []
+  for start in range(0, len(emb), 4):
+    i = int(knob[start])
+    x = emb[start:start + 4, i * embed_dim:(i + 1) * embed_dim].reshape(2, 2, embed_dim)   # x[n, m]
+    gamma = abs(float(q1[start]) - float(q2[start])) if margin is None else margin
+    rho = lambda a, b: np.linalg.norm(a - b)
+    losses.append(0.5 * sum(rho(x[n, 0], x[n, 1]) ** 2 for n in range(2))
+                  + 0.25 * sum(max(0.0, gamma - rho(x[0, n], x[1, m])) ** 2 for n in range(2) for m in range(2)))
+  return np.mean(losses)
+
+
+def tiny_bank(num_unguided=3, guided=(), embed_dim=1, standardization=None):
+  trunk = discriminators.from_config({"kind": "dcgan", "width": 4, "max_width": 8, "aux_hidden": 8},
+                                     IMAGE_SHAPE[0], aux_outputs=max(num_unguided, 1) * embed_dim)
+  if standardization is None:
+    standardization = tuple(((0.1,), (0.5,)) for _ in guided)
+  return udgan.SiameseBank(num_unguided=num_unguided, guided=tuple(guided), embed_dim=embed_dim, trunk=trunk,
+                           scalar_hidden=(8,), standardization=standardization)
+
+
+def fixed_images(batch, seed=0):
+  return jnp.asarray(np.random.RandomState(seed).uniform(-1, 1, (batch, *IMAGE_SHAPE)), jnp.float32)
+
+
+@pytest.mark.parametrize("embed_dim", [1, 3])
+@pytest.mark.parametrize("guided", [(), ("com_x", "size")])
+@pytest.mark.parametrize("knob_sampling", ["per_example", "per_batch"])
+@pytest.mark.parametrize("margin", ["adaptive", "fixed"])
+def test_terms_losses_are_eq2_of_the_chosen_knobs_embeddings(embed_dim, guided, knob_sampling, margin):
+  bank = tiny_bank(3, guided, embed_dim)
+  terms = udgan.UDGANTerms(3 + len(guided) + 1, bank, IMAGE_SHAPE, noise_dim=1, weight=5.0,
+                           knob_sampling=knob_sampling, margin=margin, margin_value=0.7)
+  nets = terms.init_nets(jax.random.key(1))
+  latents = terms.sample_latents(jax.random.key(2), 16)
+  images = fixed_images(16)
+  emb = np.asarray(bank.apply({"params": nets["siamese"]}, images))
+  assert emb.shape == (16, (3 + len(guided)) * embed_dim)
+  expected = reference_loss(emb, np.asarray(latents["knob"]), np.asarray(latents["q1"]), np.asarray(latents["q2"]),
+                            embed_dim, None if margin == "adaptive" else 0.7)
+  d_loss, d_metrics = terms.d_loss(nets, latents, images, None, images, None)
+  g_loss, g_metrics = terms.g_loss(nets, latents, images, None, None)
+  np.testing.assert_allclose(d_metrics["udgan_contrastive"], expected, rtol=1e-5)
+  np.testing.assert_allclose(d_loss, 5.0 * expected, rtol=1e-5)
+  np.testing.assert_allclose(g_loss, d_loss, rtol=0)
+  assert set(g_metrics) == set(d_metrics) == {"udgan_contrastive"}
+
+
+def test_guided_columns_are_an_mlp_on_the_standardised_guidance_and_embeddings_are_per_sample():
+  standardization = (((0.05,), (0.4,)), ((0.02,), (0.01,)))
+  bank = tiny_bank(2, ("com_y", "size"), 1, standardization)
+  params = bank.init(jax.random.key(0), fixed_images(1))["params"]
+  images = fixed_images(8, seed=3)
+  emb = np.asarray(bank.apply({"params": params}, images))
+  _, my, s = (np.asarray(a) for a in guidance._moments(images))
+  for column, (measure, (mean, std)) in enumerate(zip((my, s), standardization)):
+    mlp = udgan.ScalarMLP((8,), 1)
+    name = f"guided_{column}_{('com_y', 'size')[column]}"
+    expected = mlp.apply({"params": params[name]}, jnp.asarray((measure[:, None] - mean[0]) / std[0], jnp.float32))
+    np.testing.assert_allclose(emb[:, 2 + column], np.asarray(expected)[:, 0], rtol=1e-5, atol=1e-6)
+  permutation = np.random.RandomState(0).permutation(8)
+  np.testing.assert_allclose(np.asarray(bank.apply({"params": params}, images[permutation])), emb[permutation],
+                             atol=1e-6)
+
+
+def _config(**udgan_overrides):
+  config = cli.load_config(str(REPO / "configs" / "udgan_dsprites.py:quick"))
+  config.udgan.update(udgan_overrides)
+  return config
+
+
+def test_configuration_errors_name_the_culprit():
+  with pytest.raises(ValueError, match=r"batch_size=8 must be a positive multiple of 4 × 4 device"):
+    udgan.terms_factory(_config(), num_devices=4)
+  with pytest.raises(ValueError, match=r"unknown guidance 'nope'; known: \["):
+    udgan.terms_factory(_config(guided=("nope",)), num_devices=1)
+  with pytest.raises(ValueError, match="'edges' is an image guidance"):
+    udgan.terms_factory(_config(guided=("edges",)), num_devices=1)
+  spec = trainable.make_generator_spec(_config().architecture)   # latent 10
+  with pytest.raises(ValueError, match=r"num_unguided \(9\) \+ len\(config.udgan.guided\) \(0\) \+ "
+                                       r"config.udgan.noise_dim \(0\) must equal .*latent_dim \(10\)"):
+    udgan.terms_factory(_config(num_unguided=9), num_devices=1)(spec)
+  with pytest.raises(ValueError, match="knob_sampling='sometimes'"):
+    udgan.terms_factory(_config(knob_sampling="sometimes"), num_devices=1)(spec)
+  with pytest.raises(ValueError, match="margin='soft'"):
+    udgan.terms_factory(_config(margin="soft"), num_devices=1)(spec)
+
+
+def test_sharded_step_reports_eq2_and_trains_the_siamese_networks_with_d():
+  """2 devices × 1 quadruplet: the step's d/udgan_contrastive is Eq. 2 of the pre-step G and φ on the latents the
+  engine draws, and φ (in D's group) moves."""
+  config = _config()
+  config.num_devices = 2
+  mesh = parallel.make_mesh(2)
+  init_fn, _, engine = udgan.make(config, mesh, _gan.make_dataset("dsprites"))
+  state = jax.device_put(init_fn(jax.random.key(0)), parallel.replicated_sharding(mesh))
+  before = jax.device_get(state.params)
+  buffers = jax.device_get(state.generator_buffers)
+  rng = jax.random.key(5)
+  new_state, metrics = engine.jitted_step(state, engine.real_batch(0), rng)
+  after, metrics = jax.device_get(new_state.params), jax.device_get(metrics)
+  # The D step's latents, as the engine draws them (d_key, g_key = split(rng); latent_key, noise_key = split(d_key)).
+  d_key, _ = jax.random.split(rng)
+  latent_key, noise_key = jax.random.split(d_key)
+  latents = engine.terms.sample_latents(latent_key, 8)
+  fake = engine.gen.apply(before["generator"], buffers, latents["z"], noise_key)
+  emb = engine.terms.embed(before["siamese"], fake)
+  expected = reference_loss(emb, np.asarray(latents["knob"]), np.asarray(latents["q1"]), np.asarray(latents["q2"]), 1)
+  np.testing.assert_allclose(metrics["d/udgan_contrastive"], expected, rtol=1e-4)
+  assert np.isfinite(metrics["g/udgan_contrastive"])
+  assert any(jax.tree.leaves(jax.tree.map(lambda a, b: np.any(a != b), before["siamese"], after["siamese"])))
+
+
+@pytest.mark.parametrize("name", ["udgan_dsprites", pytest.param("udgan_g_dsprites", marks=pytest.mark.slow)])
+def test_quick_run_writes_traversals_and_metrics_that_evaluate_reproduces(name, tmp_path):
+  config = cli.load_config(str(REPO / "configs" / f"{name}.py:quick"))
+  outputs = udgan.train(config, str(tmp_path))
+  knobs = [f"traversal_knob_{k}" for k in range(7)] + (
+      ["traversal_knob_7_com_x", "traversal_knob_8_com_y", "traversal_knob_9_size"] if "_g_" in name else
+      [f"traversal_knob_{k}" for k in range(7, 10)])
+  assert set(outputs) == {"generator", "samples", "metrics", *knobs}
+  assert all(pathlib.Path(p).exists() for p in outputs.values())
+  gen = generators.load(outputs["generator"])
+  h, w, _ = gen.image_shape
+  assert gen.latent_dim == 10
+  with Image.open(outputs["traversal_knob_0"]) as picture:
+    assert picture.size == (9 * (w + 2) + 2, 6 * (h + 2) + 2)
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  scores = metrics["siamese"]
+  assert scores["step"] == 2 and 0.0 <= scores["beta_vae"]["eval_accuracy"] <= 1.0
+  assert 0.0 <= scores["factor_vae"]["eval_accuracy"] <= 1.0
+  assert 0.0 <= scores["mig"] <= 1.0 or "mig_error" in scores
+  assert len(scores["knob_effect"]) == 10 and all(e >= 0 for e in scores["knob_effect"])
+  if "_g_" in name:
+    table7 = scores["guidance_factor_correlation"]
+    assert table7["com_x"]["position_x"] > 0.95 and table7["com_y"]["position_y"] > 0.95
+  # `python -m ganlatent_jax.evaluate`'s path: φ from the checkpoint, the same seeds → the same numbers.
+  (tmp_path / "metrics.json").unlink()
+  assert json.loads(json.dumps(udgan.evaluate(config, str(tmp_path)))) == metrics
