@@ -1,0 +1,160 @@
+"""PS-SC on the GAN engine (methods/pssc.py): the terms' losses against numpy, Q as an encoder of real images, the
+sharded step against the 1-device step, a quick train → evaluate → resume run."""
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganlatent_jax import cli, parallel
+from ganlatent_jax.methods import _gan, pssc
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+IMAGE_SHAPE = (16, 16, 1)
+RECOGNIZER = dict(kind="stylegan2", width=4, max_width=8, stddev_group=4, aux_hidden=0)
+
+
+def _quick(name="pssc_dsprites", **overrides):
+  c = cli.load_config(str(CONFIGS / f"{name}.py") + ":quick")
+  c.update(overrides)
+  return c
+
+
+def _numpy_ps(c, c2, r, r2, k):
+  """½ mean_b [Σ_i (c_i − r̂_i)² + Σ_i (c′_i − r̂′_i)²], r̂ = r on k and (r + r′)/2 elsewhere (loop form)."""
+  total = 0.0
+  for b in range(c.shape[0]):
+    for i in range(c.shape[1]):
+      if i == k[b]:
+        total += 0.5 * ((c[b, i] - r[b, i]) ** 2 + (c2[b, i] - r2[b, i]) ** 2)
+      else:
+        total += ((r[b, i] + r2[b, i]) / 2 - c[b, i]) ** 2
+  return total / c.shape[0]
+
+
+def _terms(loss="ps", **kwargs):
+  return pssc.PSSCTerms(5, IMAGE_SHAPE, RECOGNIZER, loss=loss, **kwargs)
+
+
+def _images(seed, batch):
+  return jax.random.uniform(jax.random.key(seed), (batch, *IMAGE_SHAPE), jnp.float32, -1.0, 1.0)
+
+
+def test_pairs_move_one_code_by_the_drawn_step():
+  terms = _terms(epsilon=3.0, eps_std=2.0)
+  latents = jax.device_get(terms.sample_latents(jax.random.key(0), 4000))
+  diff = latents["c_prime"] - latents["z"]
+  assert np.all(np.count_nonzero(diff, axis=1) <= 1)
+  moved = diff[np.arange(len(diff)), latents["k"]]
+  np.testing.assert_array_equal(diff.sum(axis=1), moved)
+  assert abs(np.std(moved) / 6.0 - 1.0) < 0.05            # Δ ~ ε·N(0, eps_std²) = N(0, 6²)
+  assert np.bincount(latents["k"], minlength=5).min() > 700  # k uniform over the 5 codes
+
+
+@pytest.mark.parametrize("reduction, scale", [("upstream", 1.0), ("paper", 2.0 / 5)])
+def test_ps_g_loss_is_the_weighted_ps_loss_of_q_on_the_pair(reduction, scale):
+  terms = _terms(weight=0.3, reduction=reduction)
+  nets = terms.init_nets(jax.random.key(1))
+  latents = terms.sample_latents(jax.random.key(2), 8)
+  fake, rendered = _images(3, 8), _images(4, 8)
+  seen = []
+
+  def render(g_input, rng=None):
+    seen.append((np.asarray(g_input), rng))
+    return rendered
+
+  loss, metrics = terms.g_loss(nets, latents, fake, None, render)
+  np.testing.assert_array_equal(seen[0][0], latents["c_prime"])   # x′ = G(c′), noise left to the engine
+  assert seen[0][1] is None
+  both = np.asarray(terms.recognize(nets["q"], jnp.concatenate([fake, rendered])), np.float64)
+  c, c2, k = (np.asarray(latents[key], np.float64) for key in ("z", "c_prime", "k"))
+  want = scale * _numpy_ps(c, c2, both[:8], both[8:], k.astype(int))
+  np.testing.assert_allclose(float(metrics["ps_loss"]), want, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), 0.3 * want, rtol=1e-5)
+
+
+def test_infogan_l2_g_loss_is_the_weighted_euclidean_distance_of_q_to_the_codes():
+  terms = _terms(loss="infogan_l2", weight=0.5)
+  nets = terms.init_nets(jax.random.key(1))
+  latents = terms.sample_latents(jax.random.key(2), 8)
+  fake = _images(3, 8)
+  loss, metrics = terms.g_loss(nets, latents, fake, None, render=None)   # no pair: render is never called
+  r = np.asarray(terms.recognize(nets["q"], fake), np.float64)
+  want = np.mean(np.linalg.norm(r - np.asarray(latents["z"], np.float64), axis=1))
+  np.testing.assert_allclose(float(metrics["infogan_l2"]), want, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), 0.5 * want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(loss="l1"), r"config.pssc.loss='l1': choose one of \('ps', 'infogan_l2'\)"),
+    (dict(reduction="sum"), r"config.pssc.reduction='sum'"),
+    (dict(epsilon=0.0), r"epsilon=0.0"),
+])
+def test_bad_settings_are_named(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    _terms(**kwargs)
+
+
+def test_represent_fn_feeds_each_call_whole_and_pads_to_the_stddev_group():
+  terms = _terms()
+  nets = terms.init_nets(jax.random.key(1))
+  engine = type("E", (), {"terms": terms})()
+  state = type("S", (), {"params": nets})()
+  images = (np.asarray(_images(5, 10)) + 1.0) / 2.0
+  codes = pssc.make_represent_fn(engine, state)(images)
+  assert codes.shape == (10, 5)
+  padded = np.concatenate([images, images[-1:], images[-1:]]) * 2.0 - 1.0
+  np.testing.assert_allclose(codes, np.asarray(terms.recognize(nets["q"], jnp.asarray(padded)))[:10], rtol=1e-5,
+                             atol=1e-6)
+
+
+def _steps(num_devices, steps=2):
+  config = _quick("pssc_3dshapes", num_devices=num_devices)
+  mesh, engine = _gan.setup(config, pssc.terms_factory(config))
+  state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
+  initial = jax.device_get(state.params["q"])
+  history = []
+  for step in range(steps):
+    state, metrics = engine.jitted_step(state, engine.real_batch(step), parallel.step_rng(config.seed, step))
+    history.append(jax.device_get(metrics))
+    if step == 0:
+      first_q_update = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - b), jax.device_get(state.params["q"]),
+                                    initial)
+  return first_q_update, jax.device_get(state), history
+
+
+@pytest.mark.slow   # two engines compiled (8 devices, 1 device): minutes on a loaded machine
+def test_sharded_step_equals_the_one_device_step():
+  first_q_update, sharded, sharded_metrics = _steps(8)
+  _, single, single_metrics = _steps(1)
+  # Q trains with G's Adam: with β1 = 0 its first step is lr·sign(g), G's uncorrected lr (D's would be lr·k/(k+1)
+  # with k = r1_every: its lazy R1 correction).
+  lr = 0.002
+  largest = max(float(np.max(u)) for u in jax.tree.leaves(first_q_update))
+  np.testing.assert_allclose(largest, lr, rtol=1e-3)
+  for got, want in zip(sharded_metrics, single_metrics):
+    assert set(got) >= {"g/ps_loss", "g/q_mse", "d/loss", "d/r1"}
+    assert all(np.isfinite(v) for v in got.values()), got
+    for key in want:
+      np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-6, err_msg=key)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), sharded.params, single.params)
+
+
+@pytest.mark.slow   # a quick run, its evaluation from the workdir and a resumed run: minutes on a loaded machine
+def test_quick_run_trains_evaluates_and_resumes(tmp_path):
+  config = _quick()
+  outputs = pssc.train(config, str(tmp_path))
+  assert all(pathlib.Path(p).exists() for p in outputs.values()), outputs
+  assert {"generator", "samples", "recognizer", "metrics", "traversal_code_0", "traversal_code_3"} <= set(outputs)
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  assert metrics["step"] == 2
+  assert 0.0 <= metrics["q"]["mig"] <= 1.0
+  assert 0.0 <= metrics["q"]["factor_vae"]["eval_accuracy"] <= 1.0
+  assert len(metrics["tpl_pixel"]["per_dim"]) == 4
+  assert pssc.evaluate(config, str(tmp_path)).keys() == metrics.keys()
+  config.steps = 3
+  pssc.train(config, str(tmp_path))
+  assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 3
+  assert json.loads((tmp_path / "training_time.json").read_text())["sessions"] == 2
