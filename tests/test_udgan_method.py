@@ -100,6 +100,10 @@ def test_configuration_errors_name_the_culprit():
     udgan.terms_factory(_config(guided=("nope",)), num_devices=1)
   with pytest.raises(ValueError, match="'edges' is an image guidance"):
     udgan.terms_factory(_config(guided=("edges",)), num_devices=1)
+  stylegan2 = _config()
+  stylegan2.udgan.siamese = {"kind": "stylegan2", "width": 4}
+  with pytest.raises(ValueError, match="stddev_group=4 mixes statistics of the batch"):
+    udgan.terms_factory(stylegan2, num_devices=1)
   spec = trainable.make_generator_spec(_config().architecture)   # latent 10
   with pytest.raises(ValueError, match=r"num_unguided \(9\) \+ len\(config.udgan.guided\) \(0\) \+ "
                                        r"config.udgan.noise_dim \(0\) must equal .*latent_dim \(10\)"):

@@ -179,6 +179,10 @@ def terms_factory(config, dataset=None, num_devices: int | None = None):
   u = config.udgan
   udgan_losses.check_quadruplet_batch(int(config.batch_size), num_devices or _num_devices(config))
   guided = _check_guided(tuple(u.guided))
+  if u.siamese.kind == "stylegan2" and int(u.siamese.get("stddev_group", 4)) > 1:
+    raise ValueError(f"config.udgan.siamese: a stylegan2 trunk with stddev_group="
+                     f"{int(u.siamese.get('stddev_group', 4))} mixes statistics of the batch into every embedding; "
+                     f"an embedding must be a per-sample function — set config.udgan.siamese.stddev_group=1")
   standardization = ()
   if guided:
     _common.check_positive(config, "udgan.standardization_images")
