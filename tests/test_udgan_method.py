@@ -161,7 +161,7 @@ def test_quick_run_writes_traversals_and_metrics_that_evaluate_reproduces(name, 
   assert len(scores["knob_effect"]) == 10 and all(e >= 0 for e in scores["knob_effect"])
   if "_g_" in name:
     table7 = scores["guidance_factor_correlation"]
-    assert table7["com_x"]["position_x"] > 0.95 and table7["com_y"]["position_y"] > 0.95
+    assert table7["com_x"]["pos_x"] > 0.95 and table7["com_y"]["pos_y"] > 0.95
   # `python -m ganlatent_jax.evaluate`'s path: φ from the checkpoint, the same seeds → the same numbers.
   (tmp_path / "metrics.json").unlink()
   assert json.loads(json.dumps(udgan.evaluate(config, str(tmp_path)))) == metrics
