@@ -87,6 +87,20 @@ def test_guided_columns_are_an_mlp_on_the_standardised_guidance_and_embeddings_a
                              atol=1e-6)
 
 
+def test_guidance_only_representation_is_the_standardised_measures_of_real_images():
+  dataset = _gan.make_dataset("dsprites")
+  standardization = udgan.fit_standardization(dataset, ("com_x", "size"), 64, seed=0)
+  _, images = dataset.sample(64, np.random.RandomState(0))   # the images the constants were measured on
+  codes = udgan.guidance_represent_fn(("com_x", "size"), standardization)(images)
+  np.testing.assert_allclose(codes.mean(axis=0), 0.0, atol=1e-4)
+  np.testing.assert_allclose(codes.std(axis=0), 1.0, atol=1e-3)
+  mx, _, s = (np.asarray(a, np.float64) for a in guidance._moments(jnp.asarray(images * 2.0 - 1.0)))
+  np.testing.assert_allclose(codes[:, 0], (mx - mx.mean()) / mx.std(), atol=1e-3)
+  np.testing.assert_allclose(codes[:, 1], (s - s.mean()) / s.std(), atol=1e-3)
+  with pytest.raises(ValueError, match="one \\(mean, std\\) per guidance"):
+    udgan.guidance_represent_fn(("com_x",), ())
+
+
 def _config(**udgan_overrides):
   config = cli.load_config(str(REPO / "configs" / "udgan_dsprites.py:quick"))
   config.udgan.update(udgan_overrides)

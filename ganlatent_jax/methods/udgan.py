@@ -268,6 +268,21 @@ def make_represent_fn(engine: _gan.Engine, state: _gan.State):
   return represent
 
 
+def guidance_represent_fn(guided: Sequence[str], standardization):
+  """images NHWC in [0, 1] → the standardised guidance measures themselves (B, len(guided)): the README's "guidance
+  measures only" row, which tells how much of UD-GAN-G's score comes from the guidance rather than from training."""
+  if not guided or len(guided) != len(standardization):
+    raise ValueError(f"guidance_represent_fn: need one (mean, std) per guidance, got {len(standardization)} for "
+                     f"{tuple(guided)}")
+  fns = [guidance.standardized(guidance.get(name).fn, np.asarray(mean), np.asarray(std))
+         for name, (mean, std) in zip(guided, standardization)]
+  measure = jax.jit(lambda images: jnp.concatenate([fn(images * 2.0 - 1.0) for fn in fns], axis=-1))
+
+  def represent(images):
+    return np.asarray(measure(jnp.asarray(images, jnp.float32)))
+  return represent
+
+
 def guidance_factor_correlation(dataset, guided: Sequence[str], num: int, seed: int) -> dict[str, dict[str, float]]:
   """{guidance: {factor: Pearson r}} of each guidance measure with the ground-truth factors on `num` real images (the
   paper's Table 7 on our data); a constant factor or measure gets r = 0."""
