@@ -110,6 +110,23 @@ def test_represent_fn_feeds_each_call_whole_and_pads_to_the_stddev_group():
                              atol=1e-6)
 
 
+@pytest.mark.parametrize("name, codes", [("pssc_3dshapes", [0, 1, 2, 3]), ("pssc_dsprites", [])])
+def test_mask_pictures_cover_the_codes_of_sc_modules(name, codes):
+  config = _quick(name)
+  _, engine = _gan.setup(config, pssc.terms_factory(config))
+  assert pssc.spatial_codes(engine) == codes
+
+
+def test_mask_overlay_tints_the_masked_pixels_red():
+  images = np.full((2, 3, 4, 4, 1), 0.5, np.float32)
+  masks = np.zeros((2, 3, 4, 4), np.float32)
+  masks[..., 0, 0] = 1.0
+  overlay = pssc.mask_overlay(images, masks, strength=0.6)
+  assert overlay.shape == (2, 3, 4, 4, 3)
+  np.testing.assert_allclose(overlay[:, :, 0, 0], np.broadcast_to([0.8, 0.2, 0.2], (2, 3, 3)), rtol=1e-6)
+  np.testing.assert_allclose(overlay[:, :, 1:], 0.5)
+
+
 def _steps(num_devices, steps=2):
   config = _quick("pssc_3dshapes", num_devices=num_devices)
   mesh, engine = _gan.setup(config, pssc.terms_factory(config))

@@ -18,7 +18,8 @@ trained by G's optimizer only (`net_groups = {'q': 'generator'}`); it never sees
 is the engine's unpaired one.
 
 At the end of training the workdir gets samples.png, generator/ (the EMA generator), recognizer.msgpack (Q's
-params) + recognizer.json (its config), traversals/code_K.png (rows: base codes, columns: code K over [−2, 2]) and,
+params) + recognizer.json (its config), traversals/code_K.png (rows: base codes, columns: code K over [−2, 2]),
+masks/code_K.png (the same traversal with code K's spatial mask tinted red; codes of SC modules only) and,
 with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of a real image" on the training data
 (upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
 64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
@@ -142,32 +143,65 @@ def make_represent_fn(engine: _gan.Engine, state: _gan.State):
 # Outputs.
 
 _APPLY = jax.jit(lambda module, variables, inputs: module.apply(variables, inputs), static_argnums=0)
+_MASKS = jax.jit(lambda module, variables, inputs: module.apply(variables, inputs, method="masks"), static_argnums=0)
+
+
+def _traversal_inputs(engine: _gan.Engine, code: int, num_rows: int, steps: int, seed: int) -> jax.Array:
+  """(num_rows·steps, d): num_rows base codes, code `code` of each swept over [−2, 2] in `steps` values."""
+  codes = jax.random.normal(jax.random.key(seed), (num_rows, engine.terms.latent_dim), jnp.float32)
+  values = jnp.linspace(-TRAVERSAL_SPAN, TRAVERSAL_SPAN, steps)
+  return jnp.repeat(codes[:, None, :], steps, axis=1).at[:, :, code].set(values[None, :]).reshape(num_rows * steps, -1)
 
 
 def traversal_images(engine: _gan.Engine, state: _gan.State, code: int, num_rows: int = 6, steps: int = 9,
-                     seed: int = STREAMS["traversals"]) -> np.ndarray:
+                     seed: int = STREAMS["traversals"], with_masks: bool = False):
   """(num_rows, steps, H, W, C) EMA-generator images in [0, 1] sweeping code `code` over [−2, 2], the other codes
-  and the noise (G's stored buffers) fixed."""
-  codes = jax.random.normal(jax.random.key(seed), (num_rows, engine.terms.latent_dim), jnp.float32)
-  values = jnp.linspace(-TRAVERSAL_SPAN, TRAVERSAL_SPAN, steps)
-  inputs = jnp.repeat(codes[:, None, :], steps, axis=1).at[:, :, code].set(values[None, :])
-  images = _APPLY(engine.gen.module, {"params": state.generator_ema, **state.generator_buffers},
-                  inputs.reshape(num_rows * steps, -1))
-  images = np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
-  return images.reshape(num_rows, steps, *images.shape[1:])
+  and the noise (G's stored buffers) fixed; with `with_masks` also the code's masks (num_rows, steps, H, W)."""
+  inputs = _traversal_inputs(engine, code, num_rows, steps, seed)
+  variables = {"params": state.generator_ema, **state.generator_buffers}
+  images = np.clip((np.asarray(_APPLY(engine.gen.module, variables, inputs), np.float32) + 1.0) / 2.0, 0.0, 1.0)
+  images = images.reshape(num_rows, steps, *images.shape[1:])
+  if not with_masks:
+    return images
+  masks = np.asarray(_MASKS(engine.gen.module, variables, inputs), np.float32)[:, code]
+  return images, masks.reshape(num_rows, steps, *masks.shape[1:])
+
+
+def spatial_codes(engine: _gan.Engine) -> list[int]:
+  """The codes of SC modules (C_global codes act everywhere: they have no mask worth a picture)."""
+  codes, start = [], 0
+  for spec in engine.gen.module.specs:
+    if spec.kind in ("C_spgroup", "C_spgroup_sm"):
+      codes += range(start, start + spec.num_codes)
+    start += spec.num_codes
+  return codes
+
+
+def mask_overlay(images: np.ndarray, masks: np.ndarray, strength: float = 0.6) -> np.ndarray:
+  """RGB images in [0, 1] with a mask in [0, 1] tinted red: image·(1 − s·m) + s·m·(1, 0, 0)."""
+  rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+  weight = strength * np.clip(masks, 0.0, 1.0)[..., None]
+  return rgb * (1.0 - weight) + weight * np.array([1.0, 0.0, 0.0], np.float32)
 
 
 def write_outputs(engine: _gan.Engine, state: _gan.State, workdir: str, seed: int) -> dict[str, str]:
-  """Q's params and config, and one traversal picture per code (besides the engine's generator and samples)."""
+  """Q's params and config, one traversal picture per code and, for the codes of SC modules, the same traversal
+  with the code's spatial mask overlaid (besides the engine's generator and samples)."""
   outputs = {"recognizer": os.path.join(workdir, "recognizer.msgpack"),
              "recognizer_config": os.path.join(workdir, "recognizer.json")}
   io.save_variables(outputs["recognizer"], {"params": jax.device_get(state.params[RECOGNIZER])})
   io.write_json(outputs["recognizer_config"], {**engine.terms.recognizer_config,
                                                "aux_outputs": engine.terms.latent_dim,
                                                "image_shape": list(engine.terms.image_shape)})
+  spatial = set(spatial_codes(engine))
   for code in range(engine.terms.latent_dim):
+    images, masks = traversal_images(engine, state, code, seed=seed, with_masks=True) if code in spatial else (
+        traversal_images(engine, state, code, seed=seed), None)
     outputs[f"traversal_code_{code}"] = path = os.path.join(workdir, "traversals", f"code_{code}.png")
-    viz.save_png(path, viz.image_grid(viz.to_display(traversal_images(engine, state, code, seed=seed), (0.0, 1.0))))
+    viz.save_png(path, viz.image_grid(viz.to_display(images, (0.0, 1.0))))
+    if masks is not None:
+      outputs[f"mask_code_{code}"] = path = os.path.join(workdir, "masks", f"code_{code}.png")
+      viz.save_png(path, viz.image_grid(viz.to_display(mask_overlay(images, masks), (0.0, 1.0))))
   return outputs
 
 
