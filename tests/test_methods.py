@@ -10,7 +10,7 @@ import pytest
 from ganlatent_jax import methods
 
 METHODS_DIR = pathlib.Path(methods.__file__).parent
-TRAINING = {"sre", "ld", "latentclr", "gan", "infogan"}   # methods with a training loop: make() and State
+TRAINING = {"sre", "ld", "latentclr", "gan", "infogan", "pssc", "udgan"}   # methods with a training loop: make() and State
 
 
 def _positional(function):
