@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from ganlatent_jax import generators, parallel
@@ -231,6 +232,26 @@ def test_each_optimizer_is_corrected_only_for_its_own_lazy_regulariser(pl_weight
   np.testing.assert_allclose(_first_adam_step(eng.g_optimizer), 0.002 * g_ratio, rtol=1e-4)
   np.testing.assert_allclose(_first_adam_step(eng.d_optimizer), 0.003 * 16 / 17, rtol=1e-4)
   np.testing.assert_allclose(_first_adam_step(gan.lazy_adam(0.01, 0.0, 0.99)), 0.01, rtol=1e-4)
+
+
+def test_a_networks_own_betas_override_the_runs():
+  c = tiny_shapes3d_config(pl_weight=0.0, r1_every=16)
+  c.architecture.update(beta1=0.5, beta2=0.9)
+  _, eng = gan.setup(c)
+  grads = [{"w": jnp.full((2,), g)} for g in (1.0, -2.0, 0.5)]
+  def run(optimizer):
+    params = {"w": jnp.zeros((2,))}
+    state = optimizer.init(params)
+    for g in grads:
+      updates, state = optimizer.update(g, state, params)
+      params = optax.apply_updates(params, updates)
+    return np.asarray(params["w"])
+  np.testing.assert_allclose(run(eng.g_optimizer), run(optax.adam(c.architecture.learning_rate, 0.5, 0.9, eps=1e-8)),
+                             rtol=1e-6)
+  ratio = 16 / 17   # D keeps the run's betas, corrected for its lazy R1
+  np.testing.assert_allclose(run(eng.d_optimizer), run(optax.adam(c.discriminator.learning_rate * ratio,
+                                                                   c.beta1 ** ratio, c.beta2 ** ratio, eps=1e-8)),
+                             rtol=1e-6)
 
 
 def test_path_lengths_of_a_linear_synthesis_match_numpy():

@@ -42,7 +42,7 @@ class GeneratorSpec:
 
 
 # Keys of `config.architecture` that configure training, not the family's make_config.
-_TRAINING_KEYS = ("family", "random_noise", "learning_rate")
+_TRAINING_KEYS = ("family", "random_noise", "learning_rate", "beta1", "beta2")
 
 
 def generator_config(architecture: Mapping[str, Any]) -> dict:

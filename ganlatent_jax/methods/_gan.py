@@ -224,12 +224,18 @@ def _groups(terms: GANTerms) -> dict[str, tuple[str, ...]]:
           for group in (GENERATOR, DISCRIMINATOR)}
 
 
+def _betas(config, part: str) -> tuple[float, float]:
+  """Adam's (β1, β2) of one network: its section's `beta1`/`beta2` where given, else the run's."""
+  section = config[part]
+  return float(section.get("beta1", config.beta1)), float(section.get("beta2", config.beta2))
+
+
 def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable[[GeneratorSpec], GANTerms] = None,
                 dataset=None) -> Engine:
   """Builds the pure init function and the jitted step from a run config.
 
   Config keys: batch_size, architecture (family + make_config args, learning_rate, random_noise), discriminator
-  (kind, width, ..., learning_rate), beta1, beta2, r1_gamma, r1_every, ema_decay; optional (StyleGAN2): pl_weight,
+  (kind, width, ..., learning_rate), beta1, beta2 (a part's own `beta1`/`beta2` override them), r1_gamma, r1_every, ema_decay; optional (StyleGAN2): pl_weight,
   pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off).
   """
   parallel.check_batch_size(config.batch_size, mesh)
@@ -239,8 +245,8 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
   groups = _groups(terms)
   image_size = gen.info.image_shape[0]
   disc = discriminators.from_config(dict(config.discriminator), image_size, aux_outputs=terms.aux_outputs)
-  g_optimizer = lazy_adam(config.architecture.learning_rate, config.beta1, config.beta2, regs.pl_every)
-  d_optimizer = lazy_adam(config.discriminator.learning_rate, config.beta1, config.beta2, regs.r1_every)
+  g_optimizer = lazy_adam(config.architecture.learning_rate, *_betas(config, "architecture"), regs.pl_every)
+  d_optimizer = lazy_adam(config.discriminator.learning_rate, *_betas(config, "discriminator"), regs.r1_every)
   family = family_module(gen.config["family"])
   image_shape = gen.info.image_shape
   batch_sharding = parallel.data_sharding(mesh)
