@@ -9,6 +9,7 @@ and confidence of a factor classifier, Fréchet distance of its features, the la
 shipped testbed is then written by `python -m ganlatent_jax.testbeds export` (launch/train_testbeds.sh).
 """
 import ml_collections
+from ml_collections import config_dict
 
 from ganlatent_jax import cli
 
@@ -39,9 +40,12 @@ def get_config(arg=None):
   c.architecture = ml_collections.ConfigDict(dict(
       family="stylegan2", size=64, style_dim=64, n_mlp=2, lr_mlp=0.01,
       channels=(64, 64, 32, 16, 8),             # widths at 4, 8, 16, 32, 64
-      random_noise=True, learning_rate=0.0025))
+      random_noise=True, learning_rate=0.0025,
+      beta1=config_dict.placeholder(float), beta2=config_dict.placeholder(float)))   # None: the run's betas
   c.discriminator = ml_collections.ConfigDict(dict(kind="stylegan2", width=8, max_width=64, equalized=True,
-                                                   stddev_group=4, aux_hidden=0, learning_rate=0.0025))
+                                                   stddev_group=4, aux_hidden=0, learning_rate=0.0025,
+                                                   beta1=config_dict.placeholder(float),
+                                                   beta2=config_dict.placeholder(float)))
   c.beta1 = 0.0
   c.beta2 = 0.99
   c.r1_gamma = 0.1

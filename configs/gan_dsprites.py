@@ -8,6 +8,7 @@ The engine, schedule and losses are those of configs/gan_3dshapes.py; the genera
 need it and the exported generator is then a plain function of z), the discriminator DCGAN-style convs.
 """
 import ml_collections
+from ml_collections import config_dict
 
 from ganlatent_jax import cli
 
@@ -20,9 +21,11 @@ def get_config(arg=None):
   # DCGAN's lr 2e-4: at 1e-3 the tanh output saturated to all-black images (no gradient)
   c.architecture = ml_collections.ConfigDict(dict(family="dcgan", latent_dim=16, channels=(128, 64, 32, 16),
                                                   out_channels=1, kernel_size=5, batch_norm=False,
-                                                  learning_rate=0.0002))
+                                                  learning_rate=0.0002, beta1=config_dict.placeholder(float),
+                                                  beta2=config_dict.placeholder(float)))   # None: the run's betas
   c.discriminator = ml_collections.ConfigDict(dict(kind="dcgan", width=16, max_width=128, aux_hidden=128,
-                                                   learning_rate=0.0002))
+                                                   learning_rate=0.0002, beta1=config_dict.placeholder(float),
+                                                   beta2=config_dict.placeholder(float)))
   c.beta1 = 0.5
   c.r1_gamma = 10.0   # Mescheder et al.'s R1 weight: binary sprites give D sharp, easily overfit edges
   c.pl_weight = 0.0    # path length and style mixing need a W space; the DCGAN family has none

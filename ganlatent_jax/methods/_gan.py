@@ -227,7 +227,8 @@ def _groups(terms: GANTerms) -> dict[str, tuple[str, ...]]:
 def _betas(config, part: str) -> tuple[float, float]:
   """Adam's (β1, β2) of one network: its section's `beta1`/`beta2` where given, else the run's."""
   section = config[part]
-  return float(section.get("beta1", config.beta1)), float(section.get("beta2", config.beta2))
+  own = section.get("beta1"), section.get("beta2")
+  return (float(config.beta1 if own[0] is None else own[0]), float(config.beta2 if own[1] is None else own[1]))
 
 
 def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable[[GeneratorSpec], GANTerms] = None,
