@@ -156,7 +156,10 @@ def test_sharded_step_equals_the_one_device_step():
     assert all(np.isfinite(v) for v in got.values()), got
     for key in want:
       np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-6, err_msg=key)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), sharded.params, single.params)
+  # Params to a fraction of one Adam step (lr 0.002): with β1 = 0 an update is g/√v, which turns the last-bit
+  # differences of a near-zero gradient (another reduction order over 8 devices) into ~1e-4 moves (seen: 8e-5).
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=0.25 * lr), sharded.params,
+               single.params)
 
 
 @pytest.mark.slow   # a quick run, its evaluation from the workdir and a resumed run: minutes on a loaded machine
