@@ -257,8 +257,7 @@ def generated_domain_labeller(config, workdir: str, gen: generators.Generator, s
   steps = int(settings["classifier_steps"])
   directory = settings["classifier_dir"] or os.path.dirname(os.path.abspath(workdir))
   os.makedirs(directory, exist_ok=True)
-  path = generated_domain.classifier_cache_file(directory, config.evaluation.dataset.name,
-                                                dataset.observation_shape, steps)
+  path = quality.classifier_cache_path(directory, config.evaluation.dataset.name, dataset.observation_shape, steps)
   cached = os.path.exists(path)
   with console.phase("factor classifier" + (" (cached)" if cached else f" ({steps} steps)")):
     classifier = quality.load_or_train_classifier(dataset, path, steps=steps, seed=0)

@@ -18,7 +18,6 @@ On an oracle, `direction_recovery` also matches the directions to the true ones 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, Protocol, Sequence
 
 import jax
@@ -114,14 +113,6 @@ def sample_latents_and_labels(gen: Generator, labeller: Labeller, num: int, spac
     labels.append(np.asarray(batch_labels))
     masks.append(np.asarray(batch_mask))
   return np.concatenate(latents), np.concatenate(labels), np.concatenate(masks)
-
-
-def classifier_cache_file(directory: str, dataset_name: str, shape: Sequence[int], classifier_steps: int) -> str:
-  """Where a factor classifier of `metrics.quality` (seed 0, default sizes, identifiable labels) trained for
-  `classifier_steps` batches on `dataset_name` is cached in `directory`. The same name as `testbeds`' cache, so a
-  classifier trained to measure the testbeds is reused here and the other way round."""
-  return os.path.join(directory, f"classifier_{dataset_name}_{shape[0]}x{shape[1]}_{classifier_steps}"
-                                 "_identifiable.msgpack")
 
 
 def direction_recovery(found: Directions, true: Directions, threshold: float = RECOVERED_COSINE) -> dict[str, Any]:
