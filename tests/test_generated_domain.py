@@ -152,3 +152,13 @@ def test_encoder_protocol_ranks_true_above_random(name):
   true = _protocol_mig(gen, oracle.true_directions(gen), config)
   random = _protocol_mig(gen, _random(gen, num_factors), config)
   assert true > 2 * random and true > random + 0.1, (true, random)
+
+
+def test_one_direction_has_no_mig_but_its_other_scores():
+  # Plumerault's method finds one direction per transformation: MIG (a gap between two codes) is undefined, said so.
+  rs = np.random.RandomState(0)
+  labels = rs.randint(0, 3, size=(200, 2))
+  codes = labels[:, :1] + 0.1 * rs.randn(200, 1)
+  scores = generated_domain.scores_from_arrays(codes, labels, 150, metrics=("mig", "factor_vae"))
+  assert "mig" not in scores and scores["mig_undefined"].startswith("MIG needs at least 2 codes; these directions give 1")
+  assert 0.0 <= scores["factor_vae_eval_accuracy"] <= 1.0

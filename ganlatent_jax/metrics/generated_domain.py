@@ -143,7 +143,10 @@ def scores_from_arrays(codes: np.ndarray, labels: np.ndarray, num_train: int, me
     raise ValueError(f"unknown generated-domain metric(s) {sorted(unknown)}; known: {list(METRICS)}")
   results: dict[str, float] = {}
   if "mig" in metrics:
-    results["mig"] = disentanglement.mig_from_arrays(codes[:num_train], labels[:num_train])["mig"]
+    if codes.shape[1] < 2:   # MIG is the gap between a factor's two most informative codes: undefined for one
+      results["mig_undefined"] = f"MIG needs at least 2 codes; these directions give {codes.shape[1]}"
+    else:
+      results["mig"] = disentanglement.mig_from_arrays(codes[:num_train], labels[:num_train])["mig"]
   if "dci" in metrics:
     dci_train = num_train if dci_num_train is None else min(int(dci_num_train), num_train)
     dci = disentanglement.dci_from_arrays(codes[:dci_train], labels[:dci_train], codes[num_train:],

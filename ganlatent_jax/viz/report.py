@@ -30,7 +30,7 @@ COMPARISON_FILE = "comparison.html"
 HEADLINE = (("mig", "MIG"), ("factor_vae_eval_accuracy", "FactorVAE"), ("dci_disentanglement", "DCI"),
             ("beta_vae_eval_accuracy", "β-VAE"), ("encoder_val_r2_mean", "encoder R²"))
 # Sections of metrics.json that hold settings or timings, not scores.
-SETTINGS_SECTIONS = ("evaluation", "config", "outputs", "seconds")
+SETTINGS_SECTIONS = ("evaluation", "config", "outputs", "seconds", "generated_domain")   # generated_domain: how labelled
 # How a set of scores is labelled when it is the usual "before / after" pair of a refining method.
 SET_LABELS = {"init_directions": "init", "directions": "refined"}
 
