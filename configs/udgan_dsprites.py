@@ -17,6 +17,8 @@ import ml_collections
 from ganlatent_jax import cli
 
 gan_dsprites = cli.config_module(__file__, "gan_dsprites")
+# The siamese trunk copies D's architecture, not its optimizer settings: φ is trained by D's optimizer (spec A5).
+OPTIMIZER_KEYS = ("learning_rate", "beta1", "beta2")
 
 
 def add_udgan(c, num_unguided, guided=(), weight=5.0):
@@ -27,8 +29,8 @@ def add_udgan(c, num_unguided, guided=(), weight=5.0):
       num_unguided=num_unguided, guided=tuple(guided), noise_dim=0, weight=weight, embed_dim=1,
       knob_sampling="per_example", margin="adaptive", margin_value=1.0, scalar_hidden=(32, 32),
       standardization_images=4096,   # unlabelled real images measuring each guidance's mean/std (spec A10)
-      siamese=ml_collections.ConfigDict(dict(c.discriminator.to_dict(), aux_hidden=128))))
-  del c.udgan.siamese["learning_rate"]   # φ is trained by D's optimizer (spec A5)
+      siamese=ml_collections.ConfigDict(dict(
+          {k: v for k, v in c.discriminator.to_dict().items() if k not in OPTIMIZER_KEYS}, aux_hidden=128))))
   c.batch_size = 32
   c.style_mixing = 0.0
   # Scores of the concatenated siamese outputs on real images of the training data at the end.
