@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from ganlatent_jax import generators
@@ -38,6 +39,7 @@ def test_convert_refuses_unknown_files(tmp_path):
   assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow   # 65–170 s on an idle 2-core machine (measured 2026-12-01): the default suite took 22.6 min
 def test_sample_biggan_uses_truncated_noise_and_names_a_bad_class(tmp_path):
   import jax
   from ganlatent_jax import viz

@@ -119,6 +119,7 @@ def test_bad_configs_give_clear_errors():
     gan.setup(tiny_shapes3d_config(architecture=dict(size=8, channels=(8, 4))))
 
 
+@pytest.mark.slow   # 65–170 s on an idle 2-core machine (measured 2026-12-01): the default suite took 22.6 min
 def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   # Smallest sizes and 2 devices: this test compiles the step twice (one per train() call).
   c = tiny_shapes3d_config(steps=1, num_devices=2, image_every=0, batch_size=4)
@@ -394,6 +395,7 @@ class _TermsWithNets(gan.GANTerms):
     return -jnp.sum(nets["q"]["w"]) + 0.0 * jnp.mean(other), {}
 
 
+@pytest.mark.slow   # 65–170 s on an idle 2-core machine (measured 2026-12-01): the default suite took 22.6 min
 def test_terms_networks_train_with_their_groups_optimizer():
   c = tiny_shapes3d_config(num_devices=1, pl_weight=0.0, style_mixing=0.0)
   mesh, eng = gan.setup(c, lambda spec: _TermsWithNets(spec.info.latent_dim))

@@ -95,6 +95,7 @@ def cli_run(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow   # 65–170 s on an idle 2-core machine (measured 2026-12-01): the default suite took 22.6 min
 def test_cli_run_learns_and_writes_directions_and_pngs(cli_run):
   results = json.loads((cli_run / "results.json").read_text())
   assert results["step"] == STEPS and results["chance_accuracy"] == 1.0 / K
@@ -192,6 +193,7 @@ def test_biggan_pairs_share_their_class():
   assert not np.allclose(np.asarray(pair(sampler, other, jnp.zeros_like(batch.z))[0]), np.asarray(images))
 
 
+@pytest.mark.slow   # 65–170 s on an idle 2-core machine (measured 2026-12-01): the default suite took 22.6 min
 def test_biggan_config_on_fixture(tmp_path):
   config = cli.load_config(str(REPO / "configs" / "ld_imagenet.py") + ":quick")
   config.generator, config.conditional.classes = BIGGAN, (1, 2)
