@@ -478,3 +478,31 @@ def write_outputs(engine: Engine, state: State, workdir: str, method: str) -> di
   sample_grid(engine, state, 64, path=outputs["samples"])
   logging.info("exported the EMA generator to %s", outputs["generator"])
   return outputs
+
+
+def representation_scores(dataset, represent: Callable, metrics, protocol, seed: int) -> dict[str, Any]:
+  """Scores of a GAN method's representation of real images (InfoGAN's and PS-SC's Q, UD-GAN's siamese outputs)
+  on the training dataset, each metric from its own RandomState(seed): 'mig' (on `mig_num_points` images; a
+  too-small sample gives 'mig_error'), 'factor_vae' (`factor_vae_*` budgets, `factor_vae_prune_threshold` where
+  given), 'beta_vae' (`beta_vae_*`)."""
+  from ganlatent_jax.metrics import disentanglement
+  results: dict[str, Any] = {}
+  if "beta_vae" in metrics:
+    results["beta_vae"] = disentanglement.beta_vae_score(
+        dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.beta_vae_batch_size),
+        num_train=int(protocol.beta_vae_num_train), num_eval=int(protocol.beta_vae_num_eval))
+  if "mig" in metrics:
+    factors, images = dataset.sample(int(protocol.mig_num_points), np.random.RandomState(seed))
+    codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
+    try:
+      results["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
+    except ValueError as e:  # e.g. too few points for every factor to vary
+      results["mig_error"] = str(e)
+  if "factor_vae" in metrics:
+    prune = protocol.get("factor_vae_prune_threshold")
+    results["factor_vae"] = disentanglement.factor_vae_score(
+        dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.factor_vae_batch_size),
+        num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
+        num_variance_estimate=int(protocol.factor_vae_num_variance),
+        **({} if prune is None else {"prune_threshold": float(prune)}))
+  return results

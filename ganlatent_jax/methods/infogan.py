@@ -144,28 +144,14 @@ def make_represent_fn(engine: _gan.Engine, state: _gan.State):
 
 def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   """MIG and FactorVAE score of the Q-head representation on the training dataset."""
-  from ganlatent_jax.metrics import disentanglement
   metrics = tuple(config.evaluation.metrics)
   if not metrics or set(metrics) - set(EVALUATION_METRICS):
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
   protocol = config.evaluation.protocol
   _common.check_positive(config, *(f"evaluation.protocol.{k}" for k in protocol))
-  seed = int(config.seed) + STREAMS["evaluation"]
-  represent = make_represent_fn(engine, state)
-  results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
-  if "mig" in metrics:
-    factors, images = engine.dataset.sample(int(protocol.mig_num_points), np.random.RandomState(seed))
-    codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
-    try:
-      results["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
-    except ValueError as e:  # e.g. too few points for every factor to vary
-      results["mig_error"] = str(e)
-  if "factor_vae" in metrics:
-    results["factor_vae"] = disentanglement.factor_vae_score(
-        engine.dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.factor_vae_batch_size),
-        num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
-        num_variance_estimate=int(protocol.factor_vae_num_variance))
-  return results
+  scores = _gan.representation_scores(engine.dataset, make_represent_fn(engine, state), metrics, protocol,
+                                      int(config.seed) + STREAMS["evaluation"])
+  return {"step": int(jax.device_get(state.step)), **scores}
 
 
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:

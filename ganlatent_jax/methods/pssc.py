@@ -207,7 +207,7 @@ def write_outputs(engine: _gan.Engine, state: _gan.State, workdir: str, seed: in
 
 def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   """MIG and FactorVAE of Q on real images of the training data; TPL (pixel distance) of the EMA generator."""
-  from ganlatent_jax.metrics import disentanglement, tpl
+  from ganlatent_jax.metrics import tpl
   metrics = tuple(config.evaluation.metrics)
   if not metrics or set(metrics) - set(EVALUATION_METRICS):
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
@@ -217,20 +217,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   seed = int(config.seed) + STREAMS["evaluation"]
   represent = make_represent_fn(engine, state)
   results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
-  q_scores: dict[str, Any] = {}
-  if "mig" in metrics:
-    factors, images = engine.dataset.sample(int(protocol.mig_num_points), np.random.RandomState(seed))
-    codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
-    try:
-      q_scores["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
-    except ValueError as e:  # e.g. too few points for every factor to vary
-      q_scores["mig_error"] = str(e)
-  if "factor_vae" in metrics:
-    q_scores["factor_vae"] = disentanglement.factor_vae_score(
-        engine.dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.factor_vae_batch_size),
-        num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
-        num_variance_estimate=int(protocol.factor_vae_num_variance),
-        prune_threshold=float(protocol.factor_vae_prune_threshold))
+  q_scores = _gan.representation_scores(engine.dataset, represent, metrics, protocol, seed)
   if q_scores:
     results["q"] = q_scores
   if "tpl" in metrics:

@@ -303,7 +303,6 @@ def guidance_factor_correlation(dataset, guided: Sequence[str], num: int, seed: 
 def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   """β-VAE, FactorVAE and MIG of the siamese representation on the training dataset, knob_effect, and (UD-GAN-G) the
   guidance measures' correlation with the factors."""
-  from ganlatent_jax.metrics import disentanglement
   metrics = tuple(config.evaluation.metrics)
   if not metrics or set(metrics) - set(EVALUATION_METRICS):
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
@@ -312,22 +311,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   seed = int(config.seed) + STREAMS["evaluation"]
   represent = make_represent_fn(engine, state)
   results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
-  if "beta_vae" in metrics:
-    results["beta_vae"] = disentanglement.beta_vae_score(
-        engine.dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.beta_vae_batch_size),
-        num_train=int(protocol.beta_vae_num_train), num_eval=int(protocol.beta_vae_num_eval))
-  if "factor_vae" in metrics:
-    results["factor_vae"] = disentanglement.factor_vae_score(
-        engine.dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.factor_vae_batch_size),
-        num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
-        num_variance_estimate=int(protocol.factor_vae_num_variance))
-  if "mig" in metrics:
-    factors, images = engine.dataset.sample(int(protocol.mig_num_points), np.random.RandomState(seed))
-    codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
-    try:
-      results["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
-    except ValueError as e:  # e.g. too few points for every factor to vary
-      results["mig_error"] = str(e)
+  results.update(_gan.representation_scores(engine.dataset, represent, metrics, protocol, seed))
   results["knob_names"] = engine.terms.knob_names()
   results["knob_effect"] = knob_effect(engine, state, int(protocol.knob_effect_num),
                                        int(config.seed) + STREAMS["knob_effect"])
