@@ -32,6 +32,10 @@ setup(
     extras_require={
         # selenium drives Debian's chromium/chromium-driver in the browser tests (skipped without them); pdoc
         # builds the API reference in a test; build + wheel make the wheel that a test installs into a fresh venv.
+        # Accelerators (issue 20): the jax plugins of a TPU VM (libtpu) and of CUDA 12 GPUs, at the installed jax's
+        # version (launch/tpu_pod.sh and launch/slurm.sbatch install these on every host).
+        "tpu": ["jax[tpu]>=0.4.35"],
+        "cuda12": ["jax[cuda12]>=0.4.35"],
         "test": ["pytest>=7.4", "pytest-xdist>=3.5", "selenium>=4.20", "pdoc>=14", "build>=1.0", "wheel>=0.40"],
     },
 )

@@ -1,10 +1,15 @@
 """Atomic file and directory writes, and variable (de)serialisation: the one place the project writes files.
 
+Multi-process runs (a pod, a cluster, launch/local.py): every process computes the same replicated results and only
+process 0 writes them (`is_writer`); the writes of the others go to a scratch file that is discarded, so callers need
+no `if`. Orbax checkpoints are the exception: every process saves its shards through orbax.
+
 A reader never sees a half-written file: every write goes to a temporary file beside the target, is flushed and
 fsync'ed, then `os.replace`d over the target (atomic on POSIX), and the directory entry is fsync'ed too.
 
   with open_atomic(path, "wb") as f: ...     # any writer that takes a file object (np.savez, PIL, json.dump)
-  write_bytes(path, data); write_text(path, text); write_json(path, payload)
+  write_bytes(path, data); write_text(path, text); write_json(path, payload); makedirs(path)
+  wait_for_writer(reason)                    # multi-process: before reading what process 0 wrote
   with staging_directory(target) as tmp: ... # fill tmp; on success it replaces `target` (see replace_directory)
   replace_directory(new, target)             # rename target aside, rename new in, delete the old one
   save_variables(path, tree) / load_variables(path)   # msgpack of a (nested dict) tree of numpy arrays
@@ -17,12 +22,36 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 from typing import Any, Iterator
 
 import numpy as np
 
 PathLike = str | os.PathLike
+
+
+def is_writer() -> bool:
+  """Whether this process writes files: always in a single-process program, only process 0 of a multi-process jax
+  run (asked only once jax is imported: a process that never imported jax is a single-process tool)."""
+  jax = sys.modules.get("jax")
+  return jax is None or jax.process_count() == 1 or jax.process_index() == 0
+
+
+def makedirs(path: PathLike) -> None:
+  """`os.makedirs(path, exist_ok=True)` in the writing process (a directory for this run's files)."""
+  if is_writer():
+    os.makedirs(path, exist_ok=True)
+
+
+def wait_for_writer(reason: str) -> None:
+  """Call before reading a file this run wrote earlier: in a multi-process run a barrier (every process reaches it,
+  so process 0's writes before it are complete and visible); nothing when alone. `reason` names the barrier."""
+  jax = sys.modules.get("jax")
+  if jax is None or jax.process_count() == 1:
+    return
+  from jax.experimental import multihost_utils
+  multihost_utils.sync_global_devices(f"ganlatent_jax: {reason}")
 
 
 def _fsync_directory(directory: PathLike) -> None:
@@ -48,6 +77,10 @@ def open_atomic(path: PathLike, mode: str = "wb", **open_kwargs) -> Iterator[Any
   """
   if mode not in ("wb", "w"):
     raise ValueError(f"open_atomic: mode must be 'wb' or 'w', got {mode!r}")
+  if not is_writer():   # another process writes this file; the caller's writes go to a discarded scratch file
+    with tempfile.TemporaryFile(mode.replace("w", "w+"), **open_kwargs) as f:
+      yield f
+    return
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
@@ -97,6 +130,9 @@ def replace_directory(new: PathLike, target: PathLike) -> None:
   rename-in fails the old directory is put back. `new` and `target` must be on the same filesystem.
   """
   new, target = pathlib.Path(new), pathlib.Path(target)
+  if not is_writer():
+    shutil.rmtree(new, ignore_errors=True)
+    return
   aside = None
   if target.exists() or target.is_symlink():
     aside = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -124,6 +160,10 @@ def staging_directory(target: PathLike) -> Iterator[pathlib.Path]:
   (mkdtemp's 0700 would make e.g. a shipped asset unreadable to other users).
   """
   target = pathlib.Path(target)
+  if not is_writer():   # another process writes `target`; fill a scratch directory that is discarded
+    with tempfile.TemporaryDirectory(prefix=f"{target.name}.scratch-") as scratch:
+      yield pathlib.Path(scratch)
+    return
   target.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
   tmp.chmod(0o755)

@@ -4,8 +4,12 @@
 
 The config is locked: an override of a key the config does not have, or of the wrong type, exits non-zero with a
 message naming the key. `config.method` selects the module of `ganlatent_jax.methods.REGISTRY` whose
-`train(config, workdir)` runs; `:quick` selects the config's quick variant (seconds). Multi-host: pass
---jax_distributed on every host (coordinator and process ids come from the environment).
+`train(config, workdir)` runs; `:quick` selects the config's quick variant (seconds).
+
+Multi-host (a TPU pod, a GPU cluster, or N processes on one machine: launch/local.py): pass --jax_distributed in
+every process. On TPU VMs and under SLURM jax finds the coordinator and the process ids itself; elsewhere give
+--jax_coordinator_address, --jax_num_processes and --jax_process_id. All processes run the same program on one
+global mesh; only process 0 writes files (orbax checkpoints are written by all, through orbax).
 """
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -17,6 +21,11 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, images and results.")
 _DISTRIBUTED = flags.DEFINE_bool("jax_distributed", False,
                                  "Call jax.distributed.initialize() before anything else (multi-host runs).")
+_COORDINATOR = flags.DEFINE_string("jax_coordinator_address", None,
+                                   "host:port of process 0's coordinator (with --jax_distributed; None = from the "
+                                   "cluster environment).")
+_NUM_PROCESSES = flags.DEFINE_integer("jax_num_processes", None, "Number of processes (with --jax_distributed).")
+_PROCESS_ID = flags.DEFINE_integer("jax_process_id", None, "This process's id, 0 … N−1 (with --jax_distributed).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -28,7 +37,10 @@ def main(argv):
   from ganlatent_jax import methods
 
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    from ganlatent_jax import parallel
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  elif any(f.value is not None for f in (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID)):
+    raise app.UsageError("--jax_coordinator_address/--jax_num_processes/--jax_process_id need --jax_distributed")
   config = _CONFIG.value
   method = methods.get(config.get("method"))
   logging.info("method %s on %d device(s), process %d/%d", config.method, jax.device_count(),

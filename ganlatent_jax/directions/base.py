@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+
+from ganlatent_jax import io
 
 SPACES = ("z", "w", "w+")
 
@@ -63,21 +64,11 @@ class Directions:
     return shift_latents(latents, jnp.asarray(self.matrix), coefficients, self.layers)
 
   def save(self, path: str | os.PathLike) -> None:
-    """Writes an .npz atomically (matrix, space, layers, meta as JSON)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
-    try:
-      with os.fdopen(fd, "wb") as f:
-        np.savez(f, matrix=self.matrix, space=np.array(self.space),
-                 layers=np.array(self.layers if self.layers is not None else (-1, -1)),
-                 meta=np.array(json.dumps(self.meta, default=_json_default)))
-      os.replace(tmp, path)
-    except BaseException:
-      if os.path.exists(tmp):
-        os.unlink(tmp)
-      raise
+    """Writes an .npz atomically (matrix, space, layers, meta as JSON) through io.open_atomic (0644, process 0)."""
+    with io.open_atomic(os.fspath(path), "wb") as f:
+      np.savez(f, matrix=self.matrix, space=np.array(self.space),
+               layers=np.array(self.layers if self.layers is not None else (-1, -1)),
+               meta=np.array(json.dumps(self.meta, default=_json_default)))
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> "Directions":

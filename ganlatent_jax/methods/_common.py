@@ -111,7 +111,7 @@ def write_directions(workdir: str, sampler: sampling.Sampler, directions: Direct
   (from `rng`), in the first class of a class-conditional generator."""
   gen = sampler.gen
   outputs = {"directions": os.path.join(workdir, "directions.npz")}
-  os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
+  io.makedirs(os.path.join(workdir, "images"))
   directions.save(outputs["directions"])
   latents = sampler.z(rng, int(config.traversal.num_samples))
   outputs["traversal"] = os.path.join(workdir, "images", "traversal.png")
@@ -256,7 +256,7 @@ def generated_domain_labeller(config, workdir: str, gen: generators.Generator, s
                      f"{tuple(gen.image_shape)} differ; the factor classifier cannot label them")
   steps = int(settings["classifier_steps"])
   directory = settings["classifier_dir"] or os.path.dirname(os.path.abspath(workdir))
-  os.makedirs(directory, exist_ok=True)
+  io.makedirs(directory)
   path = quality.classifier_cache_path(directory, config.evaluation.dataset.name, dataset.observation_shape, steps)
   cached = os.path.exists(path)
   with console.phase("factor classifier" + (" (cached)" if cached else f" ({steps} steps)")):
@@ -320,6 +320,7 @@ def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
 
 def load_directions(workdir: str, name: str = "directions") -> Directions:
   path = os.path.join(workdir, f"{name}.npz")
+  io.wait_for_writer(f"{name}.npz")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist: run `python -m ganlatent_jax.main` with this config and workdir "
                             f"first")

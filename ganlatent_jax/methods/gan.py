@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import ml_collections
 
+from ganlatent_jax import io
 from ganlatent_jax.methods import _common, _gan
 # The engine's public names, for callers that know the method rather than the engine module.
 from ganlatent_jax.methods._gan import (EXPORT_DIR, DISCRIMINATOR, GENERATOR, Engine, GANTerms,  # noqa: F401
@@ -57,6 +58,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if metrics != ("quality",):
     raise ValueError(f"config.evaluation.metrics={metrics!r}: the GAN engine's evaluation is ('quality',)")
   directory = os.path.join(workdir, EXPORT_DIR)
+  io.wait_for_writer(EXPORT_DIR)
   if not os.path.exists(os.path.join(directory, "generator.json")):
     raise FileNotFoundError(f"{directory} does not exist: run `python -m ganlatent_jax.main` with this config and "
                             f"workdir first (it exports the EMA generator at the end of training)")

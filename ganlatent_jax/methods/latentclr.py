@@ -416,6 +416,7 @@ def save_model(workdir: str, variables) -> str:
 
 def load_model(workdir: str) -> tuple[models.DirectionModel, dict[str, Any]]:
   """(model, variables) of a finished run, for `per_sample_directions`."""
+  io.wait_for_writer(MODEL_FILE)
   for name in ("results.json", MODEL_FILE):
     if not os.path.exists(os.path.join(workdir, name)):
       raise FileNotFoundError(f"{os.path.join(workdir, name)} does not exist: not a finished LatentCLR run")

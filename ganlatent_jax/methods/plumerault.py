@@ -114,12 +114,14 @@ def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -
   settings = inversion_settings(config, gen.image_shape[1])
   ts = magnitudes(config, transform, gen.image_shape[1])
   directory = os.path.join(workdir, "trajectories", transform)
-  os.makedirs(directory, exist_ok=True)
+  io.makedirs(directory)
   base = _common.stream(config, STREAMS, "trajectories")
   chunks = []
-  for chunk in range(t.num_trajectories // t.batch_size):
-    path = os.path.join(directory, f"chunk_{chunk:05d}.npz")
-    if not os.path.exists(path):
+  paths = [os.path.join(directory, f"chunk_{chunk:05d}.npz") for chunk in range(t.num_trajectories // t.batch_size)]
+  # Which chunks exist is decided once, by process 0 (every process must run the same sharded computations)
+  saved = parallel.process_0_value(np.array([os.path.exists(path) for path in paths]))
+  for chunk, path in enumerate(paths):
+    if not saved[chunk]:
       # Chunk c of transformation T draws from key(seed)·T·c: a pure function of the chunk, so a resumed run
       # regenerates exactly the missing chunks.
       key = jax.random.fold_in(jax.random.fold_in(base, inversion.TRANSFORMS.index(transform)), chunk)
@@ -137,8 +139,10 @@ def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -
       arrays["trajectory"] = arrays["trajectory"] + chunk * int(t.batch_size)
       with io.open_atomic(path, "wb") as f:
         np.savez(f, **arrays)
-    with np.load(path) as data:
-      chunks.append({k: data[k] for k in data.files})
+      chunks.append(arrays)   # from memory: in a multi-process run only process 0 wrote the file
+    else:
+      with np.load(path) as data:
+        chunks.append({k: data[k] for k in data.files})
   merged = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   merged["kept"] = inversion.discard_worst(merged["error"], float(t.discard_fraction))
   merged["label"] = labels(config, transform, merged)

@@ -236,6 +236,7 @@ def save_ranker(workdir: str, state: State) -> str:
 def load_ranker(workdir: str, config) -> tuple[resnet_lib.ResNet, Any]:
   """(ranker module, its variables) of a finished run."""
   path = os.path.join(workdir, RANKER_FILE)
+  io.wait_for_writer(RANKER_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist: not a finished SRE run")
   return ranker_module(config), io.load_variables(path)

@@ -133,9 +133,9 @@ def train_factor_classifier(dataset, *, steps: int = 1500, batch_size: int = 64,
 
 
 def save_classifier(classifier: FactorClassifier, path: str) -> None:
-  import flax.serialization
-  with open(path, "wb") as f:
-    f.write(flax.serialization.msgpack_serialize(jax.device_get(classifier.params)))
+  """Atomically (a cache another run may read while this one writes)."""
+  from ganlatent_jax import io
+  io.save_variables(path, jax.device_get(classifier.params))
 
 
 def load_or_train_classifier(dataset, path: str | None = None, **train_kwargs) -> FactorClassifier:

@@ -6,6 +6,7 @@ XLA inserts the cross-device reductions (e.g. the mean of a loss over the global
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -13,6 +14,17 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """`jax.distributed.initialize` for a multi-process run, before any other jax call. None arguments are found by
+  jax from the cluster (TPU VM metadata, SLURM variables). On a CPU-only backend (JAX_PLATFORMS=cpu, as
+  launch/local.py sets) cross-process collectives need an implementation: gloo."""
+  if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                             process_id=process_id)
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -59,6 +71,15 @@ def shard_batch(tree: Any, mesh: Mesh) -> Any:
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated_sharding(mesh))
+
+
+def process_0_value(value: np.ndarray) -> np.ndarray:
+  """Process 0's host value in every process (a decision read from files must be the same everywhere, or the
+  processes would run different computations and wait for each other forever); the value itself when alone."""
+  if jax.process_count() == 1:
+    return np.asarray(value)
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.broadcast_one_to_all(np.asarray(value)))
 
 
 def step_rng(seed: int, step: int | jax.Array) -> jax.Array:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Sequence
 
 import jax
@@ -10,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ganlatent_jax import io
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.directions import spaces
 from ganlatent_jax.generators.base import Generator
@@ -37,18 +37,10 @@ def image_grid(images: np.ndarray, pad: int = 2, background: float = 1.0) -> np.
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> str:
-  """Writes a PNG atomically (temp file renamed into place)."""
+  """Writes a PNG atomically (io.open_atomic: process 0 only in a multi-process run)."""
   path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".png.tmp")
-  os.close(fd)
-  try:
-    Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  with io.open_atomic(path, "wb") as f:
+    Image.fromarray(np.asarray(image)).save(f, format="PNG")
   return path
 
 
