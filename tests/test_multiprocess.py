@@ -128,8 +128,10 @@ def test_sre_killed_in_every_process_resumes_to_the_same_end(tmp_path):
   assert not (workdir / "directions.npz").exists()
   resumed, output = launch(tmp_path, "killed", 2, 2, args)
   assert "resuming from" in output
-  uninterrupted, _ = launch(tmp_path, "uninterrupted", 1, 4, args)
-  np.testing.assert_allclose(directions_matrix(resumed), directions_matrix(uninterrupted), rtol=1e-5, atol=1e-6)
+  # against the same 2 × 2 layout: 40 steps of training amplify the ~1e-7 differences of a cross-process reduction
+  # order into ~1e-5 (the layouts are compared over 4 steps above), while a resume must continue exactly
+  uninterrupted, _ = launch(tmp_path, "uninterrupted", 2, 2, args)
+  np.testing.assert_allclose(directions_matrix(resumed), directions_matrix(uninterrupted), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow

@@ -45,6 +45,19 @@ def test_traversal_png_and_contact_sheet(gen, tmp_path):
   assert (tmp_path / "sheet.png").exists()
 
 
+def test_traversal_pictures_compile_the_generator_once(gen):
+  """Every picture used to build its own jax.jit (a compile per picture); now one module-level jit serves them."""
+  from ganlatent_jax.viz import grids
+  z = gen.sample_z(jax.random.key(1), 1)
+  first = dirs.random(gen.info.w_dim, 2, jax.random.key(0), space="w")
+  second = dirs.random(gen.info.w_dim, 2, jax.random.key(3), space="w")
+  viz.traversal_grid(gen, first, z, steps=4)
+  compiled = grids._render._cache_size()
+  viz.traversal_grid(gen, second, z, steps=4)
+  viz.traversal_grid(gen, first, gen.sample_z(jax.random.key(2), 1), steps=4)
+  assert grids._render._cache_size() == compiled
+
+
 BIGGAN = str(fixture_path("biggan/biggan_tiny"))
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BIGGAN_PICTURES = {"conditional.classes": (5,), "traversal.steps": 3, "traversal.num_samples": 1}

@@ -1,6 +1,7 @@
 """Pictures: sample grids, latent traversals (rows = directions, columns = shifts), before/after contact sheets."""
 from __future__ import annotations
 
+import functools
 import os
 from typing import Sequence
 
@@ -44,9 +45,18 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> str:
   return path
 
 
+@functools.partial(jax.jit, static_argnames=("space", "static_kwargs"))
+def _render(gen: Generator, latents: jax.Array, space: str, array_kwargs: dict, static_kwargs: tuple) -> jax.Array:
+  return spaces.render(gen, latents, space, **array_kwargs, **dict(static_kwargs))
+
+
 def _render_batched(gen: Generator, latents: jax.Array, space: str, batch_size: int, **gen_kwargs) -> np.ndarray:
-  render = jax.jit(lambda g, x: spaces.render(g, x, space, **gen_kwargs))
-  chunks = [np.asarray(render(gen, latents[i:i + batch_size])) for i in range(0, latents.shape[0], batch_size)]
+  """Renders in batches through one module-level jit (compiled once per generator structure, space, static kwargs
+  and shapes — not once per picture): array kwargs (class vectors) are traced, the rest (truncation) static."""
+  array_kwargs = {k: v for k, v in gen_kwargs.items() if isinstance(v, (jax.Array, np.ndarray))}
+  static_kwargs = tuple(sorted((k, v) for k, v in gen_kwargs.items() if k not in array_kwargs))
+  chunks = [np.asarray(_render(gen, latents[i:i + batch_size], space, array_kwargs, static_kwargs))
+            for i in range(0, latents.shape[0], batch_size)]
   return np.concatenate(chunks, axis=0)
 
 
