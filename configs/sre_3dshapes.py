@@ -33,6 +33,9 @@ def get_config(arg=None):
   c.shift_range = 1.0                  # e: ε ~ U(−e, e)
   c.space = ""                         # '' = the initialisation's space ('w' for SeFa on StyleGAN2)
   c.truncation = 0.8                   # ψ in W around w̄ (computed once from truncation_samples latents); 1.0 = none
+  # 'after_truncation': w̄ + ψ(w − w̄) + D·ε (the README's numbers); 'before_truncation': upstream's train_ours,
+  # w̄ + ψ(w + D·ε − w̄), i.e. an effective shift ψ·D·ε (the paper rows of launch/sre_table.py use it)
+  c.shift_order = "after_truncation"
   c.truncation_samples = 4096
   c.conditional = ml_collections.ConfigDict(dict(classes=(), truncation=0.4))   # class-conditional generators
   c.batch_size = 32                    # images per update (B/2 pairs)

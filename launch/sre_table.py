@@ -14,7 +14,10 @@ the table is always recomputed from the files. Rows:
   ablation e = 3, 10     e3/seedS, e10/seedS: SeFa init, config.shift_range = e (e = 1 is the sefa row)
   SeFa + SRE, N steps    sefa_N/seedS (--long_steps=N): the sefa row trained longer
 SeFa's directions are the same for every seed: its spread is that of the evaluation protocol alone (the encoder and
-the metric samples are drawn with the seed). Extra `--config.*` overrides after `--` go to every SRE run.
+the metric samples are drawn with the seed). Extra `--config.*` overrides after `--` go to every SRE run; upstream's
+shift order for the paper rows (its train_ours shifts w before truncating, an effective shift ψ·D·ε):
+  python launch/sre_table.py --out=/work/sre_table_upstream_order -- --config.shift_order=before_truncation
+(the README's table was measured with the config's default, 'after_truncation'; say which in every table).
 Writes table.md (Markdown, mean ± sample std) and table.json (every value) in --out.
 """
 from __future__ import annotations

@@ -99,6 +99,24 @@ def test_bad_config_values_are_named(overrides, message):
     sre.check_config(_tiny_config(**overrides))
 
 
+def test_shift_order_before_truncation_is_a_shift_scaled_by_psi(tiny_generator):
+  """Upstream's order w̄ + ψ(w + D·ε − w̄) equals ours w̄ + ψ(w − w̄) + D·(ψ·ε): shift_scale is ψ for W, 1 otherwise."""
+  sampler = sampling.make_sampler(tiny_generator, truncation=0.8, rng=jax.random.key(0), w_avg_samples=64)
+  upstream = _tiny_config(shift_order="before_truncation")
+  assert sre.shift_scale(upstream, sampler, "w") == pytest.approx(0.8)
+  assert sre.shift_scale(upstream, sampler, "z") == 1.0
+  assert sre.shift_scale(_tiny_config(), sampler, "w") == 1.0
+  z = sampler.z(jax.random.key(1), 4)
+  w = tiny_generator.mapping(z)
+  d = np.linalg.qr(np.random.RandomState(0).randn(w.shape[-1], 3))[0]
+  eps = np.random.RandomState(1).uniform(-1, 1, (4, 3))
+  shifted_then_truncated = sampling.truncate_w(w + eps @ d.T, sampler.w_avg, 0.8)
+  ours = sampler.to_space(z, "w") + (sre.shift_scale(upstream, sampler, "w") * eps) @ d.T
+  np.testing.assert_allclose(ours, shifted_then_truncated, atol=1e-5)
+  with pytest.raises(ValueError, match="config.shift_order='sideways'"):
+    sre.check_config(_tiny_config(shift_order="sideways"))
+
+
 def test_indivisible_batch_is_refused(tiny_generator):
   c = _tiny_config(batch_size=12)
   initial = sre.initial_directions(c, tiny_generator, jax.random.key(1))

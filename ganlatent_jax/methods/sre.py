@@ -35,6 +35,8 @@ from ganlatent_jax.nets import resnet as resnet_lib
 from ganlatent_jax.training import loop
 
 INIT_METHODS = ("sefa", "ganspace", "random", "file")
+# Where a training shift D·ε enters relative to W truncation (see shift_scale); the first is the default.
+SHIFT_ORDERS = ("after_truncation", "before_truncation")
 RANKER_FILE = "ranker.msgpack"
 # The run's RNG streams: key(config.seed + offset). Fixed: the README's SRE table was drawn from them.
 STREAMS = dict(pictures=0, init=7, w_avg=11, preview=13, evaluation=17)
@@ -62,6 +64,18 @@ def check_config(config) -> None:
       raise ValueError(f"config.{key}={_common._lookup(config, key)!r} must be > 0")
   if config.init.method not in INIT_METHODS:
     raise ValueError(f"config.init.method={config.init.method!r}; expected one of {INIT_METHODS}")
+  if config.get("shift_order", SHIFT_ORDERS[0]) not in SHIFT_ORDERS:
+    raise ValueError(f"config.shift_order={config.shift_order!r}; expected one of {SHIFT_ORDERS}")
+
+
+def shift_scale(config, sampler: sampling.Sampler, space: str) -> float:
+  """The factor on D·ε of a training shift. 'after_truncation' (ours): w̄ + ψ(w − w̄) + D·ε, factor 1;
+  'before_truncation' (upstream's train_ours): w̄ + ψ(w + D·ε − w̄) = w̄ + ψ(w − w̄) + ψ·D·ε, factor ψ — the same
+  images as shifting before truncating, since truncation is affine. Only W shifts are truncated."""
+  order = config.get("shift_order", SHIFT_ORDERS[0])
+  if order == "before_truncation" and space in ("w", "w+") and sampler.truncation not in (None, 1.0):
+    return float(sampler.truncation)
+  return 1.0
 
 
 def ranker_module(config) -> resnet_lib.ResNet:
@@ -122,6 +136,7 @@ def make(config, sampler: sampling.Sampler, initial: Directions, mesh):
   parallel.check_batch_size(batch, mesh)
   half, k, e = batch // 2, int(config.num_directions), float(config.shift_range)
   space, layers = initial.space, initial.layers
+  scale = shift_scale(config, sampler, space)
   ranker = ranker_module(config)
   opts = optimizers(config)
   sharding = parallel.data_sharding(mesh)
@@ -138,7 +153,7 @@ def make(config, sampler: sampling.Sampler, initial: Directions, mesh):
     base = s.to_space(z_half, space)
     base = jax.lax.with_sharding_constraint(jnp.concatenate([base, base], axis=0), sharding)
     classes = None if classes is None else jnp.concatenate([classes, classes])
-    return s.render(shift_latents(base, orthonormalize(d_raw), eps, layers), space, classes)
+    return s.render(shift_latents(base, orthonormalize(d_raw), scale * eps, layers), space, classes)
 
   def draw(s: sampling.Sampler, rng):
     z_rng, e_rng = jax.random.split(rng)
