@@ -128,3 +128,17 @@ def test_gradient_matches_finite_differences_shapes3d():
   pairs = _directional_derivatives(load("testbed:oracle-shapes3d"), 1e-2)
   np.testing.assert_allclose(pairs[:, 0], pairs[:, 1], rtol=0.1, atol=3e-4)
   assert np.abs(pairs[:, 1]).max() > 1e-3
+
+
+def test_model_card_states_which_factors_miss_the_realism_target_and_why():
+  """The card's target section is written by oracle_assets.model_card (a regeneration keeps it), from the numbers."""
+  from ganlatent_jax.generators import oracle_assets
+  report = dict(factor_names=["shape", "pos_x"], dataset_factors=[0.80, 0.97], real_images=[0.97, 0.98])
+  lines = "\n".join(oracle_assets._target_section("dsprites", report, 1500))
+  assert "NOT met** for shape (1500 classifier steps)" in lines
+  assert "- **shape**: 0.800 on oracle images vs 0.970 on real images — the oracle's soft edges (see scale)" in lines
+  assert "pos_x" not in lines
+  report["dataset_factors"] = [0.96, 0.97]
+  assert "met** by every factor" in "\n".join(oracle_assets._target_section("dsprites", report, 1500))
+  report["dataset_factors"] = [0.5, 0.97]
+  assert "no explanation recorded yet" in "\n".join(oracle_assets._target_section("shapes3d", report, 10))

@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ganlatent_jax import io
 from ganlatent_jax.generators import oracle
 from ganlatent_jax.generators.base import Generator
 
@@ -77,6 +78,43 @@ def measure_realism(gen: Generator, dataset, classifier, num: int = 2000, seed: 
           "dataset_factors_min": min(at_grid)}
 
 
+TARGET_ACCURACY = 0.95   # issue 23 item 1: the factor classifier labels oracle images (at dataset factors) this well
+# Why a factor misses the target, as measured when the shipped card was made (2026-12-01, 1500 classifier steps,
+# seeds 0): kept with the code so that a regeneration keeps the explanation beside the new numbers.
+GAP_NOTES = {
+    "dsprites": {
+        "pos_x": "as good as on real images: the classifier, not the oracle, is the limit; at random latents the "
+                 "continuous position falls between grid values",
+        "pos_y": "as good as on real images: the classifier, not the oracle, is the limit",
+        "orientation": "the classifier does not learn it in this budget even on real images (40 heart orientations "
+                       "9° apart); this column says nothing about the oracle",
+        "scale": "not geometry (sprite areas match the dataset within 1–2 % at every scale: 65.3 vs 64.4 pixels at "
+                 "the smallest, 251.9 vs 251.0 at the largest) but edges: the dataset's sprites are binary, the "
+                 "oracle's anti-aliased (≈ one pixel of grey, needed for gradients in the latent), and the "
+                 "classifier, trained on hard edges only, reads the grey rim as a larger sprite (mean predicted − "
+                 "true = +0.67 grid steps on oracle images, 0.00 on real ones)",
+        "shape": "the oracle's soft edges (see scale): 56 of 102 oracle squares are called hearts. A classifier trained with the "
+                 "oracle's edge softness (or on blurred real images), or a sharper oracle edge at evaluation time, "
+                 "would close this; the threshold was not changed",
+    },
+}
+
+
+def _target_section(name: str, report: dict[str, Any], classifier_steps: int) -> list[str]:
+  """Whether each factor reaches TARGET_ACCURACY on oracle images at dataset factors, and (GAP_NOTES) why not."""
+  names, oracle_acc, real_acc = report["factor_names"], report["dataset_factors"], report["real_images"]
+  missed = [i for i, a in enumerate(oracle_acc) if a < TARGET_ACCURACY]
+  if not missed:
+    return [f"**Target (≥ {TARGET_ACCURACY} on oracle images at dataset factors) met** by every factor."]
+  notes = GAP_NOTES.get(name, {})
+  lines = [f"**Target (issue 23 item 1: ≥ {TARGET_ACCURACY} on oracle images at dataset factors) NOT met** for "
+           f"{', '.join(names[i] for i in missed)} ({classifier_steps} classifier steps). Per factor:", ""]
+  for i in missed:
+    note = notes.get(names[i], "no explanation recorded yet (oracle_assets.GAP_NOTES)")
+    lines.append(f"- **{names[i]}**: {oracle_acc[i]:.3f} on oracle images vs {real_acc[i]:.3f} on real images — {note}.")
+  return lines
+
+
 def _table(report: dict[str, Any]) -> list[str]:
   lines = ["| factor | oracle, random latents | oracle, dataset factors | real images |", "|---|---|---|---|"]
   for i, name in enumerate(report["factor_names"]):
@@ -114,7 +152,7 @@ def model_card(name: str, gen: Generator, report: dict[str, Any], classifier_ste
       f"Accuracy of the factor classifier of `metrics.quality` ({classifier_steps} steps on real procedural images, "
       f"identifiable labels) on {report['num_images']} images of each kind. Random latents are labelled with the "
       "nearest grid value of each continuous factor, so a latent between two grid values can be called either.", "",
-      *_table(report), "",
+      *_table(report), "", *_target_section(name, report, classifier_steps), "",
       f"Regenerate (assets and this card): `python -m ganlatent_jax.generators.oracle_assets --name={name} "
       f"--classifier_steps={classifier_steps}`. Written {datetime.date.today().isoformat()}.", ""])
 
@@ -133,8 +171,8 @@ def write_oracle(name: str, directory: str | os.PathLike, classifier=None, class
   if classifier is None:
     return {}
   report = measure_realism(gen, procedural_dataset(name), classifier, num_images)
-  (directory / "realism.json").write_text(json.dumps(report, indent=2))
-  (directory / "MODEL_CARD.md").write_text(model_card(name, gen, report, classifier_steps))
+  io.write_json(directory / "realism.json", report)
+  io.write_text(directory / "MODEL_CARD.md", model_card(name, gen, report, classifier_steps))
   return report
 
 
