@@ -53,14 +53,16 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
   c.ema_decay = 0.5 ** (16 / 10000)
   c.pl_weight = 0.0          # PS-SC's G has no W space
   c.style_mixing = 0.0
-  # Q on real images of the training data (MIG, FactorVAE), TPL of the EMA generator with the pixel distance
-  # (reported as tpl_pixel: no VGG16 weights here). Vote budgets as the SRE table's (disentanglement_lib: 10000/5000).
+  # Q on real images of the training data (MIG, FactorVAE), TPL of the EMA generator: LPIPS-VGG (the paper's, key
+  # 'tpl') with tpl_vgg16_path = torchvision's vgg16-397923af.pth, else the pixel distance (key 'tpl_pixel').
+  # Vote budgets as the SRE table's (disentanglement_lib: 10000/5000).
   c.evaluation = ml_collections.ConfigDict(dict(
       enabled=True, metrics=("mig", "factor_vae", "tpl"),
       protocol=ml_collections.ConfigDict(dict(
           mig_num_points=10000, factor_vae_batch_size=64, factor_vae_prune_threshold=0.05,
           factor_vae_num_train=1000, factor_vae_num_eval=500, factor_vae_num_variance=4000,
-          tpl_num_traversals=20, tpl_points_per_dim=49, tpl_active_threshold=0.1))))
+          tpl_num_traversals=20, tpl_points_per_dim=49, tpl_active_threshold=0.1,
+          tpl_vgg16_path="", tpl_lpips_heads="shipped"))))
   return c
 
 

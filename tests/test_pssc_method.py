@@ -178,3 +178,32 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   pssc.train(config, str(tmp_path))
   assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 3
   assert json.loads((tmp_path / "training_time.json").read_text())["sessions"] == 2
+
+
+def test_tpl_distance_is_lpips_when_a_vgg16_file_is_given_and_pixels_otherwise():
+  """The paper's TPL uses LPIPS-VGG (metrics key 'tpl'); without weights the pixel stand-in ('tpl_pixel')."""
+  import ml_collections
+  from conftest import fixture_path
+  from ganlatent_jax.metrics import tpl
+  from ganlatent_jax.nets.lpips import LPIPS
+  protocol = _quick().evaluation.protocol
+  assert pssc.tpl_distance(protocol) is None
+  vgg = str(fixture_path("torchvision/tv_vgg16_tiny.pth"))   # a tiny VGG16: only the baseline (no shipped heads fit)
+  lpips = pssc.tpl_distance(ml_collections.ConfigDict(dict(tpl_vgg16_path=vgg, tpl_lpips_heads="none")))
+  assert isinstance(lpips, LPIPS)
+  gen = pssc_generator_for_tpl()
+  key, summary = tpl.tpl_per_dimension(gen, jax.random.key(0), distance_fn=lpips, num_traversals=1,
+                                       points_per_dim=3)
+  assert key == "tpl" and summary["distance"] == "LPIPS" and len(summary["per_dim"]) == gen.latent_dim
+  with pytest.raises(FileNotFoundError, match="/no/such/vgg16.pth"):
+    pssc.tpl_distance(ml_collections.ConfigDict(dict(tpl_vgg16_path="/no/such/vgg16.pth")))
+  with pytest.raises(ValueError, match="tpl_lpips_heads='bad'"):
+    pssc.tpl_distance(ml_collections.ConfigDict(dict(tpl_vgg16_path=vgg, tpl_lpips_heads="bad")))
+
+
+def pssc_generator_for_tpl():
+  """The EMA generator of the 3DShapes quick config at initialisation (RGB, 16 px): what TPL measures."""
+  config = _quick("pssc_3dshapes")
+  mesh, engine = _gan.setup(config, pssc.terms_factory(config))
+  state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
+  return _gan.ema_generator(engine, state)

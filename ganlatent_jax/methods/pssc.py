@@ -205,15 +205,30 @@ def write_outputs(engine: _gan.Engine, state: _gan.State, workdir: str, seed: in
   return outputs
 
 
+def tpl_distance(protocol):
+  """TPL's image distance: LPIPS-VGG (the paper's; metrics key 'tpl') when protocol.tpl_vgg16_path names torchvision's
+  VGG16 file, else None = the pixel distance (key 'tpl_pixel'). protocol.tpl_lpips_heads: 'shipped' (lpips 0.1
+  linear heads) or 'none' (plain VGG feature distances)."""
+  path = protocol.get("tpl_vgg16_path", "")
+  if not path:
+    return None
+  heads = protocol.get("tpl_lpips_heads", "shipped")
+  if heads not in ("shipped", "none"):
+    raise ValueError(f"config.evaluation.protocol.tpl_lpips_heads={heads!r}: 'shipped' or 'none'")
+  from ganlatent_jax.port import lpips   # reads the VGG16 file
+  return lpips.load_lpips(path, heads="shipped" if heads == "shipped" else None)
+
+
 def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
-  """MIG and FactorVAE of Q on real images of the training data; TPL (pixel distance) of the EMA generator."""
+  """MIG and FactorVAE of Q on real images of the training data; TPL of the EMA generator (`tpl_distance`)."""
   from ganlatent_jax.metrics import tpl
   metrics = tuple(config.evaluation.metrics)
   if not metrics or set(metrics) - set(EVALUATION_METRICS):
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
   protocol = config.evaluation.protocol
   _common.check_positive(config, *(f"evaluation.protocol.{k}" for k in protocol
-                                   if k not in ("factor_vae_prune_threshold", "tpl_active_threshold")))
+                                   if k not in ("factor_vae_prune_threshold", "tpl_active_threshold",
+                                                "tpl_vgg16_path", "tpl_lpips_heads")))
   seed = int(config.seed) + STREAMS["evaluation"]
   represent = make_represent_fn(engine, state)
   results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
@@ -223,6 +238,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   if "tpl" in metrics:
     key, summary = tpl.tpl_per_dimension(
         _gan.ema_generator(engine, state), jax.random.key(int(config.seed) + STREAMS["tpl"]),
+        distance_fn=tpl_distance(protocol),
         num_traversals=int(protocol.tpl_num_traversals), points_per_dim=int(protocol.tpl_points_per_dim),
         active_threshold=float(protocol.tpl_active_threshold))
     results[key] = summary
