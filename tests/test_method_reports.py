@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 from conftest import fixture_path
-from test_configs import CONFIGS, FIXTURES, NAMES
+from test_configs import CONFIGS, FIXTURES, NAMES, data_context
 
 from ganlatent_jax import cli, console, methods
 from ganlatent_jax import evaluate as evaluate_lib
@@ -71,7 +71,8 @@ def _run_quick(name: str, workdir: pathlib.Path) -> None:
     section, _, leaf = key.rpartition(".")
     (config[section] if section else config)[leaf] = str(fixture_path(relative))
   if config.method:   # ganlatent_jax.main: train (which evaluates when configured), then the report and summary
-    methods.get(config.method).train(config, str(workdir))
+    with data_context(name):
+      methods.get(config.method).train(config, str(workdir))
     report.write_report(workdir, config)   # main._finish passes the config (see /work/helpers/NOTES.md)
     assert f"report:  {workdir / report.REPORT_FILE}" in console.summary(str(workdir))
   else:               # ganlatent_jax.evaluate on a generator-metrics config

@@ -207,3 +207,52 @@ def pssc_generator_for_tpl():
   mesh, engine = _gan.setup(config, pssc.terms_factory(config))
   state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
   return _gan.ema_generator(engine, state)
+
+
+def test_celeba_config_is_the_readme_architecture():
+  """configs/pssc_celeba.py builds upstream's README CelebA-128 generator: the same module list, d = 25, 128 px, the
+  nf rule's widths (512 ×12, 256 ×6, 128 ×4), 64→512-channel D and Q; abstract (no compile, no CelebA needed)."""
+  from ganlatent_jax.generators import pssc as gpssc
+  from ganlatent_jax.generators import trainable
+  from test_pssc_nets import CELEBA
+  c = cli.load_config(str(CONFIGS / "pssc_celeba.py"))
+  config = trainable.generator_config(c.architecture)
+  assert config == gpssc.make_config(CELEBA, image_channels=3, fmap_base=1024, fmap_min=64, fmap_max=512,
+                                     nf_scale=6, size=128)
+  assert config["latent_dim"] == 25
+  variables = jax.eval_shape(lambda: gpssc.init_variables(config, jax.random.key(0)))
+  assert sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables)) > 10_000_000   # the full-width network
+  assert (c.batch_size, c.r1_gamma, c.r1_every, c.data.name, c.data.source, c.data.size, c.data.mirror) == \
+      (8, 10.0, 16, "celeb_a", "tfds", 128, True)
+  assert (c.discriminator.width, c.discriminator.max_width, c.recognizer.width) == (64, 512, 64)
+  assert tuple(c.evaluation.metrics) == ("tpl",) and c.evaluation.protocol.tpl_active_threshold == 0.3
+
+
+@pytest.mark.slow   # compiles the quick PS-SC step: a minute or more on a loaded machine
+def test_celeba_quick_variant_trains_on_mock_tfds_with_mirror_augment(tmp_path):
+  import tensorflow_datasets as tfds
+  config = _quick("pssc_celeba")
+  with tfds.testing.mock_data(num_examples=16):
+    outputs = pssc.train(config, str(tmp_path))
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  assert "tpl_pixel" in metrics and "q" not in metrics   # no factor labels: TPL only
+  assert pathlib.Path(outputs["metrics"]).exists()
+
+
+def test_mirror_augment_flips_about_half_the_real_images():
+  from ganlatent_jax.methods import _gan as gan_engine
+  images = np.arange(8 * 4 * 4 * 3, dtype=np.float32).reshape(8, 4, 4, 3) / 400.0
+
+  class Images:   # an image-only source (CelebA-like: no factors)
+    def sample_images(self, num, rng):
+      return images[:num]
+
+  config = _quick("pssc_celeba")
+  engine = gan_engine.Engine(config=config, mesh=parallel.make_mesh(1), gen=None, disc=None, terms=None,
+                             g_optimizer=None, d_optimizer=None, jitted_step=None, init_fn=None, dataset=Images())
+  real = (np.asarray(engine.real_batch(3)) + 1.0) / 2.0
+  flipped = [np.allclose(r, i[:, ::-1]) for r, i in zip(real, images)]
+  kept = [np.allclose(r, i) for r, i in zip(real, images)]
+  assert all(f != k for f, k in zip(flipped, kept)) and 0 < sum(flipped) < 8
+  config.data.mirror = False
+  np.testing.assert_allclose((np.asarray(engine.real_batch(3)) + 1.0) / 2.0, images, atol=1e-6)

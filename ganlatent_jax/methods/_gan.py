@@ -121,6 +121,7 @@ class State:
 def make_dataset(name: str, **kwargs):
   """A ground-truth dataset of `ganlatent_jax.data` (config.data: name, source='procedural', kwargs)."""
   from ganlatent_jax import data
+  kwargs.pop("mirror", None)   # an augmentation of the engine (Engine.real_batch), not a dataset option
   return data.get_dataset(name, **kwargs)
 
 
@@ -148,8 +149,18 @@ class Engine:
   _host_step: int | None = None
 
   def real_batch(self, step: int):
-    """The global real batch of `step`, images in [-1, 1], sharded over 'data'."""
-    _, images = self.dataset.sample(self.config.batch_size, parallel.step_numpy_rng(self.config.seed, step))
+    """The global real batch of `step`, images in [-1, 1], sharded over 'data'. Ground-truth datasets draw
+    (factors, images) with `sample`; image-only ones (CelebA from TFDS) with `sample_images`. config.data.mirror:
+    each image flipped left-right with probability 1/2 (upstream's mirror augment for faces)."""
+    rng = parallel.step_numpy_rng(self.config.seed, step)
+    batch = int(self.config.batch_size)
+    if hasattr(self.dataset, "sample"):
+      _, images = self.dataset.sample(batch, rng)
+    else:
+      images = self.dataset.sample_images(batch, rng)
+    if self.config.data.get("mirror", False):
+      flip = rng.rand(batch) < 0.5
+      images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
     return parallel.shard_batch(to_model_range(images), self.mesh)
 
   def loop_step(self, state: State, rng: jax.Array):
