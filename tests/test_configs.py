@@ -25,7 +25,7 @@ FIXTURES = {
 
 
 # Quick runs that read a TFDS dataset this machine does not have: run on tfds.testing.mock_data.
-MOCK_TFDS = {"pssc_celeba"}
+MOCK_TFDS = {"pssc_celeba", "udgan_g_celeba"}
 
 
 def data_context(name):

@@ -112,8 +112,6 @@ def test_configuration_errors_name_the_culprit():
     udgan.terms_factory(_config(), num_devices=4)
   with pytest.raises(ValueError, match=r"unknown guidance 'nope'; known: \["):
     udgan.terms_factory(_config(guided=("nope",)), num_devices=1)
-  with pytest.raises(ValueError, match="'edges' is an image guidance"):
-    udgan.terms_factory(_config(guided=("edges",)), num_devices=1)
   stylegan2 = _config()
   stylegan2.udgan.siamese = {"kind": "stylegan2", "width": 4}
   with pytest.raises(ValueError, match="stddev_group=4 mixes statistics of the batch"):
@@ -181,3 +179,44 @@ def test_quick_run_writes_traversals_and_metrics_that_evaluate_reproduces(name, 
   # `python -m ganlatent_jax.evaluate`'s path: φ from the checkpoint, the same seeds → the same numbers.
   (tmp_path / "metrics.json").unlink()
   assert json.loads(json.dumps(udgan.evaluate(config, str(tmp_path)))) == metrics
+
+
+def test_image_guidances_get_their_own_conv_trunk_on_the_standardised_band():
+  """UD-GAN-G on CelebA (specs/udgan.md A12): each band knob's φ is a conv trunk on that band alone, so its
+  embedding ignores every pixel outside the band; standardisation is per channel."""
+  images = np.asarray(fixed_images(64))
+  mean, std = guidance.fit_standardization(guidance.get("band0").fn, images)
+  assert mean.shape == std.shape == (IMAGE_SHAPE[-1],)
+  np.testing.assert_allclose(mean, images[:, :IMAGE_SHAPE[0] // 4].mean(axis=(0, 1, 2)), atol=1e-5)
+  bank = tiny_bank(2, ("band0", "band3"), standardization=(((0.0,), (1.0,)), ((0.0,), (1.0,))))
+  params = bank.init(jax.random.key(0), fixed_images(1))["params"]
+  assert {"guided_0_band0", "guided_1_band3"} <= set(params)
+  assert "conv_0" in params["guided_0_band0"]
+  x = np.asarray(fixed_images(4, seed=1))
+  out = np.asarray(bank.apply({"params": params}, jnp.asarray(x)))
+  assert out.shape == (4, 4)
+  edited = x.copy()
+  edited[:, IMAGE_SHAPE[0] // 4:] = 0.0   # everything but the top band changes
+  out_edited = np.asarray(bank.apply({"params": params}, jnp.asarray(edited)))
+  np.testing.assert_allclose(out_edited[:, 2], out[:, 2], atol=1e-6)      # band0's knob: unchanged
+  assert not np.allclose(out_edited[:, 3], out[:, 3])                      # band3's knob: changed
+
+
+def test_celeba_config_has_28_unguided_knobs_and_four_band_trunks():
+  c = cli.load_config(str(REPO / "configs" / "udgan_g_celeba.py"))
+  assert c.architecture.latent_dim == 32 and c.udgan.num_unguided == 28 and c.udgan.weight == 1.0
+  assert tuple(c.udgan.guided) == ("band0", "band1", "band2", "band3")
+  assert (c.data.name, c.data.source, c.architecture.out_channels) == ("celeb_a", "tfds", 3)
+  spec = trainable.make_generator_spec(c.architecture)
+  assert spec.info.image_shape == (64, 64, 3)
+
+
+@pytest.mark.slow   # compiles the quick UD-GAN step: a minute or more on a loaded machine
+def test_celeba_quick_variant_trains_on_mock_tfds(tmp_path):
+  import tensorflow_datasets as tfds
+  config = cli.load_config(str(REPO / "configs" / "udgan_g_celeba.py:quick"))
+  with tfds.testing.mock_data(num_examples=16):
+    udgan.train(config, str(tmp_path))
+  metrics = json.loads((tmp_path / "metrics.json").read_text())["siamese"]
+  assert len(metrics["knob_effect"]) == 32 and metrics["knob_names"][-1] == "knob_31_band3"
+  assert "mig" not in metrics and "guidance_factor_correlation" not in metrics

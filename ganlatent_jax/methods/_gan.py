@@ -125,6 +125,19 @@ def make_dataset(name: str, **kwargs):
   return data.get_dataset(name, **kwargs)
 
 
+def real_images(dataset, num: int, rng: np.random.RandomState) -> np.ndarray:
+  """`num` real images in [0, 1] from a ground-truth dataset (`sample`: factors and images) or an image-only source
+  (`sample_images`: CelebA from TFDS)."""
+  if hasattr(dataset, "sample"):
+    return dataset.sample(num, rng)[1]
+  return dataset.sample_images(num, rng)
+
+
+def has_factors(dataset) -> bool:
+  """Whether a dataset has ground-truth factor labels (the representation scores need them)."""
+  return hasattr(dataset, "sample") and hasattr(dataset, "factors_num_values")
+
+
 def to_model_range(images01: np.ndarray) -> np.ndarray:
   return (np.asarray(images01, np.float32) * 2.0 - 1.0)
 
@@ -154,10 +167,7 @@ class Engine:
     each image flipped left-right with probability 1/2 (upstream's mirror augment for faces)."""
     rng = parallel.step_numpy_rng(self.config.seed, step)
     batch = int(self.config.batch_size)
-    if hasattr(self.dataset, "sample"):
-      _, images = self.dataset.sample(batch, rng)
-    else:
-      images = self.dataset.sample_images(batch, rng)
+    images = real_images(self.dataset, batch, rng)
     if self.config.data.get("mirror", False):
       flip = rng.rand(batch) < 0.5
       images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)

@@ -68,16 +68,33 @@ class ScalarMLP(nn.Module):
     return nn.Dense(self.out, name="out")(x)
 
 
+class ImageTrunk(nn.Module):
+  """A guided knob's φ on an image guidance (a band of the face, an edge map): 3×3 convs, stride 2 until the height
+  is 4 (specs/udgan.md A12), leaky ReLU 0.2, then a dense layer to E."""
+  widths: tuple[int, ...]
+  out: int
+
+  @nn.compact
+  def __call__(self, x):
+    for i, width in enumerate(self.widths):
+      stride = 2 if x.shape[1] > 4 else 1
+      x = nn.leaky_relu(nn.Conv(width, (3, 3), strides=stride, padding="SAME", name=f"conv_{i}")(x), 0.2)
+    return nn.Dense(self.out, name="out")(x.reshape(x.shape[0], -1))
+
+
 class SiameseBank(nn.Module):
   """Images NHWC in [−1, 1] → (B, N_A·E) embeddings, knob order: the unguided knobs first (one shared trunk with the
-  discriminator's architecture; its logit is unused), then `guided` in config order (one MLP each on the guidance
-  measure, standardised by the constant `standardization` (mean, std) pairs). A per-sample function of each image."""
+  discriminator's architecture; its logit is unused), then `guided` in config order, each with its own network on
+  the guidance measure standardised by the constant `standardization` (mean, std) pairs (per dim of a vector
+  guidance, per channel of an image one): an MLP for a vector guidance, an `ImageTrunk` for an image guidance (a
+  CelebA band). A per-sample function of each image."""
   num_unguided: int
   guided: tuple[str, ...]
   embed_dim: int
   trunk: Any                       # the unguided trunk: a discriminator module with num_unguided·E aux outputs
   scalar_hidden: tuple[int, ...]
   standardization: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...]
+  image_widths: tuple[int, ...] = (32, 64)
 
   @nn.compact
   def __call__(self, images):
@@ -85,18 +102,17 @@ class SiameseBank(nn.Module):
     if self.num_unguided:
       parts.append(self.trunk(images)[1])
     for k, (name, (mean, std)) in enumerate(zip(self.guided, self.standardization)):
-      measure = guidance.standardized(guidance.get(name).fn, np.asarray(mean), np.asarray(std))(images)
-      parts.append(ScalarMLP(self.scalar_hidden, self.embed_dim, name=f"guided_{k}_{name}")(measure))
+      g = guidance.get(name)
+      measure = guidance.standardized(g.fn, np.asarray(mean), np.asarray(std))(images)
+      network = (ImageTrunk(self.image_widths, self.embed_dim, name=f"guided_{k}_{name}") if g.kind == "image" else
+                 ScalarMLP(self.scalar_hidden, self.embed_dim, name=f"guided_{k}_{name}"))
+      parts.append(network(measure))
     return jnp.concatenate(parts, axis=-1)
 
 
 def _check_guided(guided: Sequence[str]) -> tuple[str, ...]:
   for name in guided:
-    g = guidance.get(name)   # ValueError naming the registry
-    if g.kind != "vector":
-      raise ValueError(f"config.udgan.guided: {name!r} is an image guidance; only vector guidances "
-                       f"({sorted(n for n, v in guidance.GUIDANCES.items() if v.kind == 'vector')}) are supported "
-                       f"by this siamese bank so far")
+    guidance.get(name)   # ValueError naming the registry
   return tuple(guided)
 
 
@@ -104,8 +120,7 @@ def fit_standardization(dataset, guided: Sequence[str], num_images: int, seed: i
   """((mean, std), …) per guided knob over `num_images` unlabelled real images (RandomState(seed))."""
   if not guided:
     return ()
-  _, images = dataset.sample(num_images, np.random.RandomState(seed))
-  model = _gan.to_model_range(images)
+  model = _gan.to_model_range(_gan.real_images(dataset, num_images, np.random.RandomState(seed)))
   out = []
   for name in guided:
     mean, std = guidance.fit_standardization(guidance.get(name).fn, model)
@@ -196,7 +211,8 @@ def terms_factory(config, dataset=None, num_devices: int | None = None):
     trunk = discriminators.from_config(dict(u.siamese), image_size,
                                        aux_outputs=max(int(u.num_unguided), 1) * int(u.embed_dim))
     bank = SiameseBank(num_unguided=int(u.num_unguided), guided=guided, embed_dim=int(u.embed_dim), trunk=trunk,
-                       scalar_hidden=tuple(int(h) for h in u.scalar_hidden), standardization=standardization)
+                       scalar_hidden=tuple(int(h) for h in u.scalar_hidden), standardization=standardization,
+                       image_widths=tuple(int(w) for w in u.get("image_widths", (32, 64))))
     return UDGANTerms(gen_spec.info.latent_dim, bank, gen_spec.info.image_shape, noise_dim=int(u.noise_dim),
                       weight=float(u.weight), knob_sampling=u.knob_sampling, margin=u.margin,
                       margin_value=float(u.margin_value))
@@ -291,6 +307,8 @@ def guidance_factor_correlation(dataset, guided: Sequence[str], num: int, seed: 
   names = list(getattr(dataset, "factor_names", None) or [f"factor_{j}" for j in range(factors.shape[1])])
   out = {}
   for name in guided:
+    if guidance.get(name).kind != "vector":   # an image (a band of a face) has no single value to correlate
+      continue
     measure = np.asarray(guidance.get(name).fn(model), np.float64)[:, 0]
     row = {}
     for j, factor in enumerate(names):
@@ -304,18 +322,21 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   """β-VAE, FactorVAE and MIG of the siamese representation on the training dataset, knob_effect, and (UD-GAN-G) the
   guidance measures' correlation with the factors."""
   metrics = tuple(config.evaluation.metrics)
-  if not metrics or set(metrics) - set(EVALUATION_METRICS):
-    raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
+  labelled = _gan.has_factors(engine.dataset)
+  if set(metrics) - set(EVALUATION_METRICS) or (labelled and not metrics) or (metrics and not labelled):
+    raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS} "
+                     f"on a dataset with factor labels, () on one without (CelebA: knob_effect only)")
   protocol = config.evaluation.protocol
   _common.check_positive(config, *(f"evaluation.protocol.{k}" for k in protocol))
   seed = int(config.seed) + STREAMS["evaluation"]
-  represent = make_represent_fn(engine, state)
   results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
-  results.update(_gan.representation_scores(engine.dataset, represent, metrics, protocol, seed))
+  if metrics:
+    results.update(_gan.representation_scores(engine.dataset, make_represent_fn(engine, state), metrics, protocol,
+                                              seed))
   results["knob_names"] = engine.terms.knob_names()
   results["knob_effect"] = knob_effect(engine, state, int(protocol.knob_effect_num),
                                        int(config.seed) + STREAMS["knob_effect"])
-  if engine.terms.siamese.guided:
+  if engine.terms.siamese.guided and labelled:
     results["guidance_factor_correlation"] = guidance_factor_correlation(
         engine.dataset, engine.terms.siamese.guided, int(protocol.guidance_num_points), seed)
   return results

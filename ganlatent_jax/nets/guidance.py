@@ -152,11 +152,13 @@ def get(name: str) -> Guidance:
 
 def fit_standardization(fn: Callable[[jax.Array], jax.Array], images: np.ndarray,
                         batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-  """(mean, std) per output dim of a vector guidance over unlabelled real images (model range), float32; a zero
-  std (a constant feature) becomes 1 so that standardising never divides by zero."""
+  """(mean, std) over unlabelled real images (model range), float32: per output dim of a vector guidance (B, D), per
+  channel of an image guidance (B, H, W, C) — every axis but the last is averaged. A zero std (a constant feature)
+  becomes 1 so that standardising never divides by zero."""
   outputs = np.concatenate([np.asarray(fn(jnp.asarray(images[i:i + batch_size])), np.float64)
                             for i in range(0, len(images), batch_size)])
-  mean, std = outputs.mean(axis=0), outputs.std(axis=0)
+  axes = tuple(range(outputs.ndim - 1))
+  mean, std = outputs.mean(axis=axes), outputs.std(axis=axes)
   return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
 
 
