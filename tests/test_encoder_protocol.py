@@ -82,6 +82,7 @@ def test_aligned_directions_beat_rotated_ones():
   assert rotated["mig"] < aligned["mig"] - 0.2, (aligned, rotated)
 
 
+@pytest.mark.slow   # 64 s of the idle default suite (2026-12-01)
 def test_same_seed_same_numbers_sharded_over_8_devices():
   tiny = dataclasses.replace(CONFIG, num_train=256, num_val=64, steps=20, mig_num_train=200)
   a, b = _mig(np.eye(2), seed=3, config=tiny, num_devices=8), _mig(np.eye(2), seed=3, config=tiny, num_devices=8)

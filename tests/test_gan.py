@@ -48,6 +48,7 @@ def _copy(tree):
   return jax.tree.map(lambda a: np.array(a), tree)
 
 
+@pytest.mark.slow   # 83 s of the idle default suite (2026-12-01)
 def test_sharded_steps_are_finite_and_follow_lazy_r1_and_ema(engine):
   assert engine.mesh.devices.size == 8
   state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(engine.mesh))(jax.random.key(0))

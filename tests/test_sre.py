@@ -42,6 +42,7 @@ def tiny_generator():
   return stylegan2.build(config, stylegan2.init_variables(config, jax.random.key(0)), "tiny")
 
 
+@pytest.mark.slow   # 41 s of the idle default suite (2026-12-01); SRE over 2 processes x 2 devices stays in it
 def test_sharded_steps_keep_d_orthonormal_and_lower_the_loss_on_a_fixed_batch(tiny_generator):
   c = _tiny_config()
   mesh = parallel.make_mesh(8)
