@@ -125,12 +125,21 @@ def make_dataset(name: str, **kwargs):
   return data.get_dataset(name, **kwargs)
 
 
-def real_images(dataset, num: int, rng: np.random.RandomState) -> np.ndarray:
-  """`num` real images in [0, 1] from a ground-truth dataset (`sample`: factors and images) or an image-only source
-  (`sample_images`: CelebA from TFDS)."""
-  if hasattr(dataset, "sample"):
-    return dataset.sample(num, rng)[1]
-  return dataset.sample_images(num, rng)
+def real_images(dataset, num: int, rng: np.random.RandomState, rows: slice = slice(None)) -> np.ndarray:
+  """Rows `rows` of `num` real images in [0, 1] drawn with `rng`, from a ground-truth dataset (factors drawn for all
+  `num`, then only the chosen rows rendered — or, for TFDS, their records chosen for all and read for the rows) or
+  an image-only source (`sample_images`: CelebA from TFDS). The draws do not depend on `rows`, so every process of
+  a multi-process run reads its own part of the same global batch; rows=all is `dataset.sample(num, rng)[1]`."""
+  if hasattr(dataset, "sample_factors"):
+    factors = dataset.sample_factors(num, rng)
+    if hasattr(dataset, "records_for_factors"):   # TFDS: choose every row's record, read only ours
+      return dataset.read_observations(dataset.records_for_factors(factors, rng)[rows])
+    return dataset.sample_observations_from_factors(factors[rows], rng)
+  if hasattr(dataset, "images"):                   # TfdsImages: sample_images draws record indices, then reads
+    return dataset.images(rng.randint(len(dataset), size=num)[rows])
+  if hasattr(dataset, "sample_images"):
+    return dataset.sample_images(num, rng)[rows]
+  return dataset.sample(num, rng)[1][rows]
 
 
 def has_factors(dataset) -> bool:
@@ -167,11 +176,12 @@ class Engine:
     each image flipped left-right with probability 1/2 (upstream's mirror augment for faces)."""
     rng = parallel.step_numpy_rng(self.config.seed, step)
     batch = int(self.config.batch_size)
-    images = real_images(self.dataset, batch, rng)
+    rows = parallel.process_rows(batch)   # every process draws the global batch's labels, reads only its rows
+    images = real_images(self.dataset, batch, rng, rows)
     if self.config.data.get("mirror", False):
-      flip = rng.rand(batch) < 0.5
+      flip = (rng.rand(batch) < 0.5)[rows]
       images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
-    return parallel.shard_batch(to_model_range(images), self.mesh)
+    return parallel.shard_local_batch(to_model_range(images), batch, self.mesh)
 
   def loop_step(self, state: State, rng: jax.Array):
     """The loop's `train_step(state, rng)`: draws the step's real batch on the host, then runs the jitted step. The

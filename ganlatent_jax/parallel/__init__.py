@@ -69,6 +69,23 @@ def shard_batch(tree: Any, mesh: Mesh) -> Any:
   return jax.tree.map(place, tree)
 
 
+def process_rows(global_batch: int) -> slice:
+  """The rows of a global batch this process holds (its devices' shards: processes own consecutive blocks of the
+  'data' axis, devices ordered by process as `make_mesh` lays them out)."""
+  per_process = global_batch // jax.process_count()
+  start = jax.process_index() * per_process
+  return slice(start, start + per_process)
+
+
+def shard_local_batch(local: np.ndarray, global_batch: int, mesh: Mesh) -> jax.Array:
+  """The global batch, split over 'data', from this process's rows only (`process_rows`): host data is read and
+  rendered only by the process whose devices hold it."""
+  sharding = data_sharding(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(local, sharding)
+  return jax.make_array_from_process_local_data(sharding, np.asarray(local), (global_batch, *local.shape[1:]))
+
+
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated_sharding(mesh))
 
