@@ -93,9 +93,9 @@ GAP_NOTES = {
                  "oracle's anti-aliased (≈ one pixel of grey, needed for gradients in the latent), and the "
                  "classifier, trained on hard edges only, reads the grey rim as a larger sprite (mean predicted − "
                  "true = +0.67 grid steps on oracle images, 0.00 on real ones)",
-        "shape": "the oracle's soft edges (see scale): 56 of 102 oracle squares are called hearts. A classifier trained with the "
-                 "oracle's edge softness (or on blurred real images), or a sharper oracle edge at evaluation time, "
-                 "would close this; the threshold was not changed",
+        "shape": "the oracle's soft edges (see scale): 56 of 102 oracle squares are called hearts. A classifier "
+                 "trained with the oracle's edge softness (or on blurred real images), or a sharper oracle edge at "
+                 "evaluation time, would close this; the threshold was not changed",
     },
 }
 

@@ -171,9 +171,9 @@ class Engine:
   _host_step: int | None = None
 
   def real_batch(self, step: int):
-    """The global real batch of `step`, images in [-1, 1], sharded over 'data'. Ground-truth datasets draw
-    (factors, images) with `sample`; image-only ones (CelebA from TFDS) with `sample_images`. config.data.mirror:
-    each image flipped left-right with probability 1/2 (upstream's mirror augment for faces)."""
+    """The global real batch of `step`, images in [-1, 1], sharded over 'data': this process reads only its rows
+    (`real_images`). config.data.mirror: each image flipped left-right with probability 1/2 (upstream's mirror
+    augment for faces)."""
     rng = parallel.step_numpy_rng(self.config.seed, step)
     batch = int(self.config.batch_size)
     rows = parallel.process_rows(batch)   # every process draws the global batch's labels, reads only its rows
