@@ -14,8 +14,8 @@ the shapes3d testbed's (64, 64, 32, 16, 8). Ablations by override (the paper's T
   --config.pssc.weight=0.001|0.1                       λ (upstream's normalisation; reduction='paper' = Eq. 9)
 Upstream's FactorVAE protocol: --config.evaluation.protocol.factor_vae_batch_size=60
 --config.evaluation.protocol.factor_vae_prune_threshold=0.1 (default: disentanglement_lib's 64 / 0.05).
-Optimiser as upstream (Adam 0.002, β = (0, 0.99), R1 γ = 10 every 16 steps, EMA half-life 10k images); upstream
-also rescales G's Adam by 4/5 (lazy ratio without a G regulariser), which the engine does not.
+Optimiser as upstream (Adam 0.002, β = (0, 0.99), R1 γ = 10 every 16 steps, EMA half-life 10k images), G's and Q's
+Adam rescaled by 4/5 as upstream's (its lazy ratio without a G regulariser: `g_lazy_every = 4`).
 """
 import ml_collections
 
@@ -52,6 +52,7 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
   c.r1_every = 16
   c.ema_decay = 0.5 ** (16 / 10000)
   c.pl_weight = 0.0          # PS-SC's G has no W space
+  c.g_lazy_every = 4         # yet upstream's G/Q Adam runs at lr·4/5, β^(4/5) (StyleGAN2-TF's G_reg_interval), A6
   c.style_mixing = 0.0
   # Q on real images of the training data (MIG, FactorVAE), TPL of the EMA generator: LPIPS-VGG (the paper's, key
   # 'tpl') with tpl_vgg16_path = torchvision's vgg16-397923af.pth, else the pixel distance (key 'tpl_pixel').

@@ -25,15 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
-from typing import Any, NamedTuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
+from ganlatent_jax.runs import Run, execute  # noqa: E402
 
 SCORES = ("MIG", "FactorVAE")
 ALIGNMENT = "mean abs cos(d, d_init)"
@@ -70,13 +68,6 @@ def ld_command(workdir: str, seed: int, steps: int, k: int, generator: str = REA
           "--config.evaluation.enabled=False"]          # table scores LD's directions with SRE's protocol
 
 
-class Run(NamedTuple):
-  workdir: str
-  command: list[str]
-  done: str              # the file that marks it finished
-  requires: str = ""     # a file that must exist before it starts (another run's output)
-
-
 def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str],
          long_steps: int = 0, generator: str = README_GENERATOR) -> list[Run]:
   """Every run, in start order: the main table seed by seed, then the ablation, then the long runs."""
@@ -102,38 +93,6 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
     for seed in seeds:
       sre(seed, f"sefa_{long_steps}", run_steps=long_steps)
   return runs
-
-
-def execute(runs: list[Run], workers: int) -> int:
-  """Runs what is not done yet, `workers` at a time (a run starts once its requirement exists)."""
-  pending = [r for r in runs if not os.path.exists(r.done)]
-  active: dict[subprocess.Popen, tuple[Run, float, Any]] = {}
-  while pending or active:
-    ready = [r for r in pending if not r.requires or os.path.exists(r.requires)]
-    while ready and len(active) < workers:
-      run = ready.pop(0)
-      pending.remove(run)
-      os.makedirs(run.workdir, exist_ok=True)
-      print(f"[{time.strftime('%H:%M:%S')}] {' '.join(run.command[1:])}", flush=True)
-      log = open(os.path.join(run.workdir, "run.log"), "a")
-      process = subprocess.Popen(run.command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-      active[process] = (run, time.time(), log)
-    if not active:
-      missing = sorted({r.requires for r in pending})
-      print(f"nothing can start: missing {missing}", flush=True)
-      return 1
-    time.sleep(2)
-    for process in [p for p in active if p.poll() is not None]:
-      run, start, log = active.pop(process)
-      log.close()
-      if process.returncode:
-        print(f"failed with exit code {process.returncode}; see {os.path.join(run.workdir, 'run.log')}", flush=True)
-        for other in active:
-          other.terminate()
-        return process.returncode
-      with open(os.path.join(run.workdir, "command.txt"), "w") as f:
-        f.write(" ".join(run.command[1:]) + f"\n# {time.time() - start:.0f} s\n")
-  return 0
 
 
 def alignment(workdir: str) -> float:

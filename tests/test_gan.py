@@ -236,6 +236,26 @@ def test_each_optimizer_is_corrected_only_for_its_own_lazy_regulariser(pl_weight
   np.testing.assert_allclose(_first_adam_step(gan.lazy_adam(0.01, 0.0, 0.99)), 0.01, rtol=1e-4)
 
 
+@pytest.mark.parametrize("g_lazy_every,g_ratio", [(4, 4.0 / 5.0), (0, 1.0)])
+def test_g_lazy_every_corrects_g_without_a_regulariser_as_stylegan2_tf(g_lazy_every, g_ratio):
+  # PS-SC's upstream (StyleGAN2's TF loop) rescales G's Adam by G_reg_interval/(G_reg_interval+1) = 4/5 though its G
+  # has no regulariser; before config.g_lazy_every the engine could only give such a G plain Adam.
+  c = tiny_shapes3d_config(pl_weight=0.0, r1_every=16, g_lazy_every=g_lazy_every)
+  c.architecture.learning_rate = 0.002
+  _, eng = gan.setup(c)
+  np.testing.assert_allclose(_first_adam_step(eng.g_optimizer), 0.002 * g_ratio, rtol=1e-4)
+  assert eng.regularisers.g_lazy_every == g_lazy_every
+
+
+@pytest.mark.parametrize("overrides,culprit", [
+    (dict(pl_weight=2.0, pl_every=4, g_lazy_every=8), "g_lazy_every=8 differs from config.pl_every=4"),
+    (dict(pl_weight=0.0, g_lazy_every=-1), "g_lazy_every=-1 must be >= 0"),
+])
+def test_g_lazy_every_refuses_a_contradiction(overrides, culprit):
+  with pytest.raises(ValueError, match=culprit):
+    gan.setup(tiny_shapes3d_config(**overrides))
+
+
 def test_a_networks_own_betas_override_the_runs():
   c = tiny_shapes3d_config(pl_weight=0.0, r1_every=16)
   c.architecture.update(beta1=0.5, beta2=0.9)

@@ -1,4 +1,5 @@
-"""Results tables (metrics/report.py) and the SRE table launcher's plan (launch/sre_table.py)."""
+"""Results tables (metrics/report.py), the launchers' scheduler (runs.py) and the table launchers' plans
+(launch/sre_table.py, launch/pssc_table.py)."""
 import importlib.util
 import json
 import os
@@ -6,13 +7,14 @@ import os
 import numpy as np
 import pytest
 
+from ganlatent_jax import runs as runs_lib
 from ganlatent_jax.metrics import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _launcher():
-  spec = importlib.util.spec_from_file_location("sre_table", os.path.join(REPO, "launch", "sre_table.py"))
+def _launcher(name="sre_table"):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "launch", f"{name}.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -81,13 +83,70 @@ def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
   assert [r for r in runs if r.done == ld_directions][0].requires == ""
 
 
-def test_sre_table_executes_with_requirements_in_order(tmp_path):
+def test_runs_execute_with_requirements_in_order(tmp_path):
   """Fake runs (shell commands) through the scheduler: a run waits for the file it requires."""
-  launcher = _launcher()
   a, b = tmp_path / "a", tmp_path / "b"
-  runs = [launcher.Run(str(tmp_path / "wb"), ["sh", "-c", f"test -f {a} && touch {b}"], str(b), requires=str(a)),
-          launcher.Run(str(tmp_path / "wa"), ["sh", "-c", f"sleep 1; touch {a}"], str(a))]
-  assert launcher.execute(runs, workers=2) == 0
+  runs = [runs_lib.Run(str(tmp_path / "wb"), ["sh", "-c", f"test -f {a} && touch {b}"], str(b), requires=str(a)),
+          runs_lib.Run(str(tmp_path / "wa"), ["sh", "-c", f"sleep 1; touch {a}"], str(a))]
+  assert runs_lib.execute(runs, workers=2) == 0
   assert b.exists() and (tmp_path / "wb" / "command.txt").exists()
-  failing = [launcher.Run(str(tmp_path / "wc"), ["sh", "-c", "exit 3"], str(tmp_path / "never"))]
-  assert launcher.execute(failing, workers=2) == 3
+  failing = [runs_lib.Run(str(tmp_path / "wc"), ["sh", "-c", "exit 3"], str(tmp_path / "never"))]
+  assert runs_lib.execute(failing, workers=2) == 3
+  assert runs_lib.execute(runs, workers=1) == 0   # everything done: nothing runs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# launch/pssc_table.py
+
+def _pssc_metrics(path, factor_vae, mig, tpl=None, active=0, entry="q", tpl_key="tpl_pixel"):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  metrics = {entry: {"factor_vae_eval_accuracy": factor_vae, "mig": mig}}
+  if tpl is not None:
+    metrics[tpl_key] = {"tpl": tpl, "num_active": active}
+  with open(path, "w") as f:
+    json.dump(metrics, f)
+
+
+def test_pssc_table_plan_covers_every_row_and_the_selection_seeds(tmp_path):
+  launcher = _launcher("pssc_table")
+  runs = launcher.plan(str(tmp_path), ["3dshapes", "dsprites"], [0, 1, 2], steps=50, select_from=5,
+                       extra=["--config.batch_size=8"])
+  assert len(runs) == 5 * 3 + 2 + 4 * 3 + 2   # rows × seeds + the PS-SC seeds 3, 4 of each dataset
+  assert len({r.workdir for r in runs}) == len(runs)
+  for run in runs:
+    seed = run.workdir[-1]
+    assert f"--config.seed={seed}" in run.command and "--config.steps=50" in run.command
+    assert "--config.batch_size=8" in run.command and run.done == os.path.join(run.workdir, "metrics.json")
+  by_dir = {os.path.relpath(r.workdir, tmp_path): r.command for r in runs}
+  assert "--config=configs/infogan_3dshapes.py" in by_dir["3dshapes/infogan/seed1"]
+  ps_only = [a for a in by_dir["3dshapes/ps_only/seed0"] if a.startswith("--config.architecture.modules=")]
+  assert len(ps_only) == 1 and "C_global-3" in ps_only[0] and "C_spgroup" not in ps_only[0]
+  assert "--config.pssc.loss=infogan_l2" in by_dir["dsprites/infogan_l2/seed2"]
+  assert "dsprites/ps/seed4" in by_dir and "dsprites/ps_sc/seed4" not in by_dir
+
+
+def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(tmp_path):
+  launcher = _launcher("pssc_table")
+  out = str(tmp_path)
+  # seed: (FactorVAE, TPL, active codes) — seed 1 has the lowest TPL but too few active codes (a "cheating" model)
+  values = {0: (0.70, 9.0, 6), 1: (0.99, 1.0, 3), 2: (0.80, 5.0, 7), 3: (0.90, 2.0, 6), 4: (0.60, 7.0, 8)}
+  for seed, (fv, tpl, active) in values.items():
+    _pssc_metrics(str(tmp_path / "3dshapes" / "ps_sc" / f"seed{seed}" / "metrics.json"), fv, 0.1, tpl, active)
+  _pssc_metrics(str(tmp_path / "3dshapes" / "infogan" / "seed0" / "metrics.json"), 0.5, 0.2, entry="q_head")
+  tables, selections = launcher.aggregate(out, ["3dshapes"], [0, 1], select_from=5, min_active=0)
+  assert selections["3dshapes"]["selected"] == ["seed3", "seed2"]   # best 2 (= number of seeds) of 5 by TPL
+  assert "seed1" in selections["3dshapes"]["excluded"]
+  table = tables["3dshapes"]
+  np.testing.assert_allclose(table["PS-SC + TPL"]["FactorVAE"], [0.90, 0.80])
+  np.testing.assert_allclose(table["PS-SC"]["FactorVAE"], [0.70, 0.99])
+  assert table["InfoGAN (ours)"]["FactorVAE"] == [0.5] and table["InfoGAN (ours)"]["TPL"] == []
+  text = launcher.markdown(tables, ["3dshapes"])
+  assert "| PS-SC + TPL | 0.850 ± 0.071 |" in text and text.count("93.41 ± 3.34") == 1
+  assert "| InfoGAN (ours) | 0.500 ± 0.000 | 0.200 ± 0.000 | — | — | 1 | — |" in text
+
+
+def test_pssc_table_refuses_a_selection_without_tpl(tmp_path):
+  launcher = _launcher("pssc_table")
+  _pssc_metrics(str(tmp_path / "dsprites" / "ps" / "seed0" / "metrics.json"), 0.7, 0.1)
+  with pytest.raises(ValueError, match="no TPL"):
+    launcher.aggregate(str(tmp_path), ["dsprites"], [0], select_from=1, min_active=0)

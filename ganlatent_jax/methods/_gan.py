@@ -204,6 +204,7 @@ class Regularisers:
   pl_batch_shrink: int
   pl_decay: float
   style_mixing: float    # probability; 0 = off
+  g_lazy_every: int      # G's Adam lazy-regularisation ratio k/(k+1): pl_every, or config.g_lazy_every (0 = none)
 
   @classmethod
   def from_config(cls, config, gen: GeneratorSpec, terms: GANTerms) -> "Regularisers":
@@ -212,7 +213,18 @@ class Regularisers:
     regs = cls(r1_gamma=r1_gamma, r1_every=int(config.r1_every) if r1_gamma > 0 else 0,
                pl_weight=pl_weight, pl_every=int(config.get("pl_every", 4)) if pl_weight > 0 else 0,
                pl_batch_shrink=int(config.get("pl_batch_shrink", 2)), pl_decay=float(config.get("pl_decay", 0.01)),
-               style_mixing=style_mixing)
+               style_mixing=style_mixing, g_lazy_every=0)
+    # G's Adam follows G's own lazy regulariser (path length). StyleGAN2's TF training loop (PS-SC's upstream) also
+    # corrects G by G_reg_interval/(G_reg_interval+1) when G has no regulariser at all: config.g_lazy_every says so.
+    g_lazy_every = config.get("g_lazy_every")
+    if g_lazy_every is None:
+      g_lazy_every = regs.pl_every
+    elif regs.pl_every and int(g_lazy_every) != regs.pl_every:
+      raise ValueError(f"config.g_lazy_every={g_lazy_every} differs from config.pl_every={regs.pl_every}: with "
+                       f"path-length regularisation on, G's Adam is corrected for it (leave g_lazy_every unset)")
+    if int(g_lazy_every) < 0:
+      raise ValueError(f"config.g_lazy_every={g_lazy_every} must be >= 0 (0 = plain Adam for G)")
+    regs = dataclasses.replace(regs, g_lazy_every=int(g_lazy_every))
     family = gen.config["family"]
     if r1_gamma < 0 or pl_weight < 0:
       raise ValueError(f"config.r1_gamma={r1_gamma} and config.pl_weight={pl_weight} must be >= 0")
@@ -268,7 +280,8 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
 
   Config keys: batch_size, architecture (family + make_config args, learning_rate, random_noise), discriminator
   (kind, width, ..., learning_rate), beta1, beta2 (a part's own `beta1`/`beta2` override them), r1_gamma, r1_every, ema_decay; optional (StyleGAN2): pl_weight,
-  pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off).
+  pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off), g_lazy_every (G's Adam correction without a
+  G regulariser, upstream StyleGAN2-TF's G_reg_interval; absent = pl_every, or none).
   """
   parallel.check_batch_size(config.batch_size, mesh)
   gen = make_generator_spec(config.architecture)
@@ -277,7 +290,7 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
   groups = _groups(terms)
   image_size = gen.info.image_shape[0]
   disc = discriminators.from_config(dict(config.discriminator), image_size, aux_outputs=terms.aux_outputs)
-  g_optimizer = lazy_adam(config.architecture.learning_rate, *_betas(config, "architecture"), regs.pl_every)
+  g_optimizer = lazy_adam(config.architecture.learning_rate, *_betas(config, "architecture"), regs.g_lazy_every)
   d_optimizer = lazy_adam(config.discriminator.learning_rate, *_betas(config, "discriminator"), regs.r1_every)
   family = family_module(gen.config["family"])
   image_shape = gen.info.image_shape

@@ -1,0 +1,57 @@
+"""Many command-line runs, resumable: the scheduler of the launch scripts that reproduce the README's tables.
+
+A `Run` is one command in its own workdir with the file that marks it finished (usually its metrics.json) and
+optionally a file it needs first (another run's output). `execute` starts what is not finished yet, `workers` at a
+time, logs each run to WORKDIR/run.log and writes WORKDIR/command.txt (the exact command and its wall time) when it
+succeeds, so a table script can be interrupted and re-run and every cell names the command that produced it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any, NamedTuple, Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Run(NamedTuple):
+  workdir: str
+  command: list[str]
+  done: str              # the file that marks it finished
+  requires: str = ""     # a file that must exist before it starts (another run's output)
+
+
+def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
+  """Runs what is not done yet, `workers` at a time (a run starts once its requirement exists); the first failure
+  stops the others and returns its exit code."""
+  if workers < 1:
+    raise ValueError(f"workers={workers} must be >= 1")
+  pending = [r for r in runs if not os.path.exists(r.done)]
+  active: dict[subprocess.Popen, tuple[Run, float, Any]] = {}
+  while pending or active:
+    ready = [r for r in pending if not r.requires or os.path.exists(r.requires)]
+    while ready and len(active) < workers:
+      run = ready.pop(0)
+      pending.remove(run)
+      os.makedirs(run.workdir, exist_ok=True)
+      print(f"[{time.strftime('%H:%M:%S')}] {' '.join(run.command[1:])}", flush=True)
+      log = open(os.path.join(run.workdir, "run.log"), "a")
+      process = subprocess.Popen(run.command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+      active[process] = (run, time.time(), log)
+    if not active:
+      missing = sorted({r.requires for r in pending})
+      print(f"nothing can start: missing {missing}", flush=True)
+      return 1
+    time.sleep(2)
+    for process in [p for p in active if p.poll() is not None]:
+      run, start, log = active.pop(process)
+      log.close()
+      if process.returncode:
+        print(f"failed with exit code {process.returncode}; see {os.path.join(run.workdir, 'run.log')}", flush=True)
+        for other in active:
+          other.terminate()
+        return process.returncode
+      with open(os.path.join(run.workdir, "command.txt"), "w") as f:
+        f.write(" ".join(run.command[1:]) + f"\n# {time.time() - start:.0f} s\n")
+  return 0

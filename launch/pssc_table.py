@@ -1,0 +1,212 @@
+"""Reproduces the README's PS-SC tables (the paper's Table 5 claim and its ablation rows) on procedural data.
+
+  python launch/pssc_table.py --out=/work/pssc_table                          # both datasets, seeds 0,1,2
+  python launch/pssc_table.py --out=/work/pssc_table --select_from=6          # + "PS-SC + TPL": best 3 of 6 seeds
+  python launch/pssc_table.py --out=/work/pssc_table --datasets=dsprites --steps=3000 -- --config.batch_size=32
+  python launch/pssc_table.py --out=/work/pssc_table --table_only             # aggregate what exists
+
+Every cell is one `python -m ganlatent_jax.main` run in its own workdir OUT/DATASET/ROW/seedS (resumable: a run
+whose metrics.json exists is skipped; command.txt holds its exact command and wall time). Rows, as specs/pssc.md
+§5.3 (the paper's ablations are configurations of one modular generator):
+  3dshapes  PS-SC                  configs/pssc_3dshapes.py (4 SC modules × 3 codes, PS loss)
+            PS only                the same with C_global modules (no SC)
+            SC only (InfoGAN-L2)   SC modules, upstream's InfoGAN loss λ‖Q(G(c)) − c‖₂ instead of PS
+            InfoGAN-L2 (upstream)  C_global modules and the InfoGAN loss: upstream's baseline
+            InfoGAN (ours)         configs/infogan_3dshapes.py (StyleGAN2 G, Q head on D)
+  dsprites  PS (no SC)             configs/pssc_dsprites.py (the paper's Table 5 model)
+            PS-SC (SC)             C_spgroup-4-2 modules in place of C_global-2
+            InfoGAN-L2 (upstream)  C_global-2 and the InfoGAN loss
+            InfoGAN (ours)         configs/infogan_dsprites.py
+With --select_from=N (N ≥ number of seeds), PS-SC is also trained on seeds 0..N−1 and the row "PS-SC + TPL" reports
+the len(seeds) runs with the lowest TPL among those with at least --min_active active codes
+(`metrics.tpl.select_by_tpl`; the paper: 10 best of 30). Scores: FactorVAE and MIG of Q on real images (the PS-SC
+runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its active codes. Extra `--config.*`
+overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from ganlatent_jax import cli  # noqa: E402  (after the path insert: runnable from a checkout)
+from ganlatent_jax.metrics import report, tpl  # noqa: E402
+from ganlatent_jax.runs import Run, execute  # noqa: E402
+
+SCORES = ("FactorVAE", "MIG", "TPL", "active codes")
+PAPER = {  # Table 5, FactorVAE × 100 on the real datasets, 10 seeds, full-length training
+    "3dshapes": {"PS-SC": "92.04 ± 6.49", "PS-SC + TPL": "93.41 ± 3.34", "InfoGAN-L2 (upstream)": "83.65 ± 9.49"},
+    "dsprites": {"PS (no SC)": "83.54 ± 6.91", "PS-SC (SC)": "81.47 ± 5.39", "PS-SC + TPL": "84.22",
+                 "InfoGAN-L2 (upstream)": "65.41 ± 7.03"},
+}
+SELECTED = "PS-SC + TPL"
+FACTORS = {"3dshapes": 6, "dsprites": 5}   # the selection's default minimum of active codes (paper: act > 4 on dSprites)
+
+
+class Row:
+  """One table row: the config file, its overrides and the metrics.json entry holding Q's scores."""
+
+  def __init__(self, name: str, config: str, overrides: tuple[str, ...] = (), entry: str = "q"):
+    self.name, self.config, self.overrides, self.entry = name, config, overrides, entry
+
+  @property
+  def directory(self) -> str:
+    return self.name.split(" (")[0].lower().replace(" ", "_").replace("-", "_")
+
+
+def _modules(latent: str) -> str:
+  base = cli.config_module(os.path.join(REPO, "configs", "pssc_3dshapes.py"), "pssc_3dshapes")
+  return base.modules(latent)
+
+
+def table_rows(dataset: str) -> list[Row]:
+  modules = "--config.architecture.modules="
+  l2 = "--config.pssc.loss=infogan_l2"
+  if dataset == "3dshapes":
+    config = "configs/pssc_3dshapes.py"
+    return [Row("PS-SC", config), Row("PS only", config, (modules + _modules("C_global-3"),)),
+            Row("SC only (InfoGAN-L2)", config, (l2,)),
+            Row("InfoGAN-L2 (upstream)", config, (modules + _modules("C_global-3"), l2)),
+            Row("InfoGAN (ours)", "configs/infogan_3dshapes.py", entry="q_head")]
+  if dataset == "dsprites":
+    config = "configs/pssc_dsprites.py"
+    return [Row("PS (no SC)", config), Row("PS-SC (SC)", config, (modules + _modules("C_spgroup-4-2"),)),
+            Row("InfoGAN-L2 (upstream)", config, (l2,)),
+            Row("InfoGAN (ours)", "configs/infogan_dsprites.py", entry="q_head")]
+  raise ValueError(f"--datasets: unknown dataset {dataset!r} (3dshapes, dsprites)")
+
+
+def _workdir(out: str, dataset: str, row: Row, seed: int) -> str:
+  return os.path.join(out, dataset, row.directory, f"seed{seed}")
+
+
+def plan(out: str, datasets, seeds, steps: int, select_from: int, extra: list[str]) -> list[Run]:
+  """Every run, seed by seed; the extra seeds of the TPL selection (first row of each dataset) last."""
+  runs = []
+  for dataset in datasets:
+    rows = table_rows(dataset)
+    run_seeds = [(row, s) for s in seeds for row in rows]
+    run_seeds += [(rows[0], s) for s in range(select_from) if s not in seeds]
+    for row, seed in run_seeds:
+      workdir = _workdir(out, dataset, row, seed)
+      command = [sys.executable, "-m", "ganlatent_jax.main", f"--config={row.config}", f"--workdir={workdir}",
+                 f"--config.seed={seed}", "--config.progress_bar=False", *row.overrides, *extra]
+      if steps:
+        command.append(f"--config.steps={steps}")
+      runs.append(Run(workdir, command, os.path.join(workdir, "metrics.json")))
+  return runs
+
+
+def _tpl_summary(metrics: dict) -> dict | None:
+  """The TPL summary of a PS-SC run (LPIPS 'tpl' preferred over 'tpl_pixel'); None for a run without TPL."""
+  for key in ("tpl", "tpl_pixel"):
+    if key in metrics:
+      return metrics[key]
+  return None
+
+
+def _scores(path: str, entry: str) -> dict[str, float]:
+  metrics = report.read_json(path)
+  q = report.lookup(metrics, entry)
+  scores = {"FactorVAE": float(q["factor_vae_eval_accuracy"]), "MIG": float(q["mig"])}
+  summary = _tpl_summary(metrics)
+  if summary is not None:
+    scores.update({"TPL": float(summary["tpl"]), "active codes": float(summary["num_active"])})
+  return scores
+
+
+def select(out: str, dataset: str, select_from: int, keep: int, min_active: int) -> dict:
+  """`metrics.tpl.select_by_tpl` over the finished PS-SC runs of seeds 0..select_from−1 of `dataset`."""
+  row = table_rows(dataset)[0]
+  results = {}
+  for seed in range(select_from):
+    path = os.path.join(_workdir(out, dataset, row, seed), "metrics.json")
+    if os.path.exists(path):
+      summary = _tpl_summary(report.read_json(path))
+      if summary is None:
+        raise ValueError(f"{path}: no TPL ('tpl' or 'tpl_pixel'): the selection needs 'tpl' in "
+                         f"config.evaluation.metrics")
+      results[f"seed{seed}"] = summary
+  return tpl.select_by_tpl(results, min_active, top_k=keep)
+
+
+def aggregate(out: str, datasets, seeds, select_from: int, min_active: int) -> tuple[dict, dict]:
+  """{dataset: {row: {score: [value per finished run]}}} and the TPL selections, from the files (min_active 0 =
+  the dataset's number of factors)."""
+  tables, selections = {}, {}
+  for dataset in datasets:
+    table = {}
+    rows = table_rows(dataset)
+    for row in rows:
+      paths = [p for p in (os.path.join(_workdir(out, dataset, row, s), "metrics.json") for s in seeds)
+               if os.path.exists(p)]
+      if paths:
+        table[row.name] = _collect([_scores(p, row.entry) for p in paths])
+    if select_from:
+      selection = selections[dataset] = select(out, dataset, select_from, len(seeds),
+                                               min_active or FACTORS[dataset])
+      paths = [os.path.join(out, dataset, rows[0].directory, name, "metrics.json") for name in selection["selected"]]
+      if paths:
+        table[SELECTED] = _collect([_scores(p, rows[0].entry) for p in paths])
+    tables[dataset] = table
+  return tables, selections
+
+
+def _collect(runs: list[dict[str, float]]) -> dict[str, list[float]]:
+  return {score: [r[score] for r in runs if score in r] for score in SCORES}
+
+
+def markdown(tables: dict, datasets) -> str:
+  text = []
+  for dataset in datasets:
+    lines = report.markdown_table(tables[dataset], SCORES, first_column=f"{dataset} model").splitlines()
+    lines[0] += " paper FactorVAE ×100 |"
+    lines[1] += " --- |"
+    for i, row in enumerate(tables[dataset], start=2):
+      lines[i] += f" {PAPER[dataset].get(row, '—')} |"
+    text.append("\n".join(lines))
+  return "\n\n".join(text)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--datasets", default="3dshapes,dsprites")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--steps", type=int, default=0, help="training steps of every run (0 = each config's)")
+  parser.add_argument("--select_from", type=int, default=0,
+                      help="also train PS-SC on seeds 0..N-1 and report the best len(seeds) by TPL (0 = off)")
+  parser.add_argument("--min_active", type=int, default=0,
+                      help="the selection's minimum of active codes (0 = the dataset's number of factors)")
+  parser.add_argument("--workers", type=int, default=1, help="concurrent runs (each uses every core)")
+  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
+  args, extra = parser.parse_known_args(argv)
+  extra = [a for a in extra if a != "--"]
+  datasets = [d for d in args.datasets.split(",") if d]
+  seeds = [int(s) for s in args.seeds.split(",")]
+  if args.select_from and args.select_from < len(seeds):
+    parser.error(f"--select_from={args.select_from} must be at least the number of seeds ({len(seeds)})")
+  for dataset in datasets:
+    table_rows(dataset)   # an unknown dataset fails before any run
+  os.makedirs(args.out, exist_ok=True)
+  if not args.table_only:
+    code = execute(plan(args.out, datasets, seeds, args.steps, args.select_from, extra), args.workers)
+    if code:
+      return code
+  tables, selections = aggregate(args.out, datasets, seeds, args.select_from, args.min_active)
+  text = markdown(tables, datasets)
+  with open(os.path.join(args.out, "table.json"), "w") as f:
+    json.dump({"seeds": seeds, "steps": args.steps, "select_from": args.select_from, "extra": extra,
+               "tables": tables, "selections": selections}, f, indent=2)
+  with open(os.path.join(args.out, "table.md"), "w") as f:
+    f.write(text + "\n")
+  print(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
