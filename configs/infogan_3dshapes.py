@@ -21,12 +21,14 @@ def add_infogan(c, num_codes):
   c.discriminator.aux_hidden = 128
   c.style_mixing = 0.0   # a mixed image no longer shows one code: InfoGAN's Q could not read it back
   # MIG / FactorVAE of the Q-head representation of real images of the training data at the end
-  # (disentanglement_lib uses 10000 / 10000 / 5000 points).
+  # (disentanglement_lib uses 10000 / 10000 / 5000 points); β-VAE's budget for the UD-GAN table's InfoGAN row
+  # (--config.evaluation.metrics='("beta_vae","factor_vae","mig")', as UD-GAN's configs).
   c.evaluation = ml_collections.ConfigDict(dict(
       enabled=True, metrics=("mig", "factor_vae"),
       protocol=ml_collections.ConfigDict(dict(mig_num_points=10000, factor_vae_batch_size=64,
                                               factor_vae_num_train=10000, factor_vae_num_eval=5000,
-                                              factor_vae_num_variance=10000))))
+                                              factor_vae_num_variance=10000, beta_vae_batch_size=64,
+                                              beta_vae_num_train=2000, beta_vae_num_eval=1000))))
   return c
 
 
@@ -35,7 +37,8 @@ def quick_infogan(c):
   c.infogan.num_codes = min(c.infogan.num_codes, 3)
   c.discriminator.aux_hidden = 8
   c.evaluation.protocol.update(mig_num_points=200, factor_vae_batch_size=8, factor_vae_num_train=8,
-                               factor_vae_num_eval=4, factor_vae_num_variance=200)
+                               factor_vae_num_eval=4, factor_vae_num_variance=200, beta_vae_batch_size=8,
+                               beta_vae_num_train=20, beta_vae_num_eval=10)
   return c
 
 

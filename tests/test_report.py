@@ -150,3 +150,34 @@ def test_pssc_table_refuses_a_selection_without_tpl(tmp_path):
   _pssc_metrics(str(tmp_path / "dsprites" / "ps" / "seed0" / "metrics.json"), 0.7, 0.1)
   with pytest.raises(ValueError, match="no TPL"):
     launcher.aggregate(str(tmp_path), ["dsprites"], [0], select_from=1, min_active=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# launch/udgan_table.py
+
+def test_udgan_table_reads_the_guidance_control_from_the_guided_runs(tmp_path):
+  launcher = _launcher("udgan_table")
+  runs = launcher.plan(str(tmp_path), [0, 1], steps=0, extra=[])
+  assert sorted(os.path.relpath(r.workdir, tmp_path) for r in runs) == [
+      f"{d}/seed{s}" for d in ("infogan", "udgan", "udgan_g") for s in (0, 1)]
+  infogan = [r for r in runs if "/infogan/" in r.workdir][0]
+  assert launcher.ALL_METRICS in infogan.command and not any(a.startswith("--config.steps") for a in infogan.command)
+
+  def write(directory, seed, entries):
+    path = tmp_path / directory / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries))
+
+  scores = lambda b, f, m: {"beta_vae": {"eval_accuracy": b}, "factor_vae": {"eval_accuracy": f}, "mig": m}
+  write("udgan_g", 0, {"siamese": scores(0.9, 0.8, 0.3), "guidance_only": {"guided": ["com_x"], **scores(0.7, 0.6, 0.4)}})
+  write("udgan_g", 1, {"siamese": scores(1.0, 0.9, 0.5), "guidance_only": {"guided": ["com_x"], **scores(0.7, 0.6, 0.4)}})
+  no_mig = scores(0.5, 0.5, 0.0)
+  del no_mig["mig"]
+  write("infogan", 0, {"q_head": {**no_mig, "mig_error": "too few points"}})
+  table = launcher.aggregate(str(tmp_path), [0, 1])
+  assert list(table) == ["InfoGAN", "UD-GAN-G", "guidance measures only"]   # UD-GAN: no finished run
+  np.testing.assert_allclose(table["UD-GAN-G"]["β-VAE"], [0.9, 1.0])
+  assert table["guidance measures only"]["MIG"] == [0.4, 0.4] and table["InfoGAN"]["MIG"] == []
+  text = launcher.markdown(table)
+  assert "| UD-GAN-G | 0.950 ± 0.071 | 0.850 ± 0.071 | 0.400 ± 0.141 | 2 | 100.0 |" in text
+  assert "| InfoGAN | 0.500 ± 0.000 | 0.500 ± 0.000 | — | 1 | 88.4 |" in text

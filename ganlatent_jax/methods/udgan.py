@@ -24,7 +24,8 @@ At the end of training the workdir gets traversals/knob_K[_guidance].png (rows: 
 [−1, 1]), samples.png, generator/ and metrics.json (`evaluate`): β-VAE, FactorVAE and MIG scores of the concatenated
 siamese outputs on real images of the training data (the paper's representation), `knob_effect` (mean |ΔG| per knob
 over its range: a knob G ignores scores 0) and, for guided knobs, the correlation of each guidance measure with the
-ground-truth factors on real images (the paper's Table 7 on our data). The siamese networks live in the checkpoint
+ground-truth factors on real images (the paper's Table 7 on our data) and `guidance_only`: the same scores of the
+guidance measures themselves (the control row: how much of the score the guidance alone gives). The siamese networks live in the checkpoint
 (`state.params['siamese']`); `make_represent_fn(engine, state)` rebuilds the encoder.
 """
 from __future__ import annotations
@@ -342,9 +343,28 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   return results
 
 
+def _guidance_only_scores(config, engine: _gan.Engine) -> dict[str, Any]:
+  """UD-GAN-G's control: the same scores (same protocol and seed) of the guidance measures themselves as the
+  representation (`guidance_represent_fn`), so a table can tell how much of the siamese score the guidance alone
+  gives; {} without vector guidances or factor labels."""
+  bank = engine.terms.siamese
+  vector = [(name, standard) for name, standard in zip(bank.guided, bank.standardization)
+            if guidance.get(name).kind == "vector"]
+  metrics = tuple(config.evaluation.metrics)
+  if not vector or not metrics or not _gan.has_factors(engine.dataset):
+    return {}
+  represent = guidance_represent_fn(*zip(*vector))
+  return {"guided": [name for name, _ in vector],
+          **_gan.representation_scores(engine.dataset, represent, metrics, config.evaluation.protocol,
+                                       int(config.seed) + STREAMS["evaluation"])}
+
+
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(),
              "siamese": _scores(config, engine, state)}
+  guidance_only = _guidance_only_scores(config, engine)
+  if guidance_only:
+    results["guidance_only"] = guidance_only
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   logging.info("UD-GAN metrics: %s", results["siamese"])
   return results
