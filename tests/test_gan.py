@@ -19,11 +19,11 @@ from ganlatent_jax.nets import discriminators
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
-def load_config(name):
+def load_config(name, variant=None):
   spec = importlib.util.spec_from_file_location(name, CONFIGS / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(variant)
 
 
 def tiny_shapes3d_config(**overrides):
@@ -254,6 +254,18 @@ def test_g_lazy_every_corrects_g_without_a_regulariser_as_stylegan2_tf(g_lazy_ev
 def test_g_lazy_every_refuses_a_contradiction(overrides, culprit):
   with pytest.raises(ValueError, match=culprit):
     gan.setup(tiny_shapes3d_config(**overrides))
+
+
+@pytest.mark.slow   # traces the 4.5M-parameter networks: ~100 s on the loaded machine of 2026-12-02
+def test_the_gpu_variant_builds_the_wider_testbed_recipe():
+  # The shipped card points to this config for the targets the CPU cannot reach: it must at least build and init.
+  c = load_config("gan_3dshapes", "gpu")
+  _, eng = gan.setup(c)
+  shapes = jax.eval_shape(eng.init_fn, jax.random.key(0))
+  count = lambda tree: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+  g, d = count(shapes.params["generator"]), count(shapes.params["discriminator"])
+  assert 4e6 < g < 2e7 and 4e6 < d < 2e7, (g, d)   # 4.50M / 4.73M, vs 0.19M / 0.22M for the CPU config
+  assert (c.batch_size, c.steps, c.architecture.style_dim) == (32, 150000, 256)
 
 
 def test_a_networks_own_betas_override_the_runs():
