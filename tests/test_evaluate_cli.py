@@ -55,6 +55,7 @@ def test_cli_writes_metrics_json(tmp_path):
   assert f"report:  {tmp_path / 'report.html'}" in result.stdout
 
 
+@pytest.mark.slow   # 81 s in the default suite of 2026-12-02 (loaded machine): moved for its ~10 min budget
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 4 samples of 128-d features: singular Σ
 def test_fid_and_directions_from_a_file(tmp_path, monkeypatch):
   from ganlatent_jax.nets import inception as inc

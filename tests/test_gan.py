@@ -97,8 +97,8 @@ def test_nonsaturating_losses_match_their_formulas():
 def test_discriminators_give_logits_and_optional_aux_head(kind, aux_outputs):
   disc = discriminators.from_config({"kind": kind, "width": 4, "max_width": 8, "aux_hidden": 8}, 16, aux_outputs)
   x = jax.random.uniform(jax.random.key(0), (4, 16, 16, 3), minval=-1, maxval=1)
-  params = disc.init(jax.random.key(1), x)
-  logits, aux = disc.apply(params, x)
+  params = jax.jit(disc.init)(jax.random.key(1), x)   # jitted: op-by-op dispatch took 94 s on a loaded machine
+  logits, aux = jax.jit(disc.apply)(params, x)
   assert logits.shape == (4,)
   assert (aux is None) if aux_outputs == 0 else aux.shape == (4, aux_outputs)
 

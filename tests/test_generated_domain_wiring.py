@@ -75,6 +75,7 @@ def test_quick_method_run_writes_protocol_and_generated_domain_scores_side_by_si
   assert set(outputs) >= {"directions", "traversal"}
 
 
+@pytest.mark.slow   # 62 s in the default suite of 2026-12-02 (loaded machine): moved for its ~10 min budget
 def test_the_factor_classifier_is_trained_once_then_read_from_its_cache(tmp_path):
   config = _oracle_config()
   config.evaluation.generated_domain.update(labels="classifier", classifier_steps=2)

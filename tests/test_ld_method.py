@@ -108,6 +108,7 @@ def test_cli_run_learns_and_writes_directions_and_pngs(cli_run):
   assert list(cli_run.glob("events.out.tfevents.*")) and (cli_run / "checkpoints" / str(STEPS)).exists()
 
 
+@pytest.mark.slow   # 132 s in the default suite of 2026-12-02 (loaded machine): moved for its ~10 min budget
 def test_evaluate_restores_the_run_and_steps_are_sharded(cli_run):
   config = tiny_config()
   mesh, sampler, init_fn, train_step, parts = ld.setup(config)

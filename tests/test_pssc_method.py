@@ -97,6 +97,7 @@ def test_bad_settings_are_named(kwargs, match):
     _terms(**kwargs)
 
 
+@pytest.mark.slow   # 52 s in the default suite of 2026-12-02 (loaded machine): moved for its ~10 min budget
 def test_represent_fn_feeds_each_call_whole_and_pads_to_the_stddev_group():
   terms = _terms()
   nets = terms.init_nets(jax.random.key(1))
@@ -180,6 +181,7 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   assert json.loads((tmp_path / "training_time.json").read_text())["sessions"] == 2
 
 
+@pytest.mark.slow   # 85 s in the default suite of 2026-12-02 (loaded machine): moved for its ~10 min budget
 def test_tpl_distance_is_lpips_when_a_vgg16_file_is_given_and_pixels_otherwise():
   """The paper's TPL uses LPIPS-VGG (metrics key 'tpl'); without weights the pixel stand-in ('tpl_pixel')."""
   import ml_collections

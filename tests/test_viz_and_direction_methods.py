@@ -21,6 +21,7 @@ def gen():
   return generators.load(STYLEGAN2)
 
 
+@pytest.mark.slow   # 82 s in the default suite of 2026-12-02 (loaded machine): moved for its ~10 min budget
 def test_traversal_rows_are_directions_columns_are_shifts(gen):
   d = dirs.random(gen.info.w_dim, 3, jax.random.key(0), space="w")
   z = gen.sample_z(jax.random.key(1), 2)
