@@ -121,6 +121,21 @@ def _remeasure_command(name: str, classifier_steps: int) -> str:
 
 # The training config of each testbed dataset (the repository's configs/ follow `<method>_<data>.py`).
 TRAINING_CONFIGS = {"shapes3d": "configs/gan_3dshapes.py", "dsprites": "configs/gan_dsprites.py"}
+# Where the CPU recipe misses the targets: the config that should reach them on one accelerator (its docstring
+# gives the expected time).
+ACCELERATOR_CONFIGS = {"shapes3d": "configs/gan_3dshapes.py:gpu"}
+
+
+def accelerator_lines(dataset: str, report: dict) -> list[str]:
+  """The card's pointer to the accelerator recipe, when a target is missed and such a recipe exists."""
+  if all(met for _, met, _ in quality.quality_targets(report)) or dataset not in ACCELERATOR_CONFIGS:
+    return []
+  return ["## Reaching the targets", "",
+          "This generator was trained on a 2-core CPU and misses the targets above. The recipe that should reach "
+          "them on one accelerator (wider networks, more images; expected time in the config's docstring):", "",
+          f"`python -m ganlatent_jax.main --config={ACCELERATOR_CONFIGS[dataset]} --workdir=runs/{dataset}_gpu` then "
+          f"`python -m ganlatent_jax.testbeds export --workdir=runs/{dataset}_gpu --name={dataset} "
+          "--classifier_steps=1500`", ""]
 
 
 def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2000,
@@ -154,6 +169,7 @@ def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2
           f"--workdir=/work/testbed_runs/{name} --name={name}{_classifier_flag(classifier_steps)}`",
           "- exported weights: the EMA of G", "",
           *quality_section(report, classifier_steps, num_samples, _remeasure_command(name, classifier_steps)),
+          *accelerator_lines(config.data.name, report),
           "## Config", "", "```json", json.dumps(generator_config, indent=2), "```", "",
           "Run config:", "", "```json", config.to_json_best_effort(indent=2, sort_keys=True), "```", "",
           "![samples](samples.png)", ""]

@@ -161,6 +161,7 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   assert "steps: 2 of the configured 2" in card and "| generated (16) |" in card
   assert "--name=tiny --classifier_steps=2`" in card   # the card's command reproduces the classifier too
   assert ("The real-image reference itself covers" in card) == (report["real"]["coverage"] < 0.9)
+  assert "--config=configs/gan_3dshapes.py:gpu" in card   # 2 steps miss the targets: the card names the GPU recipe
   assert generators.load(str(testbed)).image_shape == (8, 8, 3)
   assert (testbed / "samples.png").exists() and (testbed / "quality.json").exists()
 
@@ -254,6 +255,15 @@ def test_g_lazy_every_corrects_g_without_a_regulariser_as_stylegan2_tf(g_lazy_ev
 def test_g_lazy_every_refuses_a_contradiction(overrides, culprit):
   with pytest.raises(ValueError, match=culprit):
     gan.setup(tiny_shapes3d_config(**overrides))
+
+
+def test_the_card_points_to_the_accelerator_recipe_only_when_a_target_is_missed(monkeypatch):
+  monkeypatch.setattr(testbeds.quality, "quality_targets", lambda report: report)   # a report = its judged targets
+  missed, met = [("Fréchet ≤ 5× floor", False, "60×")], [("Fréchet ≤ 5× floor", True, "2×")]
+  assert "`python -m ganlatent_jax.main --config=configs/gan_3dshapes.py:gpu" in "\n".join(
+      testbeds.accelerator_lines("shapes3d", missed))
+  assert testbeds.accelerator_lines("shapes3d", met) == []
+  assert testbeds.accelerator_lines("dsprites", missed) == []   # no accelerator recipe for it: nothing promised
 
 
 @pytest.mark.slow   # traces the 4.5M-parameter networks: ~100 s on the loaded machine of 2026-12-02
