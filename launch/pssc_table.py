@@ -26,7 +26,6 @@ overrides after `--` go to every run. Writes table.md and table.json (every valu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -161,15 +160,9 @@ def _collect(runs: list[dict[str, float]]) -> dict[str, list[float]]:
 
 
 def markdown(tables: dict, datasets) -> str:
-  text = []
-  for dataset in datasets:
-    lines = report.markdown_table(tables[dataset], SCORES, first_column=f"{dataset} model").splitlines()
-    lines[0] += " paper FactorVAE ×100 |"
-    lines[1] += " --- |"
-    for i, row in enumerate(tables[dataset], start=2):
-      lines[i] += f" {PAPER[dataset].get(row, '—')} |"
-    text.append("\n".join(lines))
-  return "\n\n".join(text)
+  return "\n\n".join(report.markdown_table(tables[dataset], SCORES, first_column=f"{dataset} model",
+                                           last_column=("paper FactorVAE ×100", PAPER[dataset]))
+                     for dataset in datasets)
 
 
 def main(argv=None) -> int:
@@ -199,11 +192,8 @@ def main(argv=None) -> int:
       return code
   tables, selections = aggregate(args.out, datasets, seeds, args.select_from, args.min_active)
   text = markdown(tables, datasets)
-  with open(os.path.join(args.out, "table.json"), "w") as f:
-    json.dump({"seeds": seeds, "steps": args.steps, "select_from": args.select_from, "extra": extra,
-               "tables": tables, "selections": selections}, f, indent=2)
-  with open(os.path.join(args.out, "table.md"), "w") as f:
-    f.write(text + "\n")
+  report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "select_from": args.select_from,
+                                 "extra": extra, "tables": tables, "selections": selections}, text)
   print(text)
   return 0
 

@@ -23,7 +23,6 @@ Writes table.md (Markdown, mean ± sample std) and table.json (every value) in -
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -155,11 +154,8 @@ def main(argv=None) -> int:
         if "SRE" in name:
           tables[title][name][ALIGNMENT] = [alignment(os.path.dirname(path)) for path, _ in runs]
       text.append(report.markdown_table(tables[title], (*SCORES, ALIGNMENT)))
-  with open(os.path.join(args.out, "table.json"), "w") as f:
-    json.dump({"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps, "long_steps": args.long_steps,
-               "tables": tables}, f, indent=2)
-  with open(os.path.join(args.out, "table.md"), "w") as f:
-    f.write("\n\n".join(text) + "\n")
+  report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps,
+                                 "long_steps": args.long_steps, "tables": tables}, "\n\n".join(text))
   print("\n\n".join(text))
   return 0
 

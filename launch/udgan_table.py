@@ -18,7 +18,6 @@ Extra `--config.*` overrides after `--` go to every run. Writes table.md and tab
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -78,12 +77,7 @@ def aggregate(out: str, seeds) -> dict[str, dict[str, list[float]]]:
 
 
 def markdown(table: dict) -> str:
-  lines = report.markdown_table(table, SCORES, first_column="dSprites model").splitlines()
-  lines[0] += " paper β-VAE ×100 |"
-  lines[1] += " --- |"
-  for i, row in enumerate(table, start=2):
-    lines[i] += f" {PAPER.get(row, '—')} |"
-  return "\n".join(lines)
+  return report.markdown_table(table, SCORES, first_column="dSprites model", last_column=("paper β-VAE ×100", PAPER))
 
 
 def main(argv=None) -> int:
@@ -103,10 +97,7 @@ def main(argv=None) -> int:
       return code
   table = aggregate(args.out, seeds)
   text = markdown(table)
-  with open(os.path.join(args.out, "table.json"), "w") as f:
-    json.dump({"seeds": seeds, "steps": args.steps, "extra": extra, "table": table}, f, indent=2)
-  with open(os.path.join(args.out, "table.md"), "w") as f:
-    f.write(text + "\n")
+  report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "extra": extra, "table": table}, text)
   print(text)
   return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any, Mapping, Sequence
 
 # Score name in a table → key in an encoder-protocol result (metrics.encoder_protocol.evaluate_directions).
@@ -62,13 +63,24 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
 
 
 def markdown_table(table: Mapping[str, Mapping[str, Sequence[float]]], scores: Sequence[str],
-                   first_column: str = "directions", digits: int = 3) -> str:
-  """One row per entry of `table`, 'mean ± std' per score ('—' where a row has none) and the number of runs."""
-  lines = [f"| {first_column} | " + " | ".join(scores) + " | runs |",
-           "| --- | " + " | ".join("---" for _ in scores) + " | --- |"]
+                   first_column: str = "directions", digits: int = 3,
+                   last_column: tuple[str, Mapping[str, str]] | None = None) -> str:
+  """One row per entry of `table`, 'mean ± std' per score ('—' where a row has none) and the number of runs;
+  `last_column` = (header, {row: text}) appends a column of given text, e.g. the paper's numbers ('—' if absent)."""
+  header, texts = last_column if last_column else (None, {})
+  extra = lambda text: f" {text} |" if header else ""
+  lines = [f"| {first_column} | " + " | ".join(scores) + " | runs |" + extra(header),
+           "| --- | " + " | ".join("---" for _ in scores) + " | --- |" + extra("---")]
   for row, values in table.items():
     counts = {len(values[s]) for s in scores if values.get(s)}
     lines.append(f"| {row} | " + " | ".join(format_mean_std(values[s], digits) if values.get(s) else "—"
                                             for s in scores)
-                 + f" | {','.join(str(c) for c in sorted(counts))} |")
+                 + f" | {','.join(str(c) for c in sorted(counts))} |" + extra(texts.get(row, "—")))
   return "\n".join(lines)
+
+
+def write_table(out: str, payload: Mapping[str, Any], text: str) -> None:
+  """A table launcher's outputs: OUT/table.json (every value) and OUT/table.md (the Markdown), written atomically."""
+  from ganlatent_jax import io
+  io.write_json(os.path.join(out, "table.json"), payload)
+  io.write_text(os.path.join(out, "table.md"), text + "\n")
