@@ -14,7 +14,11 @@ A generator-metrics config (`config.method = ''`, configs/evaluate_3dshapes.py) 
   * `fid`   — Fréchet Inception Distance of the run's samples (`generators.sampling`) to
               `config.evaluation.protocol.fid.reference` (a pytorch-fid statistics .npz with `mu`/`sigma`, or
               `dataset:NAME` for a dataset of `ganlatent_jax.data`);
-with each metric's settings in `config.evaluation.protocol.<tpl|ppl|fid|lpips>`. LPIPS needs torchvision's VGG16
+  * `control` — Plumerault et al.'s control measure of `config.directions` (a z directions.npz) per factor of
+              `protocol.control.estimators`: the best column chosen on separate latents, scored with its side
+              effects, beside a supervised probe and random directions (`methods._control`;
+              configs/evaluate_control_dsprites.py);
+with each metric's settings in `config.evaluation.protocol.<tpl|ppl|fid|control|lpips>`. LPIPS needs torchvision's VGG16
 (`protocol.lpips.vgg16_path` or $GANLATENT_VGG16_PATH); FID needs an Inception-v3 file (`protocol.fid.inception`:
 torchvision `inception_v3_google-*.pth` or pytorch-fid `pt_inception-2015-12-05-*.pth`).
 The config is locked, as for `ganlatent_jax.main`. The command then rewrites the workdir's report.html with the new
@@ -30,7 +34,7 @@ from ml_collections import config_flags
 
 from ganlatent_jax import cli
 
-GENERATOR_METRICS = ("tpl", "ppl_z", "ppl_w", "fid")
+GENERATOR_METRICS = ("tpl", "ppl_z", "ppl_w", "fid", "control")
 STREAMS = dict(metrics=0)   # key(seed): each metric folds in its index in GENERATOR_METRICS
 
 
@@ -118,6 +122,24 @@ def _fid(config, sampler, rng, workdir):
               variant=model.module.variant, reference=cfg.reference)
 
 
+def _control_rows(config, sampler, rng, workdir):
+  from ganlatent_jax import directions as directions_lib
+  from ganlatent_jax.methods import _control
+  section = dict(config.evaluation.protocol.control)
+  _control.check_section(section, "config.evaluation.protocol.control")
+  if sampler.conditional:
+    raise ValueError("config.evaluation.metrics: 'control' edits z under the N(0, I) prior; a class-conditional "
+                     "generator has no estimator here")
+  spec = config.get("directions", "")
+  found = directions_lib.load(spec) if spec else None
+  gen = sampler.gen
+  estimator = lambda specs: _control.make_estimator(  # noqa: E731
+      specs, gen.info.output_range, _control.classifier_loader(config, workdir, gen))
+  rows = _control.score_directions(section, _control.render_fn(gen), sampler.z, found, rng, estimator)
+  rows["directions_file"] = spec
+  return rows
+
+
 def generator_metrics(config, workdir: str) -> dict:
   """Runs every metric of `config.evaluation.metrics` on `config.generator`; writes and returns metrics.json."""
   import jax
@@ -154,6 +176,8 @@ def generator_metrics(config, workdir: str) -> dict:
       payload[kind] = result
     elif kind == "fid":
       payload["fid"] = _fid(config, sampler, kind_rng, workdir)
+    elif kind == "control":
+      payload["control"] = _control_rows(config, sampler, kind_rng, workdir)
     payload["seconds"][kind] = round(time.time() - start, 3)
     logging.info("%s done (%d/%d) in %.1fs", kind, index + 1, len(metrics), payload["seconds"][kind])
   _common.write_json(os.path.join(workdir, "metrics.json"), payload)

@@ -420,6 +420,23 @@ def test_trajectories_are_recursive_and_match_a_plain_loop_of_inversions(tiny_ge
   assert len(records.kept_records()) == 36
 
 
+def test_direct_scheme_solves_every_target_from_the_clipped_start(tiny_generator):
+  """Fig. 8's naive inversion: each target of the schedule from z0, the same steps per target as Eq. 5."""
+  z0 = np.random.RandomState(7).normal(size=(2, LATENT_DIM)).astype(np.float32)
+  records = inversion.trajectories(tiny_generator, z0, "horizontal_position", MAGNITUDES[:3], TRAJECTORY_SETTINGS,
+                                   scheme="direct")
+  np.testing.assert_array_equal(records.z_start, records.z0)
+  original = np.asarray(tiny_generator(jnp.asarray(records.z0[::3])))
+  signs = np.repeat([1.0, -1.0], 2)
+  z = records.z.reshape(4, 3, -1)
+  for n, magnitude in enumerate(MAGNITUDES[:3]):
+    target, mask, _ = transforms.apply("horizontal_position", original, signs * magnitude)
+    solved, _ = inversion.invert(tiny_generator, target, mask, records.z0[::3], settings=TRAJECTORY_SETTINGS)
+    np.testing.assert_allclose(z[:, n], np.asarray(solved), atol=1e-5)
+  with pytest.raises(ValueError, match="scheme='sideways'"):
+    inversion.trajectories(tiny_generator, z0, "scale", MAGNITUDES[:1], TRAJECTORY_SETTINGS, scheme="sideways")
+
+
 def test_trajectories_without_steps_stay_at_the_clipped_start_and_compile_once(tiny_generator):
   settings = dataclasses.replace(TRAJECTORY_SETTINGS, steps=0)
   rng = np.random.RandomState(6)

@@ -167,3 +167,77 @@ def test_rescoring_summary_by_hand():
 def test_rescoring_bad_input_gives_clear_errors(call, message):
   with pytest.raises(ValueError, match=message):
     call()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Summaries (reading notes §2.4) and the per-factor selection (§2.5).
+
+
+def _reference_summary(t, values, reference):
+  """Loop-by-loop numpy version of control.summarize (no NaNs)."""
+  T, N = values.shape
+  stds = [np.sqrt(sum((values[i, j] - values[i].mean()) ** 2 for j in range(N)) / N) for i in range(T)]
+  grand = values.mean()
+  within = sum((values[i, j] - values[i].mean()) ** 2 for i in range(T) for j in range(N))
+  total = sum((values[i, j] - grand) ** 2 for i in range(T) for j in range(N))
+  medians = [sorted(values[i])[N // 2] if N % 2 else np.mean(sorted(values[i])[N // 2 - 1:N // 2 + 1])
+             for i in range(T)]
+  ranks = lambda a: np.argsort(np.argsort(a)).astype(float)  # noqa: E731  (no ties in these draws)
+  rho = np.corrcoef(ranks(np.asarray(t)), ranks(np.asarray(medians)))[0, 1]
+  spread = np.sqrt(np.mean((reference - reference.mean()) ** 2))
+  return dict(mean_std=np.mean(stds), rel_std=np.mean(stds) / spread, r2_t=1 - within / total, spearman=rho,
+              monotone_fraction=np.mean([np.sign(medians[i + 1] - medians[i]) == np.sign(rho) for i in range(T - 1)]),
+              gain=(medians[-1] - medians[0]) * np.sign(rho) / spread)
+
+
+@pytest.mark.parametrize("slope", [1.0, -0.3, 0.0])
+def test_summaries_agree_with_a_loop_reference(slope):
+  rng = np.random.RandomState(3)
+  t = np.linspace(-2, 2, 7)
+  values = slope * t[:, None] + rng.normal(size=(7, 9)) * 0.5
+  reference = rng.normal(size=30)
+  got = control.summarize(t, values, reference)
+  want = _reference_summary(t, values, reference)
+  for key, value in want.items():
+    np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-12, err_msg=key)
+  assert got["abs_spearman"] == abs(got["spearman"]) and got["num_valid_fraction"] == 1.0
+
+
+def test_summaries_skip_failed_measurements_and_a_still_factor():
+  t = np.linspace(-1, 1, 5)
+  values = np.tile(np.arange(4.0), (5, 1))
+  values[2, 1] = np.nan
+  still = control.summarize(t, values, np.arange(10.0))
+  assert still["abs_spearman"] == 0.0 and still["gain"] == 0.0 and still["num_valid_fraction"] == 19 / 20
+  assert np.isfinite(still["rel_std"]) and still["r2_t"] < 0.05
+
+
+def test_t_grid_is_the_union_of_the_paper_and_core_grids():
+  grid = control.t_grid(5.0, 11, 2.0)
+  np.testing.assert_allclose(grid, [-5, -4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 4, 5])
+
+
+def _xy_estimator(images):
+  return control.sprite_statistics(images)[:, [0, 1]]
+
+
+def test_factor_scores_see_perfect_control_and_no_side_effect():
+  scores = control.factor_scores(blob_generator, U, latents(), _xy_estimator, ("x", "y"), batch_size=64)
+  for grid in ("core", "full"):
+    s = scores["summary"][grid]
+    assert s["rel_std"] < 1e-3 and s["abs_spearman"] == 1.0 and s["monotone_fraction"] == 1.0 and s["gain"] > 1
+    assert s["r2_t"] > 0.999
+  assert scores["side_effect_abs_spearman"] == 0.0 and scores["side_effect_abs_gain"] == 0.0
+  np.testing.assert_allclose(scores["mean"], expected_x(scores["t"]), atol=2e-4)
+
+
+def test_a_direction_orthogonal_to_the_factor_has_no_control():
+  s = control.factor_scores(blob_generator, V, latents(200), _xy_estimator, ("x", "y"))["summary"]["core"]
+  assert 0.85 < s["rel_std"] < 1.15 and s["r2_t"] < 0.05
+
+
+def test_selection_picks_the_controlling_column():
+  other = np.linalg.qr(np.stack([U, V, np.random.RandomState(5).normal(size=LATENT_DIM)], 1))[0][:, 2]
+  matrix = np.stack([V, other, -U], axis=1)   # the sign does not matter
+  best, scores = control.select_direction(blob_generator, matrix, latents(60, seed=7), _xy_estimator)
+  assert best == 2 and scores[2] < 1e-3 and np.all(scores[:2] > 0.5)

@@ -1,5 +1,6 @@
 """methods/plumerault on the dSprites testbed: the quick config end to end through the CLI, resume from chunk files,
 the upstream_parity switch and config checks."""
+import json
 import os
 import pathlib
 import subprocess
@@ -36,6 +37,11 @@ def test_the_quick_config_runs_through_main_and_resumes(tmp_path):
   for name in ("directions.npz", "results.json", "metrics.json", "images/traversal.png",
                "trajectories/horizontal_position.npz"):
     assert (workdir / name).exists(), name
+  control = json.loads((workdir / "metrics.json").read_text())["control"]
+  assert set(control) == {"directions", "probe", "random"}
+  for row in control.values():
+    assert set(row["horizontal_position"]["summary"]) == {"core", "full"}
+    assert row["horizontal_position"]["column"] == 0
   found = Directions.load(workdir / "directions.npz")
   assert found.matrix.shape == (16, 1) and found.meta["transforms"] == ["horizontal_position"]
   model = continuous.from_directions(found)
@@ -77,10 +83,28 @@ def test_upstream_parity_switches_the_upstream_settings():
     ("trajectories.label", "exact", "config.trajectories.label"),
     ("trajectories.num_trajectories", 6, "not a multiple"),
     ("evaluation.metrics", ("mig",), "config.evaluation.metrics"),
+    ("trajectories.scheme", "naive", "config.trajectories.scheme"),
+    ("trajectories.loss", "l1", "config.trajectories.loss"),
+    ("trajectories.constraint", "box", "config.trajectories.constraint"),
+    ("evaluation.estimators.horizontal_position", "saliency", "config.evaluation.estimators.horizontal_position"),
 ])
 def test_bad_config_values_are_named(key, value, message):
   with pytest.raises(ValueError, match=message):
-    plumerault.check_config(quick_config(**{key: value}))
+    config = quick_config(**{key: value})
+    plumerault.check_config(config)
+    plumerault._control.check_section(plumerault.control_section(config), "config.evaluation")
+
+
+def test_ablation_switches_reach_the_inversion():
+  """Figs. 6/7: the MSE is the blurred loss at σ = 0; no constraint is an infinite radius."""
+  assert plumerault.inversion_settings(quick_config(**{"trajectories.loss": "mse"}), 64).sigma == 0.0
+
+  class Sampler:
+    class gen:
+      latent_dim = 16
+    conditional = False
+  assert plumerault._radius(quick_config(), Sampler) == 4.0
+  assert plumerault._radius(quick_config(**{"trajectories.constraint": "none"}), Sampler) == float("inf")
 
 
 def test_translation_schedules_are_whole_distinct_pixels():

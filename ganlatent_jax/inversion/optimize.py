@@ -231,18 +231,23 @@ def discard_worst(errors, fraction: float = 0.1) -> np.ndarray:
   return finite & (errors < threshold)
 
 
+SCHEMES = ("recursive", "direct")
+
+
 @functools.partial(jax.jit, static_argnames=("transform", "output_range", "fill", "clip_start", "settings",
-                                             "static_kwargs"))
+                                             "static_kwargs", "scheme"))
 def _trajectory_chunk(gen, z0, signs, magnitudes, center, radius, gen_kwargs, static_kwargs, transform: str,
-                      output_range: tuple, fill: float, clip_start: bool, settings: InversionSettings):
+                      output_range: tuple, fill: float, clip_start: bool, settings: InversionSettings,
+                      scheme: str = "recursive"):
   start = project_ball(z0, radius, center) if clip_start else z0
   original = _render(gen, start, settings.space, gen_kwargs, static_kwargs)
 
   def target_step(z_previous, magnitude):
     t = signs * magnitude
     targets, masks, realized = transforms.apply(transform, original, t, output_range=output_range, fill=fill)
-    z, errors, curve = _solve(gen, targets, masks, z_previous, center, radius, gen_kwargs, static_kwargs, settings)
-    return z, dict(z_start=z_previous, z=z, t=t, t_realized=realized, error=errors, curve=curve.T)
+    z_init = z_previous if scheme == "recursive" else start
+    z, errors, curve = _solve(gen, targets, masks, z_init, center, radius, gen_kwargs, static_kwargs, settings)
+    return z, dict(z_start=z_init, z=z, t=t, t_realized=realized, error=errors, curve=curve.T)
 
   _, outputs = jax.lax.scan(target_step, start, magnitudes)  # leading axis N
   return start, outputs
@@ -251,16 +256,20 @@ def _trajectory_chunk(gen, z0, signs, magnitudes, center, radius, gen_kwargs, st
 def trajectories(gen: Generator, z0, transform: str, ts, settings: InversionSettings | None = None, *,
                  both_signs: bool = True, clip_start: bool = True, radius: float | None = None, center=None,
                  fill: float = 0.0, discard_fraction: float = 0.1, gen_kwargs: dict | None = None,
-                 static_gen_kwargs: dict | None = None, mesh=None, record_curves: bool = False) -> TrajectoryRecords:
+                 static_gen_kwargs: dict | None = None, mesh=None, record_curves: bool = False,
+                 scheme: str = "recursive") -> TrajectoryRecords:
   """Eq. 5's recursive inversions from each start in z0 (B, …) towards T_{±t_n}(G(z0)), n = 1..N (`ts` (N,)).
 
   ts: magnitudes t_1 < … < t_N > 0 with both_signs (each start is then walked in both directions from z0; the
   batch holds 2B latents, the + block first), or signed values without. A target is always a transform of the
-  original image G(z0); its solve starts at the previous solution with a fresh Adam. `transform` names one of
+  original image G(z0); its solve starts at the previous solution with a fresh Adam (scheme 'recursive', Eq. 5) or
+  at z0 itself (scheme 'direct': the naive inversion of Fig. 8, the same total number of steps). `transform` names one of
   `transforms.TRANSFORMS`; the fill of undefined pixels is `fill`. The records' `kept` applies `discard_worst`
   with `discard_fraction` over all of them (merge chunks and re-apply it for a global discard across chunks).
   """
   settings = settings or InversionSettings()
+  if scheme not in SCHEMES:
+    raise ValueError(f"scheme={scheme!r}; expected one of {SCHEMES}")
   if transform not in transforms.TRANSFORMS:
     raise ValueError(f"unknown transformation {transform!r}; available: {transforms.TRANSFORMS}")
   ts = np.asarray(ts, np.float32).reshape(-1)
@@ -285,7 +294,7 @@ def trajectories(gen: Generator, z0, transform: str, ts, settings: InversionSett
   start, outputs = _trajectory_chunk(gen, z0, signs_placed, jnp.asarray(ts), center, jnp.float32(radius), gen_kwargs,
                                      tuple(sorted((static_gen_kwargs or {}).items())), transform,
                                      tuple(float(v) for v in gen.info.output_range), float(fill), bool(clip_start),
-                                     settings)
+                                     settings, scheme)
   outputs = jax.tree.map(np.asarray, outputs)
   start = np.asarray(start)
   num_latents, num_targets = start.shape[0], len(ts)

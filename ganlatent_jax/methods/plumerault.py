@@ -7,7 +7,8 @@ of the worst tenth over all chunks; the direction model δt = g(⟨u, z_t⟩) �
 `directions.continuous.fit`) on the kept records. Writes directions.npz (one unit column per transformation, g in
 meta["factor_models"]), images/traversal.png, results.json and, with config.evaluation.enabled, metrics.json: the
 paper's control measure (`metrics.control.control_measure`: z − ⟨z, u⟩u + t·u over a t grid, the std of the measured
-factor per t) with a ground-truth estimator per transformation ('sprite:x', 'sprite:y', 'sprite:scale', ...).
+factor per t, full and core grids, side effects on the other factors; `methods._control`) with a ground-truth estimator
+per transformation ('sprite:x', 'sprite:y', 'sprite:scale', ...), beside a supervised probe and a random direction.
 
 No training state (no `make`): the fit is a few thousand Adam steps on small arrays, redone deterministically on a
 rerun. Labels: the realised parameter (whole pixels for translations), log(1 + t) for 'scale' (additive, as Eq. 8
@@ -21,18 +22,17 @@ import os
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from ganlatent_jax import inversion, io, parallel
 from ganlatent_jax.directions import continuous
-from ganlatent_jax.methods import _common
-from ganlatent_jax.metrics import control
+from ganlatent_jax.methods import _common, _control
 
 # key(config.seed + offset) of each random draw of a run.
 STREAMS = dict(trajectories=0, pictures=3, w_avg=1, fit=5, evaluation=17)
 LABELS = ("realized", "nominal")
+LOSSES = ("blurred", "mse")           # Figs. 6/7 ablation: the blurred loss of Eq. 3, or the plain masked MSE
+CONSTRAINTS = ("ball", "none")        # Eq. 2's ‖z‖ ≤ radius after every step, or none (ablation)
 # Upstream's settings (the spec's right-hand column): the kernel, masking and optimiser of the released code.
 PARITY = dict(kernel="upstream", mask_mode="after_blur", adam_eps=1e-7, error_at="last_step", reduction="mean",
               label="nominal", fit_mode="upstream", fit_init="random")
@@ -50,6 +50,9 @@ def check_config(config) -> None:
   missing = [name for name in config.transforms if name not in t.t_max]
   if missing:
     raise ValueError(f"config.trajectories.t_max has no entry for {missing}")
+  for key, allowed in (("scheme", inversion.SCHEMES), ("loss", LOSSES), ("constraint", CONSTRAINTS)):
+    if t[key] not in allowed:
+      raise ValueError(f"config.trajectories.{key}={t[key]!r}; expected one of {allowed}")
   if t.label not in LABELS:
     raise ValueError(f"config.trajectories.label={t.label!r}; expected one of {LABELS}")
   if config.space != "z":
@@ -71,6 +74,7 @@ def _parity(config, key: str):
 def inversion_settings(config, image_size: int) -> inversion.InversionSettings:
   t = config.trajectories
   sigma = float(t.sigma) if t.sigma > 0 else 3.0 * image_size / 128  # the paper's 3 px at 128 px
+  sigma = 0.0 if t.loss == "mse" else sigma                             # σ = 0 is the (masked) MSE
   return inversion.InversionSettings(
       steps=int(t.steps_per_target), learning_rate=float(t.learning_rate),
       adam_eps=_parity(config, "adam_eps") or float(t.adam_eps), sigma=sigma,
@@ -102,6 +106,8 @@ def magnitudes(config, transform: str, image_width: int) -> np.ndarray:
 def _radius(config, sampler) -> float:
   """√d; for a class-conditional generator's truncated noise ψ·truncnorm(−2, 2), ψ·√(0.7737·d)."""
   d = sampler.gen.latent_dim
+  if config.trajectories.constraint == "none":
+    return math.inf
   if config.trajectories.radius > 0:
     return float(config.trajectories.radius)
   return float(sampler.truncation * math.sqrt(0.7737 * d)) if sampler.conditional else math.sqrt(d)
@@ -133,7 +139,7 @@ def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -
       records = inversion.trajectories(gen, z0, transform, ts, settings, both_signs=True,
                                        clip_start=bool(t.clip_start), radius=_radius(config, sampler),
                                        fill=float(t.fill), discard_fraction=0.0, gen_kwargs=gen_kwargs,
-                                       static_gen_kwargs=static, mesh=mesh)
+                                       static_gen_kwargs=static, mesh=mesh, scheme=t.scheme)
       arrays = {f.name: getattr(records, f.name) for f in dataclasses.fields(records)
                 if getattr(records, f.name) is not None and f.name != "kept"}
       arrays["trajectory"] = arrays["trajectory"] + chunk * int(t.batch_size)
@@ -194,30 +200,21 @@ def train(config, workdir: str) -> dict[str, str]:
   return outputs
 
 
-def _estimator(spec: str, value_range):
-  kind, _, name = spec.partition(":")
-  if kind != "sprite":
-    names = "|".join(control.SPRITE_STATISTICS)
-    raise ValueError(f"config.evaluation.estimators: {spec!r}; expected 'sprite:<{names}>'")
-  return control.sprite_estimator(name, value_range, min_mass=0.002)
-
-
-def control_summary(result: dict[str, Any], reference: np.ndarray) -> dict[str, float]:
-  """rel_std = mean std over t / std of the factor on unedited latents (≈ 1: no control, 0: perfect);
-  |Spearman ρ| between t and the per-t median (monotone control)."""
-  reference = reference[np.isfinite(reference)]
-  medians = np.nanmedian(result["values"], axis=1)
-  finite = np.isfinite(medians)
-  rho = stats.spearmanr(result["t"][finite], medians[finite]).statistic if finite.sum() > 2 else float("nan")
-  spread = float(np.std(reference)) if len(reference) > 1 else float("nan")
-  return {"mean_std": float(result["mean_std"]), "reference_std": spread,
-          "rel_std": float(result["mean_std"] / spread) if spread > 0 else float("nan"),
-          "abs_spearman": abs(float(rho))}
+def control_section(config) -> dict[str, Any]:
+  """config.evaluation as a `_control` section: one factor per transformation with an estimator."""
+  ev = config.evaluation
+  transforms = [name for name in config.transforms if name in ev.estimators]
+  return dict(estimators={name: ev.estimators[name] for name in transforms}, side_effects=tuple(ev.side_effects),
+              t_max=ev.t_max, num_t=ev.num_t, core_t_max=ev.core_t_max, num_latents=ev.num_latents,
+              num_selection_latents=ev.num_latents, batch_size=ev.batch_size, references=tuple(ev.references),
+              probe_samples=ev.probe_samples, num_random=1)
 
 
 def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
-  """The paper's control measure of each direction of the run's directions.npz and (config.evaluation.
-  generated_domain) its generated-domain scores with the probe and random rows, written to metrics.json."""
+  """The paper's control measure of each direction of the run's directions.npz, beside the probe and a random
+  direction ("control": directions / probe / random, per transformation: the curve, full and core summaries, side
+  effects), and (config.evaluation.generated_domain) its generated-domain scores with the probe and random rows,
+  written to metrics.json."""
   sampler = sampler or _common.make_sampler(config, _common.load_generator(config), STREAMS)
   if sampler.conditional:
     raise ValueError("config.evaluation: the control measure needs an estimator of the factor; none exists for a "
@@ -225,18 +222,15 @@ def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
   found = _common.load_directions(workdir)
   ev = config.evaluation
   gen = sampler.gen
-  latents = np.asarray(sampler.z(_common.stream(config, STREAMS, "evaluation"), int(ev.num_latents)))
-  generate = lambda z: _render(gen, jnp.asarray(z))  # noqa: E731
+  section = control_section(config)
+  _control.check_section(section, "config.evaluation")
+  transforms = list(found.meta.get("transforms", config.transforms))
+  estimator = lambda specs: _control.make_estimator(  # noqa: E731
+      specs, gen.info.output_range, _control.classifier_loader(config, workdir, gen))
   results: dict[str, Any] = {"seed": int(config.seed), "evaluation": ev.to_dict()}
-  for column, transform in enumerate(found.meta.get("transforms", config.transforms)):
-    if transform not in ev.estimators:
-      continue
-    estimate = _estimator(ev.estimators[transform], gen.info.output_range)
-    measured = control.control_measure(generate, found.matrix[:, column], latents, estimate, t_max=float(ev.t_max),
-                                       num_t=int(ev.num_t), batch_size=int(ev.batch_size))
-    reference = np.asarray(estimate(np.asarray(generate(latents))), np.float64)
-    results[transform] = {"t": measured["t"], "mean": measured["mean"], "std": measured["std"],
-                          "num_valid": measured["num_valid"], "summary": control_summary(measured, reference)}
+  results["control"] = _control.score_directions(
+      section, _control.render_fn(gen), sampler.z, found, _common.stream(config, STREAMS, "evaluation"), estimator,
+      columns={name: transforms.index(name) for name in section["estimators"] if name in transforms})
   if _common.generated_domain_settings(config) is not None:   # beside the control measure: MIG/DCI, probe, random
     rows, references, about = _common.generated_domain_evaluation(
         config, workdir, sampler, [("directions", found)], _common.stream(config, STREAMS, "evaluation"))
@@ -244,7 +238,3 @@ def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   return results
 
-
-@jax.jit
-def _render(gen, z):
-  return gen(z)

@@ -27,6 +27,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from scipy import stats
 
 SPRITE_STATISTICS = ("x", "y", "area", "scale", "spread")
 
@@ -138,3 +139,130 @@ def control_measure(generate_fn: Callable[[np.ndarray], Any], direction: Any, la
     mean_std = np.nanmean(std, axis=0)
   return {"t": t_values, "values": values, "mean": mean, "std": std, "num_valid": num_valid, "mean_std": mean_std}
 
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Summaries of a control measure (reading notes §2.4) and the per-factor scoring of a set of directions (§2.5).
+
+CORE_T_MAX = 2.0    # ±5 (the paper's grid) is far off a 16-d prior's typical set: the core grid |t| ≤ 2 is headlined
+CORE_T_STEP = 0.5
+
+
+def t_grid(t_max: float = 5.0, num_t: int = 11, core_t_max: float = CORE_T_MAX,
+           core_step: float = CORE_T_STEP) -> np.ndarray:
+  """The union of the paper's grid (num_t points on [−t_max, t_max]) and the core grid (step `core_step` on
+  [−core_t_max, core_t_max]), sorted: one pass of generation serves both summaries."""
+  full = np.linspace(-t_max, t_max, num_t)
+  core = np.arange(-core_t_max, core_t_max + core_step / 2, core_step) if core_t_max > 0 else np.zeros(0)
+  return np.unique(np.round(np.concatenate([full, core]), 9))
+
+
+def summarize(t: Any, values: Any, reference: Any) -> dict[str, float]:
+  """Scalar summaries of one statistic's control measure: t (T,), values (T, N) (NaN = failed measurement),
+  reference (N,) the statistic on the unedited latents.
+
+    mean_std           the std over latents averaged over t (the paper's curve, averaged);
+    rel_std            mean_std / std(reference): ≈ 1 no control, 0 perfect (independent of the gain);
+    r2_t               1 − Σ(v_ij − v̄_i)² / Σ(v_ij − v̄)²: the share of the variance of the traversal set explained by t;
+    spearman           Spearman ρ of t against the per-t median (abs_spearman = |ρ|);
+    monotone_fraction  the share of consecutive median steps with the sign of ρ;
+    gain               (median at the largest t − median at the smallest)·sign(ρ) / std(reference);
+    num_valid_fraction the share of finite measurements.
+  """
+  t = np.asarray(t, np.float64).reshape(-1)
+  values = np.asarray(values, np.float64)
+  if values.ndim != 2 or values.shape[0] != len(t):
+    raise ValueError(f"values must have shape (T={len(t)}, N), got {values.shape}")
+  reference = np.asarray(reference, np.float64).reshape(-1)
+  reference = reference[np.isfinite(reference)]
+  spread = float(np.std(reference)) if len(reference) > 1 else float("nan")
+  finite = np.isfinite(values)
+  nan = float("nan")
+  out = dict(mean_std=nan, reference_std=spread, rel_std=nan, r2_t=nan, spearman=nan, abs_spearman=nan,
+             monotone_fraction=nan, gain=nan, num_valid_fraction=float(finite.mean()) if finite.size else nan)
+  rows = finite.any(axis=1)
+  if rows.sum() < 2:
+    return out
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    per_t_mean = np.nanmean(values[rows], axis=1)
+    per_t_std = np.nanstd(values[rows], axis=1)
+    medians = np.nanmedian(values[rows], axis=1)
+  kept_t = t[rows]
+  out["mean_std"] = float(per_t_std.mean())
+  out["rel_std"] = out["mean_std"] / spread if spread > 0 else nan
+  total = np.nansum((values[rows] - np.nanmean(values[rows])) ** 2)
+  within = np.nansum((values[rows] - per_t_mean[:, None]) ** 2)
+  out["r2_t"] = float(1 - within / total) if total > 0 else nan
+  # Rounding noise of a factor that does not move (1e-7 of its spread) must not read as a monotone trend.
+  still_tolerance = 1e-6 * spread if spread > 0 else 1e-12
+  if np.ptp(medians) > still_tolerance:
+    rho = float(stats.spearmanr(kept_t, medians).statistic)
+    out.update(spearman=rho, abs_spearman=abs(rho))
+    steps = np.sign(np.diff(medians))
+    out["monotone_fraction"] = float(np.mean(steps == np.sign(rho))) if rho != 0 else 0.0
+    out["gain"] = float((medians[-1] - medians[0]) * np.sign(rho) / spread) if spread > 0 else nan
+  else:   # the factor does not move at all along the direction
+    out.update(spearman=0.0, abs_spearman=0.0, monotone_fraction=0.0, gain=0.0)
+  return out
+
+
+def grid_summaries(t: Any, values: Any, reference: Any, t_max: float = 5.0,
+                   core_t_max: float = CORE_T_MAX) -> dict[str, dict[str, float]]:
+  """`summarize` on the full grid (|t| ≤ t_max, the paper's) and on the core grid (|t| ≤ core_t_max)."""
+  t = np.asarray(t, np.float64)
+  values = np.asarray(values, np.float64)
+  out = {"full": summarize(t[np.abs(t) <= t_max + 1e-9], values[np.abs(t) <= t_max + 1e-9], reference)}
+  if core_t_max > 0:
+    core = np.abs(t) <= core_t_max + 1e-9
+    out["core"] = summarize(t[core], values[core], reference)
+  return out
+
+
+def factor_scores(generate_fn: Callable[[np.ndarray], Any], direction: Any, latents: Any,
+                  estimate_fn: Callable[[np.ndarray], Any], names: Sequence[str], *, t_max: float = 5.0,
+                  num_t: int = 11, core_t_max: float = CORE_T_MAX, batch_size: int = 64) -> dict[str, Any]:
+  """The control measure of one direction for the factor names[0], with names[1:] as side effects.
+
+  estimate_fn(images) → (B, len(names)) values (first column: the controlled factor). Returns the per-t curve of the
+  controlled factor ("t", "mean", "std", "num_valid"), its full/core summaries ("summary"), and per side-effect
+  statistic its full/core summaries ("side_effects"), plus "side_effect_abs_spearman" / "side_effect_abs_gain":
+  the largest over the side effects on the core grid (an x direction should leave y and the scale alone).
+  """
+  latents = np.asarray(latents, np.float32)
+  grid = t_grid(t_max, num_t, core_t_max)
+  measured = control_measure(generate_fn, direction, latents, estimate_fn, t_values=grid, batch_size=batch_size)
+  values = measured["values"]
+  if values.ndim != 3 or values.shape[2] != len(names):
+    raise ValueError(f"estimate_fn must return (B, {len(names)}) values for {list(names)}, got {values.shape[1:]}")
+  reference = np.concatenate([np.asarray(estimate_fn(np.asarray(generate_fn(latents[s:s + batch_size]))),
+                                         np.float64) for s in range(0, len(latents), batch_size)])
+  summaries = [grid_summaries(grid, values[:, :, k], reference[:, k], t_max, core_t_max) for k in range(len(names))]
+  grid_name = "core" if core_t_max > 0 else "full"
+  side = {name: summaries[k] for k, name in enumerate(names) if k > 0}
+  worst = lambda key: max((abs(s[grid_name][key]) for s in side.values() if np.isfinite(s[grid_name][key])),  # noqa
+                          default=float("nan"))
+  return {"t": grid, "mean": measured["mean"][:, 0], "std": measured["std"][:, 0],
+          "num_valid": measured["num_valid"][:, 0], "summary": summaries[0], "side_effects": side,
+          "side_effect_abs_spearman": worst("abs_spearman"), "side_effect_abs_gain": worst("gain")}
+
+
+def select_direction(generate_fn: Callable[[np.ndarray], Any], matrix: Any, latents: Any,
+                     estimate_fn: Callable[[np.ndarray], Any], *, core_t_max: float = CORE_T_MAX, num_t: int = 5,
+                     batch_size: int = 64) -> tuple[int, np.ndarray]:
+  """k* = argmin over the columns of `matrix` (D, K) of rel_std of the first statistic of estimate_fn on
+  `num_t` points of [−core_t_max, core_t_max], on `latents` (use latents disjoint from the scoring ones). NaN
+  scores (nothing measured) never win. Returns (k*, the K scores)."""
+  matrix = np.asarray(matrix, np.float32)
+  if matrix.ndim != 2 or matrix.shape[1] < 1:
+    raise ValueError(f"matrix must be (latent_dim, K >= 1), got {matrix.shape}")
+  t_values = np.linspace(-core_t_max, core_t_max, num_t)
+  latents = np.asarray(latents, np.float32)
+  first = lambda images: np.asarray(estimate_fn(images), np.float64).reshape(len(images), -1)[:, 0]  # noqa: E731
+  reference = np.concatenate([first(np.asarray(generate_fn(latents[s:s + batch_size])))
+                              for s in range(0, len(latents), batch_size)])
+  scores = np.array([summarize(t_values, control_measure(generate_fn, matrix[:, k], latents, first,
+                                                         t_values=t_values, batch_size=batch_size)["values"],
+                               reference)["rel_std"] for k in range(matrix.shape[1])])
+  ranked = np.where(np.isfinite(scores), scores, np.inf)
+  return int(np.argmin(ranked)), scores
