@@ -50,6 +50,7 @@ FAMILIES: dict[str, str] = {
     "dcgan": "ganlatent_jax.generators.dcgan",
     "oracle": "ganlatent_jax.generators.oracle",
     "pssc": "ganlatent_jax.generators.pssc",
+    "vae": "ganlatent_jax.generators.vae",
 }
 CONVERTED_META = "generator.json"
 CONVERTED_VARIABLES = "variables.msgpack"
