@@ -10,7 +10,8 @@ import pytest
 from ganlatent_jax import methods
 
 METHODS_DIR = pathlib.Path(methods.__file__).parent
-TRAINING = {"sre", "ld", "latentclr", "gan", "infogan", "pssc", "udgan"}   # methods with a training loop: make() and State
+# methods with a training loop: make() and State
+TRAINING = {"sre", "ld", "latentclr", "gan", "infogan", "pssc", "udgan", "betavae"}
 
 
 def _positional(function):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ganlatent_jax.methods import gan, ganspace, infogan, latentclr, ld, plumerault, pssc, sefa, sre, udgan
+from ganlatent_jax.methods import betavae, gan, ganspace, infogan, latentclr, ld, plumerault, pssc, sefa, sre, udgan
 
 REGISTRY: dict[str, ModuleType] = {
     "sre": sre,
@@ -28,6 +28,7 @@ REGISTRY: dict[str, ModuleType] = {
     "plumerault": plumerault,
     "pssc": pssc,
     "udgan": udgan,
+    "betavae": betavae,
 }
 
 
