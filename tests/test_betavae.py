@@ -168,6 +168,9 @@ def test_an_architecture_that_does_not_match_the_data_names_the_keys():
   config.architecture.image_size = 32
   with pytest.raises(ValueError, match="config.data: dsprites has images \\(64, 64, 1\\).*config.architecture"):
     betavae.make(config, parallel.make_mesh(1))
+  config.data.name = "mnist"
+  with pytest.raises(ValueError, match="config.data=.*'mnist'.*unknown dataset"):
+    betavae.make(config, parallel.make_mesh(1))
 
 
 # ---------------------------------------------------------------------------------------------------------------

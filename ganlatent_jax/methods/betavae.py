@@ -134,7 +134,11 @@ def make(config, mesh, dataset=None):
   check_config(config)
   parallel.check_batch_size(config.batch_size, mesh)
   arch = architecture(config)
-  dataset = dataset if dataset is not None else _gan.make_dataset(**dict(config.data))
+  if dataset is None:
+    try:
+      dataset = _gan.make_dataset(**dict(config.data))
+    except (TypeError, ValueError) as e:
+      raise ValueError(f"config.data={dict(config.data)!r}: {e}") from None
   image_shape = (arch["image_size"], arch["image_size"], arch["out_channels"])
   if tuple(dataset.observation_shape) != image_shape:
     raise ValueError(f"config.data: {config.data.name} has images {tuple(dataset.observation_shape)} but "
