@@ -35,6 +35,7 @@ def test_the_quick_config_runs_through_main_and_resumes(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   subprocess.run(command, check=True, env=env, cwd=REPO, capture_output=True, timeout=900)
   for name in ("directions.npz", "results.json", "metrics.json", "images/traversal.png",
+               "images/g_horizontal_position.png", "images/set_horizontal_position.png",
                "trajectories/horizontal_position.npz"):
     assert (workdir / name).exists(), name
   control = json.loads((workdir / "metrics.json").read_text())["control"]

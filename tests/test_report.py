@@ -181,3 +181,69 @@ def test_udgan_table_reads_the_guidance_control_from_the_guided_runs(tmp_path):
   text = launcher.markdown(table)
   assert "| UD-GAN-G | 0.950 ± 0.071 | 0.850 ± 0.071 | 0.400 ± 0.141 | 2 | 100.0 |" in text
   assert "| InfoGAN | 0.500 ± 0.000 | 0.500 ± 0.000 | — | 1 | 88.4 |" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# launch/plumerault_table.py
+
+
+def _apply_overrides(command):
+  """The config a command's flags make, as `--config.a.b=v` does (ValueError/KeyError on an unknown key)."""
+  import ast
+  from ganlatent_jax import cli
+  config_arg = [a for a in command if a.startswith("--config=")][0].split("=", 1)[1]
+  config = cli.load_config(os.path.join(REPO, config_arg))
+  config.lock()
+  for arg in command:
+    if arg.startswith("--config.") and "=" in arg:
+      key, value = arg[len("--config."):].split("=", 1)
+      try:
+        value = ast.literal_eval(value)
+      except (ValueError, SyntaxError):
+        pass
+      target = config
+      *parents, leaf = key.split(".")
+      for part in parents:
+        target = target[part]
+      if leaf not in target:
+        raise KeyError(f"{config_arg}: no key {key} ({' '.join(command[1:4])})")
+      with target.ignore_type():
+        target[leaf] = value
+  return config
+
+
+def test_plumerault_table_plan_names_existing_config_keys(tmp_path):
+  launcher = _launcher("plumerault_table")
+  runs = launcher.plan(str(tmp_path), [0, 1], ablation=True, ld_steps=30, num_trajectories=32)
+  dirs = sorted(os.path.relpath(r.workdir, tmp_path) for r in runs)
+  plumerault = [f"plumerault{s}/seed{k}" for s in ("", "_parity", "_mse", "_free", "_direct") for k in (0, 1)]
+  trained = ["ganspace/seed0", "ganspace/seed1", "ld/seed0", "ld/seed1", "sefa/seed0"]   # SeFa: one run
+  controls = [f"{m}/seed{k}/control" for m in ("sefa", "ganspace", "ld") for k in (0, 1)]
+  assert dirs == sorted(plumerault + trained + controls)
+  for run in runs:
+    _apply_overrides(run.command)          # every --config.* key exists in its config
+  sefa_control = [r for r in runs if r.workdir.endswith("sefa/seed1/control")][0]
+  assert sefa_control.requires == str(tmp_path / "sefa" / "seed0" / "directions.npz")
+  assert "--config.seed=1" in sefa_control.command
+
+
+def test_plumerault_table_reads_the_control_rows(tmp_path):
+  launcher = _launcher("plumerault_table")
+  summary = lambda r: {"core": {"rel_std": r, "r2_t": 1 - r, "abs_spearman": 1.0, "gain": 2.0},  # noqa: E731
+                       "full": {"rel_std": r + 0.1}}
+  row = lambda r: {f: {"summary": summary(r), "side_effect_abs_spearman": 0.2}  # noqa: E731
+                   for f in launcher.FACTORS}
+  for seed, value in ((0, 0.1), (1, 0.3)):
+    for path, entries in ((tmp_path / "plumerault" / f"seed{seed}" / "metrics.json",
+                           {"control": {"directions": row(value), "random": row(0.9)}}),
+                          (tmp_path / "sefa" / f"seed{seed}" / "control" / "metrics.json",
+                           {"control": {"directions": row(0.5), "probe": row(0.05), "random": row(0.7)}})):
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text(json.dumps(entries))
+  tables = launcher.aggregate(str(tmp_path), [0, 1], ablation=False)
+  x = tables["horizontal_position"]
+  assert list(x) == ["Plumerault", "SeFa (best of 16)", "probe (supervised)", "random (best of 16)",
+                     "random (one direction)"]
+  np.testing.assert_allclose(x["Plumerault"]["rel_std"], [0.1, 0.3])
+  np.testing.assert_allclose(x["Plumerault"]["rel_std (t ≤ 5)"], [0.2, 0.4])
+  assert "| Plumerault | 0.200 ± 0.141 | 0.300 ± 0.141 |" in launcher.markdown(tables)

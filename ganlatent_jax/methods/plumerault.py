@@ -22,11 +22,14 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
-from ganlatent_jax import inversion, io, parallel
+from ganlatent_jax import inversion, io, parallel, viz
 from ganlatent_jax.directions import continuous
 from ganlatent_jax.methods import _common, _control
+from ganlatent_jax.viz import plots
 
 # key(config.seed + offset) of each random draw of a run.
 STREAMS = dict(trajectories=0, pictures=3, w_avg=1, fit=5, evaluation=17)
@@ -191,6 +194,8 @@ def train(config, workdir: str) -> dict[str, str]:
   found = continuous.stack_directions(models, method="plumerault", transforms=list(config.transforms),
                                       generator=config.generator, sampling=sampler.record())
   outputs = _common.write_directions(workdir, sampler, found, config, _common.stream(config, STREAMS, "pictures"))
+  for transform, model in zip(config.transforms, models):
+    outputs.update(write_model_pictures(config, sampler, transform, model, workdir))
   outputs["results"] = os.path.join(workdir, "results.json")
   _common.write_json(outputs["results"], {"method": "plumerault", "transforms": summaries, "outputs": dict(outputs),
                                           "generator": config.generator, "sampling": sampler.record()})
@@ -198,6 +203,36 @@ def train(config, workdir: str) -> dict[str, str]:
     evaluate(config, workdir, sampler=sampler)
     outputs["metrics"] = os.path.join(workdir, "metrics.json")
   return outputs
+
+
+def write_model_pictures(config, sampler, transform: str, model: continuous.ContinuousDirection,
+                         workdir: str) -> dict[str, str]:
+  """images/g_<T>.png: the learned g̃(s) and the density of t = g̃(⟨u, z⟩) under the prior (Eq. 9);
+  images/set_<T>.png: the factor SET to chosen values (Eqs. 10-11's use): column j shows every sample's z with its
+  component along u replaced by g̃⁻¹(t_j), t_j the 5%…95% quantiles of t (rows: config.traversal.num_samples)."""
+  s = np.linspace(-3, 3, 121)
+  quantiles = model.g(stats.norm.ppf(np.linspace(0.001, 0.999, 200)))
+  t = np.linspace(float(quantiles.min()), float(quantiles.max()), 200)
+  unit = " (log 1+zoom)" if transform == "scale" else ""
+  chart = plots.side_by_side([
+      plots.line_chart([("g(s)", s, model.g(s))], title=f"{transform}: learned g", xlabel="s = <u, z>",
+                       ylabel="t" + unit),
+      plots.line_chart([("density", t, model.density(t))], title=f"{transform}: density of t (Eq. 9)",
+                       xlabel="t" + unit, ylabel="p(t)")])
+  paths = {f"g_{transform}": os.path.join(workdir, "images", f"g_{transform}.png"),
+           f"set_{transform}": os.path.join(workdir, "images", f"set_{transform}.png")}
+  viz.save_png(paths[f"g_{transform}"], chart)
+  targets = model.g(stats.norm.ppf(np.linspace(0.05, 0.95, int(config.traversal.steps))))
+  latents = np.asarray(sampler.z(_common.stream(config, STREAMS, "pictures"), int(config.traversal.num_samples)),
+                       np.float64)
+  along = np.clip(model.g_inverse(targets), -8, 8)           # finite even at a flat end of g
+  edited = latents[:, None, :] + (along[None, :] - (latents @ model.u)[:, None])[..., None] * model.u
+  flat = edited.reshape(-1, latents.shape[1]).astype(np.float32)
+  classes = jnp.full((len(flat),), sampler.classes[0], jnp.int32) if sampler.conditional else None
+  images = np.asarray(_render_z(sampler, jnp.asarray(flat), classes))
+  grid = viz.to_display(images, sampler.gen.info.output_range).reshape(edited.shape[:2] + images.shape[1:3] + (3,))
+  viz.save_png(paths[f"set_{transform}"], viz.image_grid(grid))
+  return paths
 
 
 def control_section(config) -> dict[str, Any]:
@@ -238,3 +273,7 @@ def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   return results
 
+
+@jax.jit
+def _render_z(sampler, z, class_ids):
+  return sampler.render(z, "z", class_ids)

@@ -1,0 +1,174 @@
+"""Reproduces the README's control table (Plumerault et al., issue 19): on testbed:dsprites, for each factor (x, y,
+scale), how precisely one direction sets the factor (the paper's control measure, `methods._control`), for
+Plumerault's directions, the best SeFa / GANSpace / LD direction for that factor, a supervised probe and random
+directions, over seeds.
+
+  python launch/plumerault_table.py --out=/work/plumerault_table                 # seeds 0,1,2
+  python launch/plumerault_table.py --out=/work/plumerault_table --ablation      # + Figs. 6-8 rows
+  python launch/plumerault_table.py --out=/work/plumerault_table --ld_steps=3000 --num_trajectories=96
+  python launch/plumerault_table.py --out=/work/plumerault_table --table_only    # aggregate what exists
+
+Every cell is a command in its own workdir OUT/ROW/seedS (resumable; command.txt holds its exact command and wall
+time). Rows:
+  Plumerault                   configs/plumerault_dsprites.py (lattice g, paper mode), seed s
+  Plumerault (upstream parity) the same with --config.upstream_parity=True
+  SeFa                         first_layer on the DCGAN's projection, K = 16 (seed-independent: one run; the
+                               control evaluation's latents change with the seed)
+  GANSpace                     PCA of the 'project' activations mapped back to z, K = 16, seed s
+  LD                           configs/ld_dsprites.py (K = 16, ortho), seed s, --ld_steps steps
+  probe (supervised)           least squares of the measured factor on z (the SeFa evaluation's probe row)
+  random, best of 16           16 random orthonormal directions with the same selection (same evaluation)
+  random, one direction        one random direction, no selection (the Plumerault run's random row)
+With --ablation (reading notes §2.6 b, c): Plumerault with the plain MSE, without the norm constraint, and with
+direct inversion (every target from z0, the same steps per target) instead of the recursive scheme.
+For K-direction methods the column is chosen per factor by rel_std on |t| ≤ 2 over 100 selection latents, then
+scored on 200 other latents (`configs/evaluate_control_dsprites.py`). Columns (core grid |t| ≤ 2 unless named):
+rel_std (≈ 1 no control, 0 perfect), rel_std on the paper's grid t ∈ [−5, 5], r2_t, |ρ|, gain, and the largest
+|ρ| of a side effect (the other two factors). Writes table.md and table.json in --out.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
+from ganlatent_jax.runs import Run, execute  # noqa: E402
+
+FACTORS = {"horizontal_position": "x", "vertical_position": "y", "scale": "scale"}
+SCORES = {"rel_std": "summary/core/rel_std", "rel_std (t ≤ 5)": "summary/full/rel_std", "r2_t": "summary/core/r2_t",
+          "|ρ|": "summary/core/abs_spearman", "gain": "summary/core/gain",
+          "side |ρ|": "side_effect_abs_spearman"}
+PLUMERAULT = "configs/plumerault_dsprites.py"
+CONTROL = "configs/evaluate_control_dsprites.py"
+NO_EXTRAS = "--config.evaluation.generated_domain.enabled=False"   # MIG & co. are not this table's business
+
+
+class Row:
+  """A table row: where its control rows are (`entry` inside a metrics.json) and how its runs are made."""
+
+  def __init__(self, name: str, directory: str, entry: str, source: str = ""):
+    self.name, self.directory, self.entry = name, directory, entry
+    self.source = source or directory     # the row whose runs hold this row's metrics.json
+
+
+def rows(ablation: bool) -> list[Row]:
+  plumerault = [Row("Plumerault", "plumerault", "control/directions"),
+                Row("Plumerault (upstream parity)", "plumerault_parity", "control/directions")]
+  if ablation:
+    plumerault += [Row("Plumerault, MSE loss (Figs. 6/7)", "plumerault_mse", "control/directions"),
+                   Row("Plumerault, no norm constraint (Fig. 7)", "plumerault_free", "control/directions"),
+                   Row("Plumerault, direct inversion (Fig. 8)", "plumerault_direct", "control/directions")]
+  return plumerault + [
+      Row("SeFa (best of 16)", "sefa", "control/directions"), Row("GANSpace (best of 16)", "ganspace",
+                                                                  "control/directions"),
+      Row("LD (best of 16)", "ld", "control/directions"),
+      Row("probe (supervised)", "probe", "control/probe", source="sefa"),
+      Row("random (best of 16)", "random16", "control/random", source="sefa"),
+      Row("random (one direction)", "random1", "control/random", source="plumerault")]
+
+
+PLUMERAULT_OVERRIDES = {"plumerault": (), "plumerault_parity": ("--config.upstream_parity=True",),
+                        "plumerault_mse": ("--config.trajectories.loss=mse",),
+                        "plumerault_free": ("--config.trajectories.constraint=none",),
+                        "plumerault_direct": ("--config.trajectories.scheme=direct",)}
+
+
+def metrics_path(out: str, row: Row, seed: int) -> str:
+  """The metrics.json holding a row's control rows: the Plumerault run itself, or the control evaluation of the
+  directions of a SeFa / GANSpace / LD run."""
+  workdir = os.path.join(out, row.source, f"seed{seed}")
+  return os.path.join(workdir, "metrics.json" if row.source.startswith("plumerault") else "control/metrics.json")
+
+
+def plan(out: str, seeds, ablation: bool, ld_steps: int, num_trajectories: int) -> list[Run]:
+  python = sys.executable
+  runs = []
+  for seed in seeds:
+    for directory, overrides in PLUMERAULT_OVERRIDES.items():
+      if directory != "plumerault" and directory != "plumerault_parity" and not ablation:
+        continue
+      workdir = os.path.join(out, directory, f"seed{seed}")
+      command = [python, "-m", "ganlatent_jax.main", f"--config={PLUMERAULT}", f"--workdir={workdir}",
+                 f"--config.seed={seed}", NO_EXTRAS, *overrides]
+      if num_trajectories:
+        command.append(f"--config.trajectories.num_trajectories={num_trajectories}")
+      runs.append(Run(workdir, command, os.path.join(workdir, "metrics.json")))
+    trainings = {
+        "sefa": ["configs/sefa_3dshapes.py", "--config.variant=first_layer"],
+        "ganspace": ["configs/ganspace_3dshapes.py", "--config.layer=project", "--config.truncation=1.0",
+                     "--config.num_samples=20000", f"--config.seed={seed}"],
+        "ld": ["configs/ld_dsprites.py", f"--config.seed={seed}", f"--config.steps={ld_steps}",
+               "--config.progress_bar=False"]}
+    for directory, (config, *overrides) in trainings.items():
+      # SeFa is deterministic: one run (seed 0's workdir) serves every seed's evaluation.
+      train_dir = os.path.join(out, directory, f"seed{seeds[0] if directory == 'sefa' else seed}")
+      found = os.path.join(train_dir, "directions.npz")
+      if directory != "sefa" or seed == seeds[0]:
+        runs.append(Run(train_dir, [python, "-m", "ganlatent_jax.main", f"--config={config}",
+                                    f"--workdir={train_dir}", "--config.generator=testbed:dsprites",
+                                    "--config.num_directions=16", "--config.evaluation.enabled=False", *overrides],
+                        found))
+      control_dir = os.path.join(out, directory, f"seed{seed}", "control")
+      runs.append(Run(control_dir, [python, "-m", "ganlatent_jax.evaluate", f"--config={CONTROL}",
+                                    f"--workdir={control_dir}", f"--config.directions={found}",
+                                    f"--config.seed={seed}"],
+                      os.path.join(control_dir, "metrics.json"), requires=found))
+  return runs
+
+
+def aggregate(out: str, seeds, ablation: bool) -> dict:
+  """{factor: {row: {score: [value per finished seed]}}} from the metrics.json files."""
+  tables = {}
+  for factor in FACTORS:
+    table = {}
+    for row in rows(ablation):
+      values = {score: [] for score in SCORES}
+      for seed in seeds:
+        path = metrics_path(out, row, seed)
+        if not os.path.exists(path):
+          continue
+        result = report.lookup(report.read_json(path), f"{row.entry}/{factor}")
+        for score, key in SCORES.items():
+          values[score].append(float(report.lookup(result, key)))
+      if any(values.values()):
+        table[row.name] = values
+    tables[factor] = table
+  return tables
+
+
+def markdown(tables: dict) -> str:
+  return "\n\n".join(report.markdown_table(table, list(SCORES), first_column=f"{FACTORS[factor]} ({factor})")
+                     for factor, table in tables.items())
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--ablation", action="store_true", help="also the Figs. 6-8 rows")
+  parser.add_argument("--ld_steps", type=int, default=3000, help="LD's training steps (upstream: 100k)")
+  parser.add_argument("--num_trajectories", type=int, default=0,
+                      help="trajectories per transformation of the Plumerault runs (0 = the config's)")
+  parser.add_argument("--workers", type=int, default=1, help="concurrent runs (each uses every core)")
+  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
+  args = parser.parse_args(argv)
+  seeds = [int(s) for s in args.seeds.split(",")]
+  os.makedirs(args.out, exist_ok=True)
+  if not args.table_only:
+    code = execute(plan(args.out, seeds, args.ablation, args.ld_steps, args.num_trajectories), args.workers)
+    if code:
+      return code
+  tables = aggregate(args.out, seeds, args.ablation)
+  text = markdown(tables)
+  report.write_table(args.out, {"seeds": seeds, "ablation": args.ablation, "ld_steps": args.ld_steps,
+                                 "num_trajectories": args.num_trajectories, "tables": tables}, text)
+  print(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
