@@ -19,6 +19,7 @@ RETIRED = {"eval", "target_classes", "biggan_class", "eval_batches", "deformator
 FIXTURES = {
     "ld_imagenet": {"generator": "biggan/biggan_tiny"},
     "latentclr_imagenet": {"generator": "biggan/biggan_tiny"},
+    "plumerault_biggan": {"generator": "biggan/biggan_tiny"},
     "evaluate_3dshapes": {"evaluation.protocol.lpips.vgg16_path": "torchvision/tv_vgg16_tiny.pth",
                           "generator": "stylegan2/stylegan2_rosinality_s32.pt"},
 }

@@ -86,3 +86,9 @@ def test_evaluate_scores_a_directions_file_on_the_dsprites_testbed(tmp_path):
   assert row["column"] in (0, 1) and len(row["selection_rel_std"]) == 2
   assert set(row["summary"]) == {"core", "full"} and np.isfinite(row["summary"]["core"]["rel_std"])
   assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_the_probe_needs_more_measured_images_than_dimensions():
+  latents = np.random.RandomState(0).normal(size=(LATENT_DIM, LATENT_DIM)).astype(np.float32)
+  with pytest.raises(ValueError, match="more measured images than latent dimensions"):
+    _control.probe_matrix(blob_generator, latents, estimator(["sprite:x"]), 64)

@@ -85,9 +85,9 @@ def probe_matrix(generate_fn, latents: np.ndarray, estimate_fn, batch_size: int)
   values = np.concatenate([estimate_fn(np.asarray(generate_fn(latents[s:s + batch_size])))[:, 0]
                            for s in range(0, len(latents), batch_size)])
   finite = np.isfinite(values)
-  if finite.sum() < latents.shape[1] + 2:
-    raise ValueError(f"the probe needs measured values: only {int(finite.sum())} of {len(values)} images were "
-                     f"measured")
+  if finite.sum() <= latents.shape[1]:
+    raise ValueError(f"the probe's least squares needs more measured images than latent dimensions "
+                     f"({latents.shape[1]}): {int(finite.sum())} of {len(values)} were measured (raise probe_samples)")
   return probe.probe_from_arrays(latents[finite], values[finite, None])
 
 
