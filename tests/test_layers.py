@@ -88,7 +88,7 @@ def test_conv_transpose2d_lowerings_match_xla(case):
   x = _random((2, *hw, c_in), 3)
   kernel = _random((*kernel_hw, c_in, c_out), 4)
   kw = dict(stride=stride, padding=padding, output_padding=output_padding)
-  lowerings = ("xla", "patches", "subpixel")   # "auto" is "subpixel"
+  lowerings = ("xla", "patches", "subpixel", "subpixel_patches")   # "auto" is "subpixel"
   fns = [lambda a, b, lowering=lowering: layers.conv_transpose2d(a, b, lowering=lowering, **kw)
          for lowering in lowerings]
   _assert_lowerings_match(_values_and_grads(fns, x, kernel), lowerings)

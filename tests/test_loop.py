@@ -122,5 +122,12 @@ def test_run_writes_config_events_and_converges(tmp_path):
 def test_finished_run_resumes_to_a_no_op(tmp_path):
   _, first = _run(tmp_path, steps=10)
   _, second = _run(tmp_path, steps=10)
+  c = toy_training.config()
+  mesh = parallel.make_mesh()
+  init_fn, _ = toy_training.make(c, mesh)
+  restored = loop.restore_latest(init_fn, c.seed, mesh, str(tmp_path))     # what a method's evaluate reads
+  assert int(restored.step) == 10
+  with pytest.raises(FileNotFoundError, match=r"empty: no toy checkpoint to restore; run `python -m"):
+    loop.restore_latest(init_fn, c.seed, mesh, str(tmp_path / "empty"), "toy checkpoint")
   for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -62,7 +62,7 @@ class UpConv(nn.Module):
   """Transposed conv k4 s2 'SAME' (= PyTorch's ConvTranspose2d(4, stride 2, padding 1)) with `layers.ConvTranspose2d`'s
   parameters ('kernel' (4, 4, in, out), 'bias'), Glorot-initialised.
 
-  Lowered as `layers`' subpixel transposed conv with its stride-1 conv as patches (im2col + matmul): at batch 128 the
+  Lowered as `layers`' "subpixel_patches" (subpixel with its stride-1 conv as im2col + matmul): at batch 128 the
   default ("auto" → subpixel over XLA's native conv) took 5.1 s for the decoder's gradient on the 2-core CPU, 4.0 s
   of it in the 16×16 layer, whose native-conv backward is slow; with patches the 16×16 layer takes 0.23 s (measured
   2026-12-02, loaded machine). Same numbers either way (tests/test_betavae.py compares against the "xla" lowering).
@@ -72,8 +72,7 @@ class UpConv(nn.Module):
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", _INIT, (KERNEL, KERNEL, x.shape[-1], self.features))
-    y = layers._conv_transpose_subpixel(x, kernel.astype(x.dtype), (2, 2), (1, 1), (2 * x.shape[1], 2 * x.shape[2]),
-                                        inner_lowering="patches")
+    y = layers.conv_transpose2d(x, kernel.astype(x.dtype), stride=2, padding=1, lowering="subpixel_patches")
     return y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
 
 

@@ -493,16 +493,8 @@ def run_training(config, workdir: str, engine: Engine, mesh) -> State:
 
 def restore(config, workdir: str, terms_factory=None) -> tuple[Engine, State]:
   """(engine, state) of the latest checkpoint of a run in `workdir` (trained with `config`)."""
-  from ganlatent_jax import checkpoint as checkpoint_lib
   mesh, engine = setup(config, terms_factory)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=0)
-  try:
-    if checkpointer.latest_step() is None:
-      raise FileNotFoundError(f"{workdir}: no checkpoint; run `python -m ganlatent_jax.main` with this config and "
-                              f"workdir first")
-    return engine, loop.init_or_restore(engine.init_fn, config.seed, mesh, checkpointer)
-  finally:
-    checkpointer.close()
+  return engine, loop.restore_latest(engine.init_fn, config.seed, mesh, workdir)
 
 
 def _record_time(workdir: str, seconds: float, step: int) -> None:

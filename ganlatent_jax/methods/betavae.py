@@ -316,13 +316,6 @@ def train(config, workdir: str) -> dict[str, str]:
 
 def evaluate(config, workdir: str) -> dict[str, Any]:
   """The scores of the latest checkpoint in `workdir` (see `scores`), written to metrics.json."""
-  from ganlatent_jax import checkpoint as checkpoint_lib
   mesh, init_fn, parts = setup(config)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=0)
-  try:
-    if checkpointer.latest_step() is None:
-      raise FileNotFoundError(f"{workdir}: no β-VAE checkpoint to evaluate (run python -m ganlatent_jax.main first)")
-    state = loop.init_or_restore(init_fn, config.seed, mesh, checkpointer)
-  finally:
-    checkpointer.close()
+  state = loop.restore_latest(init_fn, config.seed, mesh, workdir, "β-VAE checkpoint")
   return _write_metrics(config, workdir, parts, state)

@@ -392,15 +392,8 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   """The latest checkpoint's reconstructor accuracy on fresh shifts (eval mode) and, with
   config.evaluation.enabled and a linear-type deformator, the encoder protocol's scores of its directions;
   written to metrics.json."""
-  from ganlatent_jax import checkpoint as checkpoint_lib
   mesh, sampler, init_fn, _, parts = setup(config)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=0)
-  try:
-    if checkpointer.latest_step() is None:
-      raise FileNotFoundError(f"{workdir}: no LD checkpoint to evaluate")
-    state = loop.init_or_restore(init_fn, config.seed, mesh, checkpointer)
-  finally:
-    checkpointer.close()
+  state = loop.restore_latest(init_fn, config.seed, mesh, workdir, "LD checkpoint")
   accuracy = reconstructor_accuracy(parts, state, sampler, _common.stream(config, STREAMS, "accuracy"),
                                     int(config.evaluation.accuracy_batches))
   return _metrics(config, workdir, sampler, parts, state, accuracy)

@@ -31,7 +31,9 @@ from jax import lax
 Padding = Union[str, int, Sequence[tuple[int, int]]]
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 CONV_LOWERINGS = ("auto", "xla", "patches")
-CONV_TRANSPOSE_LOWERINGS = ("auto", "xla", "patches", "subpixel")
+# "subpixel_patches": subpixel with its stride-1 conv forced to im2col + matmul (the β-VAE decoder's 16×16 layers,
+# whose native-conv backward is ~17× slower at batch 128; "auto" keeps the measured default of the GAN layers).
+CONV_TRANSPOSE_LOWERINGS = ("auto", "xla", "patches", "subpixel", "subpixel_patches")
 
 
 def _pair(v) -> tuple[int, int]:
@@ -150,7 +152,8 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, *, stride=2, padding=0, ou
   `kernel` is PyTorch's (in, out, kh, kw) weight transposed to (kh, kw, in, out) — no spatial flip; the flip that
   turns the transposed conv into a dilated forward conv is done here, once. Output size per axis:
   (H - 1)·stride - 2·padding + k + output_padding.
-  `lowering`: "xla", "patches" (matmul + col2im), "subpixel" (phase kernels + depth-to-space) or "auto".
+  `lowering`: "xla", "patches" (matmul + col2im), "subpixel" (phase kernels + depth-to-space; its stride-1 conv by
+  `conv2d`'s "auto"), "subpixel_patches" (the same with that conv as im2col + matmul) or "auto".
   """
   _check_lowering(lowering, CONV_TRANSPOSE_LOWERINGS, "conv_transpose2d")
   if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:
@@ -168,6 +171,8 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, *, stride=2, padding=0, ou
     return _conv_transpose_xla(x, kernel, stride, padding, output_padding)
   if lowering == "patches":
     return _conv_transpose_col2im(x, kernel, stride, padding, out_hw)
+  if lowering == "subpixel_patches":
+    return _conv_transpose_subpixel(x, kernel, stride, padding, out_hw, inner_lowering="patches")
   return _conv_transpose_subpixel(x, kernel, stride, padding, out_hw)
 
 

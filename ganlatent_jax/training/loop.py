@@ -105,6 +105,20 @@ def init_or_restore(init_fn: Callable[[jax.Array], State], seed: int, mesh: Mesh
   return jax.jit(init_fn, out_shardings=shardings)(rng)
 
 
+def restore_latest(init_fn: Callable[[jax.Array], State], seed: int, mesh: Mesh, workdir: str,
+                   what: str = "checkpoint", shardings: Any = None) -> State:
+  """The state of the latest checkpoint in `workdir` (a finished or interrupted run), for a method's `evaluate`;
+  FileNotFoundError naming the workdir when it holds none."""
+  checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=0)
+  try:
+    if checkpointer.latest_step() is None:
+      raise FileNotFoundError(f"{workdir}: no {what} to restore; run `python -m ganlatent_jax.main` with this "
+                              f"config and workdir first")
+    return init_or_restore(init_fn, seed, mesh, checkpointer, shardings)
+  finally:
+    checkpointer.close()
+
+
 def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], State],
         train_step: Callable[[State, jax.Array], tuple[State, Metrics]], images_per_step: int,
         image_fn: Callable[[State], Mapping[str, np.ndarray]] | None = None,
