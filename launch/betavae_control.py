@@ -14,9 +14,9 @@ exists is skipped; command.txt holds its exact command and wall time):
   OUT/betaB/seedS/plumerault  configs/plumerault_dsprites.py on that decoder (--config.generator=.../generator, written
                               when the β-VAE finishes training), the chosen transforms, no generated-domain scores
 The table, one row per β (mean ± sample std over seeds): for each transform the control measure of the found direction
-(metrics.json summary: rel_std = mean std over t / the factor's std on unedited samples, mean_std, |Spearman ρ| of t
-and the per-t median; the core |t| ≤ core_t_max grid where the run reports one), the probe direction's rel_std where
-the run scores a probe, and the β-VAE's own MIG (encoder mean), active dimensions and reconstruction (nats). table.json
+(metrics.json control rows on the core |t| ≤ 2 grid: rel_std = mean std over t / the factor's std on unedited
+samples, mean_std, |Spearman ρ| of t and the per-t median; the R² of the paper's erf shape a·erf(b·t/√2) + c of the
+median curve on t ∈ [−5, 5]), the probe direction's rel_std, and the β-VAE's own MIG (encoder mean), active dimensions and reconstruction (nats). table.json
 also holds every value and, per transform, Spearman's ρ between β and rel_std over all runs (the claim: ρ < 0).
 Extra `--config.*` overrides after `--` go to the β-VAE runs only. Writes table.md and table.json in --out.
 
@@ -79,25 +79,17 @@ def plan(out: str, betas, seeds, steps: int, transforms, quick: bool = False, ex
 
 
 def control_result(metrics: dict, transform: str) -> tuple[dict, dict | None]:
-  """(summary of the found direction, summary of the probe or None) of `transform` in a Plumerault metrics.json:
-  'control/directions/T' (and 'control/probe/T') where the run has a 'control' section, else 'T'; the GRID
-  summary where the summary is split by grid."""
-  def summary(entry):
-    s = report.lookup(entry, "summary")
-    return s[GRID] if GRID in s else s
-  if "control" in metrics:
-    control = metrics["control"]
-    found = summary(report.lookup(control, f"directions/{transform}"))
-    probe = control.get("probe", {}).get(transform)
-    return found, summary(probe) if probe is not None else None
-  return summary(report.lookup(metrics, transform)), None
+  """(row of the found direction, row of the probe or None) of `transform` in a Plumerault metrics.json
+  ('control/directions/T', 'control/probe/T'; a row holds the GRID summary and the erf fit of its median curve)."""
+  control = report.lookup(metrics, "control")
+  return report.lookup(control, f"directions/{transform}"), control.get("probe", {}).get(transform)
 
 
 def columns(transforms) -> list[str]:
   names = []
   for transform in transforms:
     short = SHORT.get(transform, transform)
-    names += [f"{short} {name}" for name, _ in CONTROL] + [f"{short} probe rel_std"]
+    names += [f"{short} {name}" for name, _ in CONTROL] + [f"{short} erf R²", f"{short} probe rel_std"]
   return names + [name for name, _ in VAE_SCORES]
 
 
@@ -115,9 +107,11 @@ def aggregate(out: str, betas, seeds, transforms) -> dict[str, dict[str, list[fl
           short = SHORT.get(transform, transform)
           found, probe = control_result(metrics, transform)
           for name, key in CONTROL:
-            values[f"{short} {name}"].append(float(found[key]))
+            values[f"{short} {name}"].append(float(found["summary"][GRID][key]))
+          if "erf_fit" in found:   # Fig. 5's shape: the median factor along the direction ≈ a·erf(b·t/√2) + c
+            values[f"{short} erf R²"].append(float(found["erf_fit"]["r2"]))
           if probe is not None:
-            values[f"{short} probe rel_std"].append(float(probe["rel_std"]))
+            values[f"{short} probe rel_std"].append(float(probe["summary"][GRID]["rel_std"]))
       path = os.path.join(vae_dir, "metrics.json")
       if os.path.exists(path):
         metrics = report.read_json(path)

@@ -1,5 +1,5 @@
 """launch/betavae_control.py (Plumerault et al.'s Fig. 5): the plan chains each β-VAE to a Plumerault run on its
-decoder, the table reads what the runs write (either layout of Plumerault's metrics.json); (slow) the quick smoke
+decoder, the table reads what the runs write (Plumerault's control rows, the erf fit); (slow) the quick smoke
 test end to end."""
 import importlib.util
 import json
@@ -46,22 +46,19 @@ def _write(path, payload):
     json.dump(payload, f)
 
 
-def _control_metrics(rel_std, layout):
+def _control_metrics(rel_std):
   summary = {"rel_std": rel_std, "mean_std": rel_std / 10, "abs_spearman": 0.9}
-  if layout == "flat":   # the first layout: metrics['T']['summary']
-    return {"horizontal_position": {"summary": summary}}
   grids = {"core": summary, "full": {"rel_std": 1.0, "mean_std": 1.0, "abs_spearman": 0.0}}
-  return {"control": {"directions": {"horizontal_position": {"summary": grids}},
+  return {"control": {"directions": {"horizontal_position": {"summary": grids, "erf_fit": {"r2": 0.99}}},
                       "probe": {"horizontal_position": {"summary": {**grids, "core": {**summary, "rel_std": 0.05}}}}}}
 
 
-@pytest.mark.parametrize("layout", ["flat", "control"])
-def test_table_reads_the_control_summary_and_the_vae_scores(tmp_path, layout):
+def test_table_reads_the_control_summary_and_the_vae_scores(tmp_path):
   out = str(tmp_path)
   values = {(1.0, 0): 0.9, (1.0, 1): 0.7, (20.0, 0): 0.3, (20.0, 1): 0.1}
   for (beta, seed), rel_std in values.items():
     vae_dir, control_dir = launcher.workdirs(out, beta, seed)
-    _write(os.path.join(control_dir, "metrics.json"), _control_metrics(rel_std, layout))
+    _write(os.path.join(control_dir, "metrics.json"), _control_metrics(rel_std))
     _write(os.path.join(vae_dir, "metrics.json"), {"encoder_mean": {"mig": beta / 100}, "active_dims": 3,
                                                   "reconstruction": 40.0})
   _write(os.path.join(launcher.workdirs(out, 5.0, 0)[0], "metrics.json"),   # β 5: only the β-VAE finished
@@ -70,7 +67,7 @@ def test_table_reads_the_control_summary_and_the_vae_scores(tmp_path, layout):
   np.testing.assert_allclose(table["β = 1"]["x rel_std"], [0.9, 0.7])
   np.testing.assert_allclose(table["β = 20"]["x std"], [0.03, 0.01])
   assert table["β = 20"]["MIG"] == [0.2, 0.2] and table["β = 5"]["MIG"] == [] and table["β = 5"]["x rel_std"] == []
-  assert table["β = 1"]["x probe rel_std"] == ([] if layout == "flat" else [0.05, 0.05])
+  assert table["β = 1"]["x probe rel_std"] == [0.05, 0.05] and table["β = 20"]["x erf R²"] == [0.99, 0.99]
   trends = launcher.trend(table, ["horizontal_position"])
   assert trends["horizontal_position"] < -0.8   # rel_std falls as β grows
   text = launcher.markdown(table, ["horizontal_position"], trends)

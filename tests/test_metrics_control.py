@@ -241,3 +241,14 @@ def test_selection_picks_the_controlling_column():
   matrix = np.stack([V, other, -U], axis=1)   # the sign does not matter
   best, scores = control.select_direction(blob_generator, matrix, latents(60, seed=7), _xy_estimator)
   assert best == 2 and scores[2] < 1e-3 and np.all(scores[:2] > 0.5)
+
+
+@pytest.mark.parametrize("a, b, c", [(0.2, 0.7, -0.05), (-0.1, 2.0, 0.3)])
+def test_erf_fit_recovers_a_known_curve(a, b, c):
+  from scipy import special
+  t = np.linspace(-5, 5, 15)
+  fit = control.erf_fit(t, a * special.erf(b * t / np.sqrt(2)) + c)
+  np.testing.assert_allclose([fit["a"], fit["b"], fit["c"]], [a, b, c], rtol=1e-4, atol=1e-6)
+  assert fit["r2"] > 0.9999
+  assert control.erf_fit(t, np.cos(t))["r2"] < 0.5          # not erf-shaped
+  assert np.isnan(control.erf_fit(t[:3], t[:3])["r2"])     # too few points

@@ -207,6 +207,31 @@ def summarize(t: Any, values: Any, reference: Any) -> dict[str, float]:
   return out
 
 
+def erf_fit(t: Any, medians: Any) -> dict[str, float]:
+  """Least squares of medians ≈ a·erf(b·t/√2) + c (the paper's Fig. 5: the measured factor along a direction of a
+  disentangled β-VAE follows the prior's CDF shape) → a, b, c and R². NaN entries are left out; NaN results when
+  fewer than 4 points remain or the fit fails."""
+  from scipy import optimize, special
+  t = np.asarray(t, np.float64).reshape(-1)
+  medians = np.asarray(medians, np.float64).reshape(-1)
+  keep = np.isfinite(t) & np.isfinite(medians)
+  t, medians = t[keep], medians[keep]
+  nan = dict(a=float("nan"), b=float("nan"), c=float("nan"), r2=float("nan"))
+  if len(t) < 4 or np.ptp(medians) == 0:
+    return nan
+  model = lambda x, a, b, c: a * special.erf(b * x / np.sqrt(2)) + c  # noqa: E731
+  start = (np.ptp(medians) / 2 * np.sign(np.corrcoef(t, medians)[0, 1] or 1.0), 1.0, float(np.median(medians)))
+  try:
+    (a, b, c), _ = optimize.curve_fit(model, t, medians, p0=start, maxfev=5000)
+  except (RuntimeError, optimize.OptimizeWarning):
+    return nan
+  residual = np.sum((medians - model(t, a, b, c)) ** 2)
+  total = np.sum((medians - medians.mean()) ** 2)
+  if b < 0:   # a·erf(−|b|x) = (−a)·erf(|b|x): report the positive-rate form
+    a, b = -a, -b
+  return dict(a=float(a), b=float(b), c=float(c), r2=float(1 - residual / total))
+
+
 def grid_summaries(t: Any, values: Any, reference: Any, t_max: float = 5.0,
                    core_t_max: float = CORE_T_MAX) -> dict[str, dict[str, float]]:
   """`summarize` on the full grid (|t| ≤ t_max, the paper's) and on the core grid (|t| ≤ core_t_max)."""
@@ -242,8 +267,13 @@ def factor_scores(generate_fn: Callable[[np.ndarray], Any], direction: Any, late
   side = {name: summaries[k] for k, name in enumerate(names) if k > 0}
   worst = lambda key: max((abs(s[grid_name][key]) for s in side.values() if np.isfinite(s[grid_name][key])),  # noqa
                           default=float("nan"))
-  return {"t": grid, "mean": measured["mean"][:, 0], "std": measured["std"][:, 0],
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    medians = np.nanmedian(values[:, :, 0], axis=1)
+  full = np.abs(grid) <= t_max + 1e-9
+  return {"t": grid, "mean": measured["mean"][:, 0], "std": measured["std"][:, 0], "median": medians,
           "num_valid": measured["num_valid"][:, 0], "summary": summaries[0], "side_effects": side,
+          "erf_fit": erf_fit(grid[full], medians[full]),
           "side_effect_abs_spearman": worst("abs_spearman"), "side_effect_abs_gain": worst("gain")}
 
 
