@@ -138,6 +138,42 @@ def accelerator_lines(dataset: str, report: dict) -> list[str]:
           "--classifier_steps=1500`", ""]
 
 
+# Keys of a run config that change how a run is shown, not what it computes: left out of a card's command.
+PRESENTATION_KEYS = ("progress_bar", "checkpoint_every", "keep_checkpoints", "log_every", "image_every")
+
+
+def command_overrides(run_config: dict, default_config: dict, prefix: str = "") -> list[str]:
+  """`--config.a.b=v` for every leaf where the run's config differs from the config file's (what the card's command
+  must add to reproduce the run), in key order; presentation keys left out."""
+  overrides = []
+  for key in sorted(run_config):
+    value, default = run_config[key], default_config.get(key, None)
+    if isinstance(value, dict) and isinstance(default, dict):
+      overrides += command_overrides(value, default, f"{prefix}{key}.")
+    elif prefix + key not in PRESENTATION_KEYS and _normalised(value) != _normalised(default):
+      text = "(" + ",".join(map(repr, value)) + ("," if len(value) == 1 else "") + ")" \
+          if isinstance(value, (list, tuple)) else (value if isinstance(value, str) else repr(value))
+      overrides.append(f"--config.{prefix}{key}={text}")
+  return overrides
+
+
+def _normalised(value):
+  return tuple(_normalised(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _training_command(config, config_file: str, name: str) -> str:
+  """The command that trained the run: the config file plus the overrides its config.json records (when the
+  config file is at hand, i.e. run from a checkout)."""
+  from ganlatent_jax import cli
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), config_file)
+  overrides = []
+  if os.path.exists(path):
+    overrides = command_overrides(json.loads(config.to_json_best_effort()),
+                                  json.loads(cli.load_config(path).to_json_best_effort()))
+  return " ".join([f"python -m ganlatent_jax.main --config={config_file} --workdir=/work/testbed_runs/{name}",
+                   *overrides])
+
+
 def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2000,
                    classifier_steps: int = DEFAULT_CLASSIFIER_STEPS, seed: int = 0) -> dict:
   """Writes the run's EMA generator to `directory` with samples.png and MODEL_CARD.md (quality measured here)."""
@@ -164,8 +200,7 @@ def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2
           f"- steps: {step} of the configured {config.steps} (batch {config.batch_size}: {step * config.batch_size} "
           f"real images seen)",
           f"- training time: {hours:.2f} h wall time on a shared 2-core CPU machine",
-          f"- command: `python -m ganlatent_jax.main --config={config_file} "
-          f"--workdir=/work/testbed_runs/{name}` then `python -m ganlatent_jax.testbeds export "
+          f"- command: `{_training_command(config, config_file, name)}` then `python -m ganlatent_jax.testbeds export "
           f"--workdir=/work/testbed_runs/{name} --name={name}{_classifier_flag(classifier_steps)}`",
           "- exported weights: the EMA of G", "",
           *quality_section(report, classifier_steps, num_samples, _remeasure_command(name, classifier_steps)),

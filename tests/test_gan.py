@@ -266,6 +266,19 @@ def test_the_card_points_to_the_accelerator_recipe_only_when_a_target_is_missed(
   assert testbeds.accelerator_lines("dsprites", missed) == []   # no accelerator recipe for it: nothing promised
 
 
+def test_the_card_command_carries_the_runs_overrides():
+  """The dsprites run of 2026-12-02 was trained with optimizer overrides; its card's command said the bare config."""
+  from ganlatent_jax import cli
+  config = cli.load_config(str(CONFIGS / "gan_dsprites.py"))
+  config.architecture.beta1 = 0.7071
+  config.architecture.channels = (64, 32)
+  config.progress_bar = not config.progress_bar            # presentation only: not part of the command
+  command = testbeds._training_command(config, "configs/gan_dsprites.py", "dsprites")
+  assert command == ("python -m ganlatent_jax.main --config=configs/gan_dsprites.py --workdir=/work/testbed_runs/"
+                     "dsprites --config.architecture.beta1=0.7071 --config.architecture.channels=(64,32)")
+  assert testbeds.command_overrides({"a": {"b": [1]}, "c": "x"}, {"a": {"b": (1,)}, "c": "y"}) == ["--config.c=x"]
+
+
 @pytest.mark.slow   # traces the 4.5M-parameter networks: ~100 s on the loaded machine of 2026-12-02
 def test_the_gpu_variant_builds_the_wider_testbed_recipe():
   # The shipped card points to this config for the targets the CPU cannot reach: it must at least build and init.
