@@ -13,6 +13,6 @@ infogan_3dshapes = cli.config_module(__file__, "infogan_3dshapes")
 
 
 def get_config(arg=None):
-  c = infogan_3dshapes.add_infogan(gan_dsprites.get_config(), num_codes=5)
+  c = infogan_3dshapes.add_infogan(gan_dsprites.engine_config(), num_codes=5)
   c.steps = 10000
   return cli.config_variant(c, arg, quick=lambda c: infogan_3dshapes.quick_infogan(gan_dsprites.quick_training(c)))

@@ -6,7 +6,7 @@ knob, the paper's shared unguided network; spec A3, A4, A7).
   python -m ganlatent_jax.main --config=configs/udgan_dsprites.py:quick --workdir=/tmp/udgan_quick   # seconds
   python -m ganlatent_jax.evaluate --config=configs/udgan_dsprites.py --workdir=/tmp/udgan_dsprites
 
-The engine recipe (lr 2e-4, β1 0.5, R1 γ = 10, EMA) is configs/gan_dsprites.py's, the same as InfoGAN's (the paper's
+The engine recipe (lr 2e-4, β1 0.5, R1 γ = 10, EMA) is configs/gan_dsprites.py's engine_config(), the same as InfoGAN's (the paper's
 "same G/D" condition); the paper's Table-5 architecture is not used. λ_φ = 5 (the paper's 2D-shapes value); batch 32 =
 8 quadruplets. Overrides: --config.udgan.knob_sampling=per_batch (Eq. 3 literally), --config.udgan.margin=fixed
 (ablation of the adaptive margin). At the end: traversal PNGs per knob, samples, the EMA generator and metrics.json
@@ -58,6 +58,6 @@ def quick_udgan(c):
 
 
 def get_config(arg=None):
-  c = add_udgan(gan_dsprites.get_config(), num_unguided=10)
+  c = add_udgan(gan_dsprites.engine_config(), num_unguided=10)
   c.steps = 10000
   return cli.config_variant(c, arg, quick=quick_udgan)

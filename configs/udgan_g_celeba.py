@@ -21,7 +21,7 @@ BANDS = ("band0", "band1", "band2", "band3")   # top, mid-upper, mid-lower, bott
 
 
 def get_config(arg=None):
-  c = gan_dsprites.get_config()
+  c = gan_dsprites.engine_config()
   c.data.update(name="celeb_a", source="tfds", size=64)
   c.architecture.out_channels = 3
   c = udgan_dsprites.add_udgan(c, num_unguided=28, guided=BANDS, weight=1.0)

@@ -270,13 +270,19 @@ def test_the_card_command_carries_the_runs_overrides():
   """The dsprites run of 2026-12-02 was trained with optimizer overrides; its card's command said the bare config."""
   from ganlatent_jax import cli
   config = cli.load_config(str(CONFIGS / "gan_dsprites.py"))
-  config.architecture.beta1 = 0.7071
+  config.architecture.beta1 = 0.6
   config.architecture.channels = (64, 32)
   config.progress_bar = not config.progress_bar            # presentation only: not part of the command
   command = testbeds._training_command(config, "configs/gan_dsprites.py", "dsprites")
   assert command == ("python -m ganlatent_jax.main --config=configs/gan_dsprites.py --workdir=/work/testbed_runs/"
-                     "dsprites --config.architecture.beta1=0.7071 --config.architecture.channels=(64,32)")
+                     "dsprites --config.architecture.beta1=0.6 --config.architecture.channels=(64,32)")
   assert testbeds.command_overrides({"a": {"b": [1]}, "c": "x"}, {"a": {"b": (1,)}, "c": "y"}) == ["--config.c=x"]
+  # The shipped run's config.json: the config's defaults now are its G optimizer, so its command is the bare one.
+  run = json.loads(config.to_json_best_effort())
+  run["architecture"].update(beta1=0.7071, channels=[128, 64, 32, 16])
+  run["progress_bar"] = False
+  assert testbeds.command_overrides(run, json.loads(cli.load_config(str(CONFIGS / "gan_dsprites.py"))
+                                                    .to_json_best_effort())) == []
 
 
 @pytest.mark.slow   # traces the 4.5M-parameter networks: ~100 s on the loaded machine of 2026-12-02
