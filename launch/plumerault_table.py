@@ -23,8 +23,8 @@ With --ablation (reading notes §2.6 b, c): Plumerault with the plain MSE, witho
 direct inversion (every target from z0, the same steps per target) instead of the recursive scheme.
 For K-direction methods the column is chosen per factor by rel_std on |t| ≤ 2 over 100 selection latents, then
 scored on 200 other latents (`configs/evaluate_control_dsprites.py`). Columns (core grid |t| ≤ 2 unless named):
-rel_std (≈ 1 no control, 0 perfect), rel_std on the paper's grid t ∈ [−5, 5], r2_t, |ρ|, gain, and the largest
-|ρ| of a side effect (the other two factors). Writes table.md and table.json in --out.
+rel_std (≈ 1 no control, 0 perfect), rel_std on the paper's grid t ∈ [−5, 5], r2_t, |ρ|, gain (the factor's move
+from t = −2 to 2 in units of its spread), and the largest |gain| of a side effect (the other two factors). Writes table.md and table.json in --out.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from ganlatent_jax.runs import Run, execute  # noqa: E402
 FACTORS = {"horizontal_position": "x", "vertical_position": "y", "scale": "scale"}
 SCORES = {"rel_std": "summary/core/rel_std", "rel_std (t ≤ 5)": "summary/full/rel_std", "r2_t": "summary/core/r2_t",
           "|ρ|": "summary/core/abs_spearman", "gain": "summary/core/gain",
-          "side |ρ|": "side_effect_abs_spearman"}
+          "side |gain|": "side_effect_abs_gain"}
 PLUMERAULT = "configs/plumerault_dsprites.py"
 CONTROL = "configs/evaluate_control_dsprites.py"
 NO_EXTRAS = "--config.evaluation.generated_domain.enabled=False"   # MIG & co. are not this table's business
@@ -98,7 +98,7 @@ def plan(out: str, seeds, ablation: bool, ld_steps: int, num_trajectories: int) 
         command.append(f"--config.trajectories.num_trajectories={num_trajectories}")
       runs.append(Run(workdir, command, os.path.join(workdir, "metrics.json")))
     trainings = {
-        "sefa": ["configs/sefa_3dshapes.py", "--config.variant=first_layer"],
+        "sefa": ["configs/sefa_3dshapes.py", "--config.variant=first_layer", "--config.truncation=1.0"],
         "ganspace": ["configs/ganspace_3dshapes.py", "--config.layer=project", "--config.truncation=1.0",
                      "--config.num_samples=20000", f"--config.seed={seed}"],
         "ld": ["configs/ld_dsprites.py", f"--config.seed={seed}", f"--config.steps={ld_steps}",

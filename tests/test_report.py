@@ -222,6 +222,8 @@ def test_plumerault_table_plan_names_existing_config_keys(tmp_path):
   assert dirs == sorted(plumerault + trained + controls)
   for run in runs:
     _apply_overrides(run.command)          # every --config.* key exists in its config
+  sefa = [r for r in runs if r.workdir.endswith("sefa/seed0")][0]
+  assert _apply_overrides(sefa.command).truncation == 1.0   # a dcgan has no W: the config's 0.7 is refused
   sefa_control = [r for r in runs if r.workdir.endswith("sefa/seed1/control")][0]
   assert sefa_control.requires == str(tmp_path / "sefa" / "seed0" / "directions.npz")
   assert "--config.seed=1" in sefa_control.command
@@ -231,7 +233,7 @@ def test_plumerault_table_reads_the_control_rows(tmp_path):
   launcher = _launcher("plumerault_table")
   summary = lambda r: {"core": {"rel_std": r, "r2_t": 1 - r, "abs_spearman": 1.0, "gain": 2.0},  # noqa: E731
                        "full": {"rel_std": r + 0.1}}
-  row = lambda r: {f: {"summary": summary(r), "side_effect_abs_spearman": 0.2}  # noqa: E731
+  row = lambda r: {f: {"summary": summary(r), "side_effect_abs_gain": 0.2}  # noqa: E731
                    for f in launcher.FACTORS}
   for seed, value in ((0, 0.1), (1, 0.3)):
     for path, entries in ((tmp_path / "plumerault" / f"seed{seed}" / "metrics.json",
