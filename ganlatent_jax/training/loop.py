@@ -14,6 +14,7 @@ owns everything around them, so methods differ only in their maths:
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -119,6 +120,29 @@ def restore_latest(init_fn: Callable[[jax.Array], State], seed: int, mesh: Mesh,
     checkpointer.close()
 
 
+FIRST_STEP_BARRIER_TIMEOUT_MS = 60 * 60 * 1000   # an hour: a large model's compilation on a slow host
+
+
+def compile_then_meet(train_step: Callable, *args) -> None:
+  """Multi-process runs only: compile the step in every process (ahead of time, when it is a jitted function or a
+  partial of one; the later calls reuse the executable), then meet at a coordination-service barrier before its first
+  execution. Gloo builds its communicator at the first collective with a fixed ~30 s rendezvous timeout, and the
+  processes' compile times can differ by more than that on a loaded machine (2026-12-02: a 2-process SRE run beside
+  another test worker failed with 'Gloo context initialization failed: DEADLINE_EXCEEDED'; the barrier's timeout is
+  ours)."""
+  if jax.process_count() == 1:
+    return
+  fn, lead, keywords = train_step, (), {}
+  if isinstance(train_step, functools.partial):
+    fn, lead, keywords = train_step.func, train_step.args, train_step.keywords
+  if hasattr(fn, "lower"):
+    fn.lower(*lead, *args, **keywords).compile()
+  from jax._src import distributed   # the coordination service's barrier (no collective, so no gloo timeout)
+  client = distributed.global_state.client
+  if client is not None:
+    client.wait_at_barrier("ganlatent_jax: first training step", FIRST_STEP_BARRIER_TIMEOUT_MS)
+
+
 def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], State],
         train_step: Callable[[State, jax.Array], tuple[State, Metrics]], images_per_step: int,
         image_fn: Callable[[State], Mapping[str, np.ndarray]] | None = None,
@@ -140,6 +164,8 @@ def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], Stat
   image_every = int(config.get("image_every", 0) or 0)
   last_log_time, last_log_step = time.perf_counter(), start
   tracker = None
+  if start < total:
+    compile_then_meet(train_step, state, parallel.step_rng(config.seed, start))
   end_phase = console.start_phase("training")
   try:
     for step in range(start, total):
