@@ -123,19 +123,22 @@ def _remeasure_command(name: str, classifier_steps: int) -> str:
 TRAINING_CONFIGS = {"shapes3d": "configs/gan_3dshapes.py", "dsprites": "configs/gan_dsprites.py"}
 # Where the CPU recipe misses the targets: the config that should reach them on one accelerator (its docstring
 # gives the expected time).
-ACCELERATOR_CONFIGS = {"shapes3d": "configs/gan_3dshapes.py:gpu"}
+ACCELERATOR_CONFIGS = {"shapes3d": ("configs/gan_3dshapes.py:gpu", 1500),        # (config, classifier steps)
+                       "dsprites": ("configs/gan_dsprites.py:gpu", 4000)}
 
 
 def accelerator_lines(dataset: str, report: dict) -> list[str]:
   """The card's pointer to the accelerator recipe, when a target is missed and such a recipe exists."""
   if all(met for _, met, _ in quality.quality_targets(report)) or dataset not in ACCELERATOR_CONFIGS:
     return []
+  config, classifier_steps = ACCELERATOR_CONFIGS[dataset]
   return ["## Reaching the targets", "",
-          "This generator was trained on a 2-core CPU and misses the targets above. The recipe that should reach "
-          "them on one accelerator (wider networks, more images; expected time in the config's docstring):", "",
-          f"`python -m ganlatent_jax.main --config={ACCELERATOR_CONFIGS[dataset]} --workdir=runs/{dataset}_gpu` then "
+          "This generator was trained on a 2-core CPU and misses the targets above: its networks are as narrow and its "
+          "training as short as that CPU allows. The recipe that should reach them on one accelerator (wider "
+          "networks, more images; expected time, an estimate, in the config's docstring):", "",
+          f"`python -m ganlatent_jax.main --config={config} --workdir=runs/{dataset}_gpu` then "
           f"`python -m ganlatent_jax.testbeds export --workdir=runs/{dataset}_gpu --name={dataset} "
-          "--classifier_steps=1500`", ""]
+          f"--classifier_steps={classifier_steps}`", ""]
 
 
 # Keys of a run config that change how a run is shown, not what it computes: left out of a card's command.

@@ -263,7 +263,12 @@ def test_the_card_points_to_the_accelerator_recipe_only_when_a_target_is_missed(
   assert "`python -m ganlatent_jax.main --config=configs/gan_3dshapes.py:gpu" in "\n".join(
       testbeds.accelerator_lines("shapes3d", missed))
   assert testbeds.accelerator_lines("shapes3d", met) == []
-  assert testbeds.accelerator_lines("dsprites", missed) == []   # no accelerator recipe for it: nothing promised
+  dsprites = "\n".join(testbeds.accelerator_lines("dsprites", missed))
+  assert "--config=configs/gan_dsprites.py:gpu" in dsprites and "--classifier_steps=4000" in dsprites
+  assert testbeds.accelerator_lines("mnist", missed) == []   # no accelerator recipe for it: nothing promised
+  from ganlatent_jax import cli
+  for config, _ in testbeds.ACCELERATOR_CONFIGS.values():   # every promised recipe loads
+    cli.load_config(str(CONFIGS.parent / config.split(":")[0]) + ":" + config.split(":")[1])
 
 
 def test_the_card_command_carries_the_runs_overrides():
