@@ -133,9 +133,8 @@ def _control_rows(config, sampler, rng, workdir):
   spec = config.get("directions", "")
   found = directions_lib.load(spec) if spec else None
   gen = sampler.gen
-  estimator = lambda specs: _control.make_estimator(  # noqa: E731
-      specs, gen.info.output_range, _control.classifier_loader(config, workdir, gen))
-  rows = _control.score_directions(section, _control.render_fn(gen), sampler.z, found, rng, estimator)
+  rows = _control.score_directions(section, _control.render_fn(gen), sampler.z, found, rng,
+                                   _control.estimator_factory(config, workdir, gen))
   rows["directions_file"] = spec
   return rows
 

@@ -185,6 +185,13 @@ def classifier_loader(config, workdir: str, gen) -> Callable[[], Any]:
   return load
 
 
+def estimator_factory(config, workdir: str, gen) -> Callable[[Sequence[str]], Callable[[np.ndarray], np.ndarray]]:
+  """specs → `make_estimator(specs, ...)` for `gen`'s output range, all sharing ONE classifier loader (loaded at most
+  once per evaluation, only when a 'classifier:' spec asks for it)."""
+  load = classifier_loader(config, workdir, gen)
+  return lambda specs: make_estimator(specs, gen.info.output_range, load)
+
+
 def render_fn(gen) -> Callable[[np.ndarray], np.ndarray]:
   """z (B, D) → images, jitted once per generator."""
   apply = jax.jit(lambda g, z: g(z))

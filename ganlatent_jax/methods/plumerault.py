@@ -260,8 +260,7 @@ def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
   section = control_section(config)
   _control.check_section(section, "config.evaluation")
   transforms = list(found.meta.get("transforms", config.transforms))
-  estimator = lambda specs: _control.make_estimator(  # noqa: E731
-      specs, gen.info.output_range, _control.classifier_loader(config, workdir, gen))
+  estimator = _control.estimator_factory(config, workdir, gen)
   results: dict[str, Any] = {"seed": int(config.seed), "evaluation": ev.to_dict()}
   results["control"] = _control.score_directions(
       section, _control.render_fn(gen), sampler.z, found, _common.stream(config, STREAMS, "evaluation"), estimator,
