@@ -46,6 +46,9 @@ def get_config(arg=None):
                                                 scale="sprite:scale")),
       side_effects=("sprite:x", "sprite:y", "sprite:scale"),   # an x direction should leave y and the size alone
       references=("probe", "random"), probe_samples=2000,     # the supervised and the chance rows
+      # Does the learned g̃ predict the measured factor? g_consistency and Eqs. 9-11 (density, resampling to a
+      # uniform law) on prior draws; 0 = off.
+      model_checks=ml_collections.ConfigDict(dict(num_samples=5000, low_quantile=0.1, high_quantile=0.9)),
       # Beside the control measure: generated-domain scores with probe/random rows, labels from the factor
       # classifier trained on this dataset.
       dataset=ml_collections.ConfigDict(dict(name="dsprites", source="procedural")),
@@ -60,6 +63,7 @@ def quick(c):
   c.trajectories.update(num_trajectories=8, batch_size=4, num_steps=2, steps_per_target=2)
   c.fit.update(epochs=2, batch_size=8)
   c.evaluation.update(num_latents=8, num_t=3, batch_size=8, probe_samples=40)
+  c.evaluation.model_checks.num_samples = 16
   common.quick_generated_domain(c.evaluation.generated_domain)
   c.traversal.update(steps=3, num_samples=1)
   return c

@@ -252,3 +252,61 @@ def test_erf_fit_recovers_a_known_curve(a, b, c):
   assert fit["r2"] > 0.9999
   assert control.erf_fit(t, np.cos(t))["r2"] < 0.5          # not erf-shaped
   assert np.isnan(control.erf_fit(t[:3], t[:3])["r2"])     # too few points
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Does a factor model predict the measured factor? (g_consistency, Eqs. 9-11 on images)
+
+
+def test_g_consistency_compares_moves_from_t_zero_on_the_core_grid():
+  t = np.array([-5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0])
+  medians = 10.0 + np.array([-9.0, -2.0, -1.0, 0.0, 1.5, 2.0, 9.0])   # offset 10 is not the model's business
+  predicted = t.copy()
+  assert control.g_consistency(t, medians, predicted, core_t_max=2.0) == pytest.approx(0.5)   # at t = 1
+  assert control.g_consistency(t, medians, predicted, core_t_max=5.0) == pytest.approx(4.0)   # at ±5
+  with pytest.raises(ValueError, match="must contain 0"):
+    control.g_consistency([-1.0, 1.0], [0.0, 1.0], [0.0, 1.0])
+
+
+def _linear_model(slope, direction=U):
+  from ganlatent_jax.directions import continuous
+  return continuous.ContinuousDirection(u=direction, kind="linear", params={"slope": slope})
+
+
+def _x_in_width_fractions(values):
+  """The blob's barycentre (1/(SIZE − 1) per pixel, 0 at the centre column) as a fraction of the width."""
+  return np.asarray(values) * (SIZE - 1) / SIZE
+
+
+def test_model_check_of_the_true_model_finds_no_gap_and_resamples_to_uniform():
+  truth = _linear_model(PIXELS_PER_UNIT / SIZE)          # t = g(<u, z>) in fractions of the width: exact
+  result = control.model_check(truth, blob_generator, control.sprite_estimator("x"), _x_in_width_fractions,
+                               latents(2000, seed=3), batch_size=500)
+  density, resampling = result["density"], result["resampling"]
+  assert density["w1"] * SIZE < 0.01 and density["mean_abs_error"] * SIZE < 0.01      # pixels
+  assert density["std_measured"] == pytest.approx(density["std_model"], rel=1e-3)
+  assert resampling["ks_model"] < 0.03 and resampling["ks"] < 0.03    # the measured x is uniform after Eq. 10
+  # Before resampling it was not: the prior leaves 10% of x below the target's low end (the sup of the gap).
+  assert resampling["ks_prior"] == pytest.approx(0.1, abs=0.02)
+
+
+def test_model_check_of_a_wrong_model_shows_the_gap():
+  wrong = _linear_model(2 * PIXELS_PER_UNIT / SIZE)      # predicts twice the move
+  result = control.model_check(wrong, blob_generator, control.sprite_estimator("x"), _x_in_width_fractions,
+                               latents(2000, seed=3), batch_size=500)
+  assert result["density"]["std_model"] == pytest.approx(2 * result["density"]["std_measured"], rel=1e-3)
+  assert result["density"]["w1"] * SIZE > 1.0           # pixels: E|x − 2x| for x ~ N(0, 3 px) ≈ 2.4 px
+  assert result["resampling"]["ks"] > 0.2               # resampled with the wrong g̃: not uniform on the target
+  nuisance = _linear_model(PIXELS_PER_UNIT / SIZE, direction=V)   # right slope, wrong direction: the row moves
+  moved = control.model_check(nuisance, blob_generator, control.sprite_estimator("x"), _x_in_width_fractions,
+                              latents(500, seed=4), batch_size=500)
+  assert moved["density"]["mean_abs_error"] * SIZE > 2.0   # per draw the prediction misses by |3<u,z> − 3<v,z>|
+
+
+def test_model_check_refuses_too_few_draws_and_bad_quantiles():
+  truth = _linear_model(PIXELS_PER_UNIT / SIZE)
+  with pytest.raises(ValueError, match="N >= 8"):
+    control.model_check(truth, blob_generator, control.sprite_estimator("x"), _x_in_width_fractions, latents(4))
+  with pytest.raises(ValueError, match="low_quantile"):
+    control.model_check(truth, blob_generator, control.sprite_estimator("x"), _x_in_width_fractions, latents(16),
+                        low_quantile=0.9, high_quantile=0.1)

@@ -36,9 +36,13 @@ def test_the_quick_config_runs_through_main_and_resumes(tmp_path):
   subprocess.run(command, check=True, env=env, cwd=REPO, capture_output=True, timeout=900)
   for name in ("directions.npz", "results.json", "metrics.json", "images/traversal.png",
                "images/g_horizontal_position.png", "images/set_horizontal_position.png",
-               "trajectories/horizontal_position.npz"):
+               "images/density_horizontal_position.png", "trajectories/horizontal_position.npz"):
     assert (workdir / name).exists(), name
-  control = json.loads((workdir / "metrics.json").read_text())["control"]
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  checks = metrics["model_checks"]["horizontal_position"]
+  assert set(checks) >= {"density", "resampling", "g_consistency", "g_consistency_pixels", "w1_pixels", "offset"}
+  assert checks["density"]["num_valid"] == 16 and np.isfinite(checks["g_consistency"])
+  control = metrics["control"]
   assert set(control) == {"directions", "probe", "random"}
   for row in control.values():
     assert set(row["horizontal_position"]["summary"]) == {"core", "full"}
@@ -115,3 +119,42 @@ def test_translation_schedules_are_whole_distinct_pixels():
     plumerault.magnitudes(quick_config(**{"trajectories.num_steps": 5, "trajectories.t_max.horizontal_position":
                                           2 / 64}), "horizontal_position", 64)
   assert set(quick_config().trajectories.t_max) >= set(inversion.TRANSFORMS)
+
+
+def _square_sprite(size=64, height=32, width=32, side=12):
+  """A white square on black in [-1, 1], centred at (height, width) (pixel units), as (1, size, size, 1)."""
+  image = -np.ones((1, size, size, 1), np.float32)
+  top, left = height - side // 2, width - side // 2
+  image[0, top:top + side, left:left + side] = 1.0
+  return image
+
+
+@pytest.mark.parametrize("transform, spec, t", [
+    ("horizontal_position", "sprite:x", 7 / 64), ("horizontal_position", "sprite:x", -10 / 64),
+    ("vertical_position", "sprite:y", 5 / 64), ("scale", "sprite:scale", 0.25), ("scale", "sprite:scale", -0.2)])
+def test_measured_change_puts_the_estimator_in_the_labels_units(transform, spec, t):
+  """A known transformation of a sprite, measured by its estimator and converted, equals the run's label of it."""
+  image = _square_sprite()
+  moved, _, realized = inversion.transform(transform, image, t, fill=-1.0)   # black where nothing was
+  estimate = plumerault._control.make_estimator([spec], (-1.0, 1.0))
+  before, after = float(estimate(image)[0, 0]), float(estimate(np.asarray(moved))[0, 0])
+  label = plumerault.labels(quick_config(), transform, {"t": np.asarray(t), "t_realized": np.asarray(realized)})
+  change = plumerault.measured_change(transform, spec, "realized", image.shape[1:])
+  # Translations are exact (whole pixels). A bilinear zoom keeps partial edge pixels: √area of a 12-px square follows
+  # log(1 + t) to 2% when zooming in, 7% when zooming out by 0.8 (measured) — a bias the scale checks inherit.
+  tolerance = 1e-6 if transform != "scale" else 0.08 * abs(float(label[0]))
+  np.testing.assert_allclose(change(after, before), label, atol=tolerance)
+  if transform != "scale":
+    assert plumerault.pixels_per_label(transform, image.shape[1:]) * float(label[0]) == pytest.approx(round(t * 64))
+
+
+def test_measured_change_is_none_without_a_known_conversion():
+  assert plumerault.measured_change("scale", "classifier:scale", "realized", (64, 64, 1)) is None
+  assert plumerault.measured_change("brightness", "intensity", "realized", (64, 64, 1)) is None
+  nominal = plumerault.measured_change("scale", "sprite:scale", "nominal", (64, 64, 1))
+  assert nominal(np.array([1.5]), 1.0)[0] == pytest.approx(0.5)
+
+
+def test_model_checks_are_refused_with_too_few_draws():
+  with pytest.raises(ValueError, match="model_checks.num_samples"):
+    plumerault.check_config(quick_config(**{"evaluation.model_checks.num_samples": 4}))

@@ -29,10 +29,11 @@ from scipy import stats
 from ganlatent_jax import inversion, io, parallel, viz
 from ganlatent_jax.directions import continuous
 from ganlatent_jax.methods import _common, _control
+from ganlatent_jax.metrics import control
 from ganlatent_jax.viz import plots
 
 # key(config.seed + offset) of each random draw of a run.
-STREAMS = dict(trajectories=0, pictures=3, w_avg=1, fit=5, evaluation=17)
+STREAMS = dict(trajectories=0, pictures=3, w_avg=1, fit=5, evaluation=17, model_checks=23)
 LABELS = ("realized", "nominal")
 LOSSES = ("blurred", "mse")           # Figs. 6/7 ablation: the blurred loss of Eq. 3, or the plain masked MSE
 CONSTRAINTS = ("ball", "none")        # Eq. 2's ‖z‖ ≤ radius after every step, or none (ablation)
@@ -68,6 +69,13 @@ def check_config(config) -> None:
                      f"with ('control',), the paper's control measure")
   if not 0 <= t.discard_fraction < 1:
     raise ValueError(f"config.trajectories.discard_fraction={t.discard_fraction} must be in [0, 1)")
+  checks = config.evaluation.get("model_checks")
+  if checks and int(checks.num_samples) > 0:
+    if int(checks.num_samples) < 8:
+      raise ValueError(f"config.evaluation.model_checks.num_samples={checks.num_samples}: need >= 8 (0 = off)")
+    if not 0 < checks.low_quantile < checks.high_quantile < 1:
+      raise ValueError(f"config.evaluation.model_checks: need 0 < low_quantile < high_quantile < 1, got "
+                       f"{checks.low_quantile}, {checks.high_quantile}")
 
 
 def _parity(config, key: str):
@@ -265,12 +273,108 @@ def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
   results["control"] = _control.score_directions(
       section, _control.render_fn(gen), sampler.z, found, _common.stream(config, STREAMS, "evaluation"), estimator,
       columns={name: transforms.index(name) for name in section["estimators"] if name in transforms})
+  if int((ev.get("model_checks") or {}).get("num_samples", 0)) > 0:
+    results["model_checks"] = model_checks(config, sampler, found, results["control"].get("directions", {}),
+                                           estimator, workdir)
   if _common.generated_domain_settings(config) is not None:   # beside the control measure: MIG/DCI, probe, random
     rows, references, about = _common.generated_domain_evaluation(
         config, workdir, sampler, [("directions", found)], _common.stream(config, STREAMS, "evaluation"))
     results.update(rows, **{name: scores for name, (_, scores) in references.items()}, generated_domain=about)
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   return results
+
+
+def measured_change(transform: str, spec: str, label: str, image_shape) -> Any:
+  """(values, offset) → the measured factor's change from `offset` in the units of the run's labels (what g̃
+  predicts), or None when no conversion is known (e.g. a classifier's expected label for a zoom).
+
+  The barycentre runs from −0.5 to +0.5 between the outer pixel centres (1/(W − 1) per pixel) while a translation's
+  label is a fraction of the width (1/W per pixel); the sprite's 'scale' statistic (√area) grows by the zoom factor
+  1 + t, whose realised label is log(1 + t) (nominal: t).
+  """
+  height, width = image_shape[:2]
+  if (transform, spec) == ("horizontal_position", "sprite:x"):
+    return lambda m, offset: (np.asarray(m) - offset) * (width - 1) / width
+  if (transform, spec) == ("vertical_position", "sprite:y"):
+    return lambda m, offset: (np.asarray(m) - offset) * (height - 1) / height
+  if (transform, spec) == ("scale", "sprite:scale"):
+    def ratio(m, offset):
+      m = np.asarray(m, np.float64)
+      return np.where(m > 0, m / offset, np.nan) if offset > 0 else np.full_like(m, np.nan)
+    if label == "realized":
+      return lambda m, offset: np.log(ratio(m, offset))
+    return lambda m, offset: ratio(m, offset) - 1
+  return None
+
+
+def pixels_per_label(transform: str, image_shape) -> float | None:
+  """Pixels per label unit of a translation (its label is a fraction of the width / height); None otherwise."""
+  return {"horizontal_position": image_shape[1], "vertical_position": image_shape[0]}.get(transform)
+
+
+def model_checks(config, sampler, found, rows: dict[str, Any], estimator, workdir: str) -> dict[str, Any]:
+  """Per transformation with a unit conversion (`measured_change`): does the learned g̃ predict the factor measured
+  on images? g_consistency (g̃ against the control curve's medians along u, reading notes §2.4) and Eqs. 9–11
+  (`control.model_check` on config.evaluation.model_checks.num_samples prior draws; offset = the measured median at
+  ⟨u, z⟩ = 0 from the control curve, reading notes A9); translations also in pixels. Draws
+  images/density_<T>.png: the measured histogram against Eq. 9's density, and after Eq. 10's resampling against
+  the uniform target."""
+  section = config.evaluation.model_checks
+  label = _parity(config, "label") or config.trajectories.label
+  shape = sampler.gen.info.image_shape
+  transforms = list(found.meta.get("transforms", config.transforms))
+  latents = np.asarray(sampler.z(_common.stream(config, STREAMS, "model_checks"), int(section.num_samples)))
+  generate = _control.render_fn(sampler.gen)
+  out: dict[str, Any] = {}
+  for transform, row in rows.items():
+    spec = config.evaluation.estimators[transform]
+    change = measured_change(transform, spec, label, shape)
+    if change is None:
+      out[transform] = {"skipped": f"no unit conversion from the estimator {spec!r} to {transform}'s labels"}
+      continue
+    model = continuous.from_directions(found, transforms.index(transform))
+    t, median = np.asarray(row["t"]), np.asarray(row["median"])
+    offset = float(median[np.argmin(np.abs(t))])
+    first = estimator([spec])
+    result = control.model_check(
+        model, generate, lambda images: first(images)[:, 0], lambda m: change(m, offset), latents,
+        low_quantile=float(section.low_quantile), high_quantile=float(section.high_quantile),
+        batch_size=int(config.evaluation.batch_size), return_samples=True)
+    samples = result.pop("samples")
+    result.update(offset=offset, units="log(1 + zoom)" if transform == "scale" and label == "realized" else
+                  "fraction of the image side" if pixels_per_label(transform, shape) else "t",
+                  g_consistency=control.g_consistency(t, change(median, offset), model.g(t),
+                                                      float(config.evaluation.core_t_max)))
+    pixels = pixels_per_label(transform, shape)
+    if pixels:
+      result.update(g_consistency_pixels=result["g_consistency"] * pixels,
+                    w1_pixels=result["density"]["w1"] * pixels,
+                    mean_abs_error_pixels=result["density"]["mean_abs_error"] * pixels)
+    _density_picture(os.path.join(workdir, "images", f"density_{transform}.png"), transform, model, samples,
+                     result["resampling"])
+    out[transform] = result
+  return out
+
+
+def _histogram(values, edges):
+  values = np.asarray(values)[np.isfinite(values)]
+  counts, _ = np.histogram(values, edges, density=True)
+  return (edges[:-1] + edges[1:]) / 2, counts
+
+
+def _density_picture(path: str, transform: str, model, samples: dict[str, np.ndarray], resampling: dict) -> None:
+  finite = np.concatenate([v[np.isfinite(v)] for v in samples.values()])
+  edges = np.linspace(*np.quantile(finite, [0.005, 0.995]), 41)
+  centres, measured = _histogram(samples["measured"], edges)
+  _, resampled = _histogram(samples["resampled"], edges)
+  uniform = np.where((centres >= resampling["low"]) & (centres <= resampling["high"]),
+                     1 / (resampling["high"] - resampling["low"]), 0.0)
+  viz.save_png(path, plots.side_by_side([
+      plots.line_chart([("measured", centres, measured), ("Eq. 9 density", centres, model.density(centres))],
+                       title=f"{transform}: prior draws", xlabel="factor (label units)", ylabel="density"),
+      plots.line_chart([("measured", centres, resampled), ("target", centres, uniform)],
+                       title=f"after resampling to uniform (KS {resampling['ks']:.3f})",
+                       xlabel="factor (label units)", ylabel="density")]))
 
 
 @jax.jit

@@ -296,3 +296,81 @@ def select_direction(generate_fn: Callable[[np.ndarray], Any], matrix: Any, late
                                reference)["rel_std"] for k in range(matrix.shape[1])])
   ranked = np.where(np.isfinite(scores), scores, np.inf)
   return int(np.argmin(ranked)), scores
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Does a learned factor model g̃ predict the measured factor? (Plumerault et al.'s Eqs. 9–11 against the generator)
+
+
+def g_consistency(t: Any, medians: Any, predicted: Any, core_t_max: float = CORE_T_MAX) -> float:
+  """max over |t| ≤ core_t_max of |predicted(t) − (median(t) − median(0))|: the learned g̃ against the measured
+  factor's median move along its direction, both in the same units (convert the measurement first). t must contain
+  0 (the offset of g̃ is unidentifiable from differences, so both curves are taken relative to t = 0). NaN when the
+  median at 0 or every core point is missing."""
+  t = np.asarray(t, np.float64).reshape(-1)
+  medians = np.asarray(medians, np.float64).reshape(-1)
+  predicted = np.asarray(predicted, np.float64).reshape(-1)
+  if not (len(t) == len(medians) == len(predicted)):
+    raise ValueError(f"t, medians and predicted must have one entry per t, got {len(t)}, {len(medians)}, "
+                     f"{len(predicted)}")
+  zero = np.flatnonzero(np.abs(t) < 1e-9)
+  if not len(zero):
+    raise ValueError(f"t must contain 0 (the common offset of both curves); got {t.tolist()}")
+  gap = np.abs(predicted - (medians - medians[zero[0]]))
+  core = (np.abs(t) <= core_t_max + 1e-9) & np.isfinite(gap)
+  return float(gap[core].max()) if core.any() else float("nan")
+
+
+def model_check(model: Any, generate_fn: Callable[[np.ndarray], Any], estimate_fn: Callable[[np.ndarray], Any],
+                change_fn: Callable[[np.ndarray], np.ndarray], latents: Any, *, low_quantile: float = 0.1,
+                high_quantile: float = 0.9, batch_size: int = 64, return_samples: bool = False) -> dict[str, Any]:
+  """Eqs. 9–11 checked on images: does t = g̃(⟨u, z⟩) describe the factor that `estimate_fn` measures?
+
+  model: a `directions.continuous.ContinuousDirection` (u, g̃, resample); estimate_fn(images) → (B,) values (NaN =
+  failed); change_fn(values) → the measured factor in g̃'s units relative to its value at ⟨u, z⟩ = 0 (the offset of
+  g̃ is unidentifiable, Eq. 8: calibrate it as the measured median there, and convert units, e.g. barycentre → pixels
+  → fractions of the width). latents (N, D): draws of the prior.
+  * density (Eq. 9): the measured factor over the prior draws against g̃(⟨u, z⟩) of the same draws, whose
+    distribution is exactly Eq. 9's density: the Wasserstein-1 distance of the two distributions ("w1"), the
+    per-draw mean |error| ("mean_abs_error": what the rest of z adds), both stds.
+  * resampling (Eqs. 10–11): z moved along u so that g̃ is uniform on [g̃'s low_quantile, high_quantile] under the
+    prior; the Kolmogorov–Smirnov statistic of the measured factor against that uniform law ("ks"), beside the same
+    statistic before resampling ("ks_prior": the starting point) and for g̃ itself ("ks_model": ≈ 0 by construction).
+  With return_samples also "samples": the measured factor before ("measured") and after ("resampled") resampling and
+  g̃ of the prior draws ("predicted"), for pictures.
+  """
+  latents = np.asarray(latents, np.float64)
+  if latents.ndim != 2 or latents.shape[0] < 8:
+    raise ValueError(f"latents must be (N >= 8, latent_dim), got {latents.shape}")
+  if not 0 < low_quantile < high_quantile < 1:
+    raise ValueError(f"need 0 < low_quantile < high_quantile < 1, got {low_quantile}, {high_quantile}")
+
+  def measure(z):
+    values = [np.asarray(estimate_fn(np.asarray(generate_fn(z[s:s + batch_size].astype(np.float32)))), np.float64)
+              for s in range(0, len(z), batch_size)]
+    return np.asarray(change_fn(np.concatenate(values).reshape(-1)), np.float64)
+
+  predicted = model.g(latents @ model.u)
+  measured = measure(latents)
+  valid = np.isfinite(measured)
+  if valid.sum() < 2:
+    raise ValueError("the estimator measured fewer than 2 of the prior draws: nothing to compare g̃ with")
+  low, high = (float(v) for v in np.quantile(predicted, [low_quantile, high_quantile]))
+  uniform = stats.uniform(low, high - low)
+  moved = model.resample(latents, uniform.ppf)
+  after = measure(moved)
+  after_valid = np.isfinite(after)
+  density = dict(w1=float(stats.wasserstein_distance(measured[valid], predicted[valid])),
+                 mean_abs_error=float(np.mean(np.abs(measured[valid] - predicted[valid]))),
+                 std_measured=float(np.std(measured[valid])), std_model=float(np.std(predicted[valid])),
+                 num_valid=int(valid.sum()))
+  resampling = dict(low=low, high=high,
+                    ks=float(stats.kstest(after[after_valid], uniform.cdf).statistic) if after_valid.any()
+                    else float("nan"),
+                    ks_prior=float(stats.kstest(measured[valid], uniform.cdf).statistic),
+                    ks_model=float(stats.kstest(model.g(moved @ model.u), uniform.cdf).statistic),
+                    num_valid=int(after_valid.sum()))
+  out = {"density": density, "resampling": resampling}
+  if return_samples:
+    out["samples"] = dict(measured=measured, predicted=predicted, resampled=after)
+  return out
