@@ -18,6 +18,7 @@ setup(
         "flax>=0.10",
         "optax>=0.2.3",
         "orbax-checkpoint>=0.6",
+        "etils[epath]>=1.5",   # ganlatent_jax.io reads and writes a gs:// workdir through etils.epath
         "ml_collections>=0.1.1",
         "absl-py>=2.0",
         "numpy>=1.26",
@@ -34,8 +35,14 @@ setup(
         # builds the API reference in a test; build + wheel make the wheel that a test installs into a fresh venv.
         # Accelerators (issue 20): the jax plugins of a TPU VM (libtpu) and of CUDA 12 GPUs, at the installed jax's
         # version (launch/tpu_pod.sh and launch/slurm.sbatch install these on every host).
-        "tpu": ["jax[tpu]>=0.4.35"],
+        # A workdir on GCS (gs://bucket/run, the shared workdir of a pod): etils.epath opens gs:// through gcsfs;
+        # orbax's checkpoint arrays go through tensorstore's own gcs driver. A TPU pod run writes to GCS, so the tpu
+        # extra brings it along.
+        "gcs": ["gcsfs>=2023.1"],
+        "tpu": ["jax[tpu]>=0.4.35", "gcsfs>=2023.1"],
         "cuda12": ["jax[cuda12]>=0.4.35"],
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "selenium>=4.20", "pdoc>=14", "build>=1.0", "wheel>=0.40"],
+        # gcsfs + gcp-storage-emulator: tests/test_remote_workdir.py runs a gs:// workdir against a local GCS emulator.
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "selenium>=4.20", "pdoc>=14", "build>=1.0", "wheel>=0.40",
+                 "gcsfs>=2023.1", "gcp-storage-emulator>=2024.8"],
     },
 )
