@@ -1,5 +1,8 @@
 """Training-state checkpoints: orbax `CheckpointManager` under `workdir/checkpoints`, resumed automatically.
 
+The workdir may be a gs:// URI: orbax writes the arrays through tensorstore's gcs driver and its metadata through
+etils.epath; the checksum files and the set-aside moves go through ganlatent_jax.io.
+
 A training state is any pytree of arrays (a `flax.struct.dataclass` of params, optimizer states, step). It is restored
 against its abstract twin (shapes, dtypes and shardings from `jax.eval_shape` + the run's shardings), so optax states
 keep their types and arrays land on the devices the run uses. The loop decides when to save; this module only saves.
@@ -17,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 from typing import Any
 
 import jax
@@ -67,7 +69,7 @@ class Checkpointer:
   """Saves every `save_every` steps, keeps the last `keep`, restores the latest readable one."""
 
   def __init__(self, workdir: str | os.PathLike, save_every: int, keep: int = 2):
-    workdir = os.path.abspath(os.fspath(workdir))
+    workdir = gio.absolute(workdir)   # a gs:// workdir as it is: orbax writes there through tensorstore
     self.directory = os.path.join(workdir, "checkpoints")
     self.checksum_directory = os.path.join(workdir, CHECKSUMS_DIR)
     self.unreadable_directory = os.path.join(workdir, UNREADABLE_DIR)
@@ -125,10 +127,9 @@ class Checkpointer:
         raise ValueError(f"{jax.tree_util.keystr(path)}: restored {leaf[1]}{leaf[0]}, expected "
                          f"{expected[1]}{expected[0]}")
     checksum_path = self._checksum_path(step)
-    if os.path.exists(checksum_path):
+    if gio.exists(checksum_path):
       import json
-      with open(checksum_path) as f:
-        saved = json.load(f)
+      saved = json.loads(gio.read_text(checksum_path))
       restored = checksums(state)
       wrong = sorted(k for k in saved if restored.get(k) != saved[k]) + sorted(set(restored) - set(saved))
       if wrong:
@@ -141,13 +142,13 @@ class Checkpointer:
 
   def _set_aside(self, steps: list[int]) -> None:
     """Moves unreadable steps out of the manager's sight (kept for inspection, never deleted)."""
-    os.makedirs(self.unreadable_directory, exist_ok=True)
+    gio.makedirs(self.unreadable_directory)
     for step in steps:
       target = os.path.join(self.unreadable_directory, str(step))
-      if os.path.exists(target):
-        shutil.rmtree(target)
-      os.rename(self.step_directory(step), target)
+      gio.rmtree(target)
+      gio.rename(self.step_directory(step), target)
       logging.warning("moved the unreadable checkpoint step %d to %s", step, target)
+    gio.wait_for_writer("unreadable checkpoints set aside")   # every process failed the same step and waits here
     self._manager.reload()
 
   def should_save(self, step: int) -> bool:
@@ -162,13 +163,13 @@ class Checkpointer:
     self._drop_stale_checksums(keep={step})
 
   def _drop_stale_checksums(self, keep: set[int]) -> None:
-    if not os.path.isdir(self.checksum_directory):
+    if not gio.isdir(self.checksum_directory):
       return
     kept = set(self._manager.all_steps()) | keep
-    for name in os.listdir(self.checksum_directory):
+    for name in gio.listdir(self.checksum_directory):
       stem = name.removesuffix(".json")
       if stem.isdigit() and int(stem) not in kept:
-        os.unlink(os.path.join(self.checksum_directory, name))
+        gio.remove(os.path.join(self.checksum_directory, name), missing_ok=True)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -151,7 +151,7 @@ def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], Stat
 
   Config keys used: seed, steps, log_every, checkpoint_every, keep_checkpoints, image_every (0 = never).
   """
-  os.makedirs(workdir, exist_ok=True)
+  io.makedirs(workdir)
   save_config(config, workdir)
   is_main = jax.process_index() == 0
   checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=config.checkpoint_every,
