@@ -174,11 +174,12 @@ def reset_phases() -> None:
 
 def summary(workdir: str, phases: list[PhaseTime] | None = None) -> str:
   """The end-of-run text: where the outputs are, the headline numbers (before → after), the time per phase."""
+  from ganlatent_jax import io
   from ganlatent_jax.viz import report  # lazily: the renderer reads JSON and event files, not needed before
-  workdir = os.path.abspath(workdir)
+  workdir = io.absolute(workdir)
   lines = [f"outputs: {workdir}"]
   report_path = os.path.join(workdir, report.REPORT_FILE)
-  if os.path.exists(report_path):
+  if io.exists(report_path):
     lines.append(f"report:  {report_path}")
   headline = report.headline_lines(workdir)
   if headline:

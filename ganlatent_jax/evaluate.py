@@ -149,7 +149,7 @@ def generator_metrics(config, workdir: str) -> dict:
 
   metrics = check_metrics(config.evaluation.metrics)
   protocol = config.evaluation.protocol
-  os.makedirs(workdir, exist_ok=True)
+  io.makedirs(workdir)
   gen = _common.load_generator(config)
   sampler = _common.make_sampler(config, gen, dict(w_avg=1))
   payload: dict = {"evaluation": list(metrics), "generator": gen.info.source, "seconds": {}}
@@ -212,7 +212,8 @@ def _define_flags():
   config = config_flags.DEFINE_config_file(
       "config", None, "A method's config (configs/<method>_<data>.py) or a generator-metrics config "
       "(configs/evaluate_*.py); override fields with --config.a.b=v.", lock_config=True)
-  workdir = flags.DEFINE_string("workdir", None, "The run's directory (metrics.json is written there).")
+  workdir = flags.DEFINE_string("workdir", None, "The run's directory (metrics.json is written there): a local path "
+                                "or gs://bucket/path.")
   flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
 
@@ -223,6 +224,11 @@ def run():
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from ganlatent_jax import io
+    try:
+      io.check_filesystem(workdir.value)
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
     metrics = evaluate(config.value, workdir.value)
     logging.info("metrics.json written in %s: %s", workdir.value, sorted(metrics))
     finish(workdir.value, config.value)

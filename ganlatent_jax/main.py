@@ -9,7 +9,8 @@ message naming the key. `config.method` selects the module of `ganlatent_jax.met
 Multi-host (a TPU pod, a GPU cluster, or N processes on one machine: launch/local.py): pass --jax_distributed in
 every process. On TPU VMs and under SLURM jax finds the coordinator and the process ids itself; elsewhere give
 --jax_coordinator_address, --jax_num_processes and --jax_process_id. All processes run the same program on one
-global mesh; only process 0 writes files (orbax checkpoints are written by all, through orbax).
+global mesh; only process 0 writes files (orbax checkpoints are written by all, through orbax). Their shared
+workdir is then usually gs://bucket/run (every file goes through ganlatent_jax.io / etils.epath; see io.py).
 """
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -18,7 +19,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file (configs/<method>_<data>.py, ':quick' for its quick variant); override "
     "fields with --config.a.b=v.",
     lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, images and results.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, images and results: a local path "
+                                "or gs://bucket/path (needs `pip install 'ganlatent_jax[gcs]'`).")
 _DISTRIBUTED = flags.DEFINE_bool("jax_distributed", False,
                                  "Call jax.distributed.initialize() before anything else (multi-host runs).")
 _COORDINATOR = flags.DEFINE_string("jax_coordinator_address", None,
@@ -32,6 +34,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from ganlatent_jax import io
+  try:
+    io.check_filesystem(_WORKDIR.value)   # a gs:// workdir without gcsfs fails here, not at the first save
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   import jax  # after flag parsing, so --help is fast
 
   from ganlatent_jax import methods

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from io import BytesIO as _BytesIO   # the stdlib module; `io` below is ganlatent_jax.io
 from typing import Any
 
 import jax.numpy as jnp
@@ -74,7 +75,9 @@ class Directions:
   def load(cls, path: str | os.PathLike) -> "Directions":
     path = os.fspath(path)
     try:
-      with np.load(path, allow_pickle=False) as data:
+      # np.load wants a local file or a seekable object: a gs:// file's bytes are read into memory first.
+      source = _BytesIO(io.read_bytes(path)) if io.is_remote(path) else path
+      with np.load(source, allow_pickle=False) as data:
         layers = tuple(int(v) for v in data["layers"])
         return cls(matrix=data["matrix"], space=str(data["space"]),
                    layers=None if layers == (-1, -1) else layers, meta=json.loads(str(data["meta"])))

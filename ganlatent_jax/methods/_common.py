@@ -255,10 +255,10 @@ def generated_domain_labeller(config, workdir: str, gen: generators.Generator, s
     raise ValueError(f"config.evaluation.dataset: its images {tuple(dataset.observation_shape)} and the generator's "
                      f"{tuple(gen.image_shape)} differ; the factor classifier cannot label them")
   steps = int(settings["classifier_steps"])
-  directory = settings["classifier_dir"] or os.path.dirname(os.path.abspath(workdir))
+  directory = settings["classifier_dir"] or os.path.dirname(io.absolute(workdir).rstrip("/"))
   io.makedirs(directory)
   path = quality.classifier_cache_path(directory, config.evaluation.dataset.name, dataset.observation_shape, steps)
-  cached = os.path.exists(path)
+  cached = io.exists(path)
   with console.phase("factor classifier" + (" (cached)" if cached else f" ({steps} steps)")):
     classifier = quality.load_or_train_classifier(dataset, path, steps=steps, seed=0)
   return (generated_domain.ClassifierLabeller(classifier, dataset),
@@ -321,7 +321,7 @@ def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
 def load_directions(workdir: str, name: str = "directions") -> Directions:
   path = os.path.join(workdir, f"{name}.npz")
   io.wait_for_writer(f"{name}.npz")
-  if not os.path.exists(path):
+  if not io.exists(path):
     raise FileNotFoundError(f"{path} does not exist: run `python -m ganlatent_jax.main` with this config and workdir "
                             f"first")
   return Directions.load(path)

@@ -501,9 +501,8 @@ def _record_time(workdir: str, seconds: float, step: int) -> None:
   """Accumulates wall time over resumed runs in workdir/training_time.json (for model cards)."""
   path = os.path.join(workdir, "training_time.json")
   record = {"seconds": 0.0, "sessions": 0}
-  if os.path.exists(path):
-    with open(path) as f:
-      record = json.load(f)
+  if io.exists(path):
+    record = json.loads(io.read_text(path))
   io.write_json(path, {"seconds": record["seconds"] + seconds, "sessions": record["sessions"] + 1, "step": step})
 
 

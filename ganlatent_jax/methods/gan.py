@@ -59,7 +59,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     raise ValueError(f"config.evaluation.metrics={metrics!r}: the GAN engine's evaluation is ('quality',)")
   directory = os.path.join(workdir, EXPORT_DIR)
   io.wait_for_writer(EXPORT_DIR)
-  if not os.path.exists(os.path.join(directory, "generator.json")):
+  if not io.exists(os.path.join(directory, "generator.json")):
     raise FileNotFoundError(f"{directory} does not exist: run `python -m ganlatent_jax.main` with this config and "
                             f"workdir first (it exports the EMA generator at the end of training)")
   protocol = config.evaluation.protocol

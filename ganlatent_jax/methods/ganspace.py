@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from ganlatent_jax import directions as directions_lib
+from ganlatent_jax import io
 from ganlatent_jax import parallel
 from ganlatent_jax.generators import sampling
 from ganlatent_jax.methods import _common
@@ -47,7 +48,7 @@ def train(config, workdir: str) -> dict[str, str]:
   gen = _common.load_generator(config)
   sampler = _common.make_sampler(config, gen, STREAMS)   # checked before any work: nothing half-written
   found, stds = directions(config, sampler)
-  os.makedirs(workdir, exist_ok=True)
+  io.makedirs(workdir)
   outputs = _common.write_directions(workdir, sampler, found, config, _common.stream(config, STREAMS, "pictures"))
   outputs["results"] = os.path.join(workdir, "results.json")
   _common.write_json(outputs["results"], {"method": "ganspace", "layer": config.layer, "stds": stds,

@@ -418,14 +418,12 @@ def load_model(workdir: str) -> tuple[models.DirectionModel, dict[str, Any]]:
   """(model, variables) of a finished run, for `per_sample_directions`."""
   io.wait_for_writer(MODEL_FILE)
   for name in ("results.json", MODEL_FILE):
-    if not os.path.exists(os.path.join(workdir, name)):
+    if not io.exists(os.path.join(workdir, name)):
       raise FileNotFoundError(f"{os.path.join(workdir, name)} does not exist: not a finished LatentCLR run")
-  with open(os.path.join(workdir, "results.json")) as f:
-    spec = json.load(f)["model"]
+  spec = json.loads(io.read_text(os.path.join(workdir, "results.json")))["model"]
   model = models.make_model(spec["kind"], spec["num_directions"], spec["dim"], spec["depth"])
   template = jax.eval_shape(lambda rng: models.init_variables(model, rng), jax.random.key(0))
-  with open(os.path.join(workdir, MODEL_FILE), "rb") as f:
-    return model, flax.serialization.from_bytes(template, f.read())
+  return model, flax.serialization.from_bytes(template, io.read_bytes(os.path.join(workdir, MODEL_FILE)))
 
 
 def _sefa_variant(gen) -> str:

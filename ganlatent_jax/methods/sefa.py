@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from ganlatent_jax import directions as directions_lib
+from ganlatent_jax import io
 from ganlatent_jax.methods import _common
 
 VARIANTS = ("genforce", "rosinality", "first_layer")
@@ -35,7 +36,7 @@ def train(config, workdir: str) -> dict[str, str]:
   gen = _common.load_generator(config)
   sampler = _common.make_sampler(config, gen, STREAMS)   # checked before any work: nothing half-written
   found, eigenvalues = directions(config, gen)
-  os.makedirs(workdir, exist_ok=True)
+  io.makedirs(workdir)
   outputs = _common.write_directions(workdir, sampler, found, config, _common.stream(config, STREAMS, "pictures"))
   outputs["results"] = os.path.join(workdir, "results.json")
   _common.write_json(outputs["results"], {"method": "sefa", "variant": config.variant, "eigenvalues": eigenvalues[:64],

@@ -227,7 +227,7 @@ def train(config, workdir: str) -> dict[str, str]:
     d = refined_directions(state, initial, config)
     return {"traversal": viz.traversal_grid(gen, d, preview_z, **_common.traversal_kwargs(config, sampler, d))}
 
-  os.makedirs(workdir, exist_ok=True)
+  io.makedirs(workdir)
   initial.save(os.path.join(workdir, "init_directions.npz"))
   state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=init_fn, train_step=train_step,
                    images_per_step=2 * int(config.batch_size), image_fn=image_fn)
@@ -252,7 +252,7 @@ def load_ranker(workdir: str, config) -> tuple[resnet_lib.ResNet, Any]:
   """(ranker module, its variables) of a finished run."""
   path = os.path.join(workdir, RANKER_FILE)
   io.wait_for_writer(RANKER_FILE)
-  if not os.path.exists(path):
+  if not io.exists(path):
     raise FileNotFoundError(f"{path} does not exist: not a finished SRE run")
   return ranker_module(config), io.load_variables(path)
 

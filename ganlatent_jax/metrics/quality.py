@@ -140,14 +140,13 @@ def save_classifier(classifier: FactorClassifier, path: str) -> None:
 
 def load_or_train_classifier(dataset, path: str | None = None, **train_kwargs) -> FactorClassifier:
   """The classifier cached at `path` (params only; trained with the same kwargs), else trained and saved there."""
-  import os
   import flax.serialization
-  if path and os.path.exists(path):
+  from ganlatent_jax import io
+  if path and io.exists(path):
     num_values = tuple(int(v) for v in dataset.factors_num_values)
     net = FactorClassifierNet(num_values=num_values, width=train_kwargs.get("width", 32),
                               feature_dim=train_kwargs.get("feature_dim", 128))
-    with open(path, "rb") as f:
-      params = flax.serialization.msgpack_restore(f.read())
+    params = flax.serialization.msgpack_restore(io.read_bytes(path))
     return FactorClassifier(net=net, params=params, factor_names=tuple(dataset.factor_names))
   classifier = train_factor_classifier(dataset, **train_kwargs)
   if path:

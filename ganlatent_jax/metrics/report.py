@@ -16,8 +16,9 @@ SCORE_KEYS = {"MIG": "mig", "FactorVAE": "factor_vae_eval_accuracy", "DCI": "dci
 
 
 def read_json(path: str) -> dict[str, Any]:
-  with open(path) as f:
-    return json.load(f)
+  """A metrics.json (or any JSON file), local or gs://."""
+  from ganlatent_jax import io
+  return json.loads(io.read_text(path))
 
 
 def lookup(result: Mapping[str, Any], path: str) -> Any:

@@ -60,10 +60,10 @@ img{image-rendering:pixelated;max-width:100%}.curves{display:flex;flex-wrap:wrap
 
 
 def read_json(path: str | os.PathLike) -> Any:
-  """A JSON file's contents, or None when it is missing or (being rewritten) unreadable."""
+  """A JSON file's contents, or None when it is missing or (being rewritten) unreadable. A gs:// path too."""
+  from ganlatent_jax import io
   try:
-    with open(path) as f:
-      return json.load(f)
+    return json.loads(io.read_text(path))
   except (OSError, ValueError):
     return None
 
@@ -74,8 +74,10 @@ def read_events(logdir: str | os.PathLike) -> Iterable[Any]:
   A file being written may end in a partial record: reading stops there instead of failing.
   """
   from tensorboardX.proto import event_pb2
-  for path in sorted(pathlib.Path(logdir).glob("events.out.tfevents.*")):
-    data = path.read_bytes()
+
+  from ganlatent_jax import io
+  for path in io.glob(logdir, "events.out.tfevents.*"):
+    data = io.read_bytes(path)
     offset = 0
     while offset + 12 <= len(data):
       (length,) = struct.unpack("<Q", data[offset:offset + 8])
@@ -344,10 +346,9 @@ def _generator_section(config: Mapping[str, Any] | None) -> str:
   return "".join(parts)
 
 
-def _pictures(workdir: pathlib.Path) -> tuple[str, list[str]]:
-  """Figures of every PNG in the workdir (comparisons and traversals first); also returns their paths."""
-  pngs = sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*.png")
-                if "checkpoints" not in p.relative_to(workdir).parts)
+def _pictures(files: Sequence[tuple[str, int]]) -> tuple[str, list[str]]:
+  """Figures of every PNG of the workdir's `files` (comparisons and traversals first); also returns their paths."""
+  pngs = sorted(path for path, _ in files if path.endswith(".png") and "checkpoints" not in path.split("/"))
 
   def rank(path: str) -> tuple[int, str]:
     name = os.path.basename(path)
@@ -359,13 +360,13 @@ def _pictures(workdir: pathlib.Path) -> tuple[str, list[str]]:
   return figures, pngs
 
 
-def _logged_images(workdir: pathlib.Path) -> str:
+def _logged_images(workdir: str) -> str:
   images = read_latest_images(workdir)
   return "".join(f'<figure><img alt="{_e(tag)}" src="{_data_uri(png)}"><figcaption>{_e(tag)} at step {step}'
                  f"</figcaption></figure>" for tag, (step, png) in sorted(images.items()))
 
 
-def _curves(workdir: pathlib.Path) -> str:
+def _curves(workdir: str) -> str:
   scalars = read_scalars(workdir)
   if not scalars:
     return '<p class="muted">No scalars logged yet.</p>'
@@ -378,18 +379,17 @@ def _curves(workdir: pathlib.Path) -> str:
   return html_main
 
 
-def _file_list(workdir: pathlib.Path) -> str:
+def _file_list(workdir: str, files: Sequence[tuple[str, int]]) -> str:
+  from ganlatent_jax import io
   rows = []
-  checkpoints = workdir / "checkpoints"
-  for path in sorted(workdir.rglob("*")):
-    relative = path.relative_to(workdir)
-    if path.is_dir() or relative.parts[0] == "checkpoints" or relative.name.startswith(".") \
-        or relative.name == REPORT_FILE or relative.name.endswith(".tmp"):
+  checkpoints = os.path.join(workdir, "checkpoints")
+  for relative, size in files:
+    name = relative.rsplit("/", 1)[-1]
+    if name.startswith(".") or relative == REPORT_FILE or name.endswith(".tmp"):
       continue
-    rows.append([f'<a href="{_href(relative.as_posix())}">{_e(relative.as_posix())}</a>',
-                 _e(f"{path.stat().st_size:,} B")])
-  if checkpoints.is_dir():
-    steps = sorted((p.name for p in checkpoints.iterdir() if p.name.isdigit()), key=int)
+    rows.append([f'<a href="{_href(relative)}">{_e(relative)}</a>', _e(f"{size:,} B")])
+  if io.isdir(checkpoints):
+    steps = sorted((name for name in io.listdir(checkpoints) if name.isdigit()), key=int)
     rows.append(['<a href="checkpoints/">checkpoints/</a>', _e("steps " + ", ".join(steps) if steps else "empty")])
   return _table(["file", "size"], rows, html_cells=True)
 
@@ -405,25 +405,29 @@ def _page(title: str, body: str) -> str:
 
 
 def render_report(workdir: str | os.PathLike) -> str:
-  """The HTML of a run's report (see the module docstring)."""
-  root = pathlib.Path(workdir)
-  config = read_json(root / "config.json")
+  """The HTML of a run's report (see the module docstring); `workdir` may be a gs:// URI."""
+  from ganlatent_jax import io
+  root = os.fspath(workdir)
+  location = root if io.is_remote(root) else os.path.realpath(root)
+  run_name = os.path.basename(location.rstrip("/"))
+  files = io.files_under(root, skip=("checkpoints",))
+  config = read_json(os.path.join(root, "config.json"))
   has_config = isinstance(config, Mapping)
   config = config if has_config else {}
-  metrics = read_json(root / "metrics.json")
-  results = read_json(root / "results.json")
+  metrics = read_json(os.path.join(root, "metrics.json"))
+  results = read_json(os.path.join(root, "results.json"))
   method = next((str(source["method"]) for source in (config, results, metrics)
                  if isinstance(source, Mapping) and source.get("method")), "?")
   scalars_steps = [s for points in read_scalars(root).values() for s, _ in points]
   progress = (f"step {max(scalars_steps)} of {config.get('steps', '?')}" if scalars_steps
               else f"{config.get('steps', '?')} steps configured")
-  finished = (root / "metrics.json").exists() or (root / "results.json").exists()
+  finished = any(path in ("metrics.json", "results.json") for path, _ in files)
   stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-  pictures, _ = _pictures(root)
+  pictures, _ = _pictures(files)
   logged = _logged_images(root)
-  body = [f"<h1>{_e(method)} run — {_e(root.resolve().name)}</h1>",
+  body = [f"<h1>{_e(method)} run — {_e(run_name)}</h1>",
           f'<p>{_e(progress)}; {"finished" if finished else "in progress"}. Written {_e(stamp)}. '
-          f'<span class="muted">{_e(root.resolve())}</span></p>',
+          f'<span class="muted">{_e(location)}</span></p>',
           "<h2>Metrics</h2>", metrics_table(score_sets(metrics), paper_reference(config)),
           "<h2>Traversals and pictures</h2>", pictures or '<p class="muted">No pictures written yet.</p>']
   if logged:
@@ -438,8 +442,8 @@ def render_report(workdir: str | os.PathLike) -> str:
   body += ["<h2>Config</h2>", f"<details open><summary>config.json</summary><pre>"
            f"{_e(json.dumps(config, indent=2, sort_keys=True))}</pre></details>" if has_config else
            '<p class="muted">No config.json in the workdir (the command writes it with the report).</p>',
-           "<h2>Output files</h2>", _file_list(root)]
-  return _page(f"{method} — {root.resolve().name}", "".join(body))
+           "<h2>Output files</h2>", _file_list(root, files)]
+  return _page(f"{method} — {run_name}", "".join(body))
 
 
 def _brief_json(payload: Any, max_list: int = 12) -> str:
@@ -463,7 +467,7 @@ def write_report(workdir: str | os.PathLike, config: Any = None) -> str:
   """
   from ganlatent_jax import io
   config_path = os.path.join(os.fspath(workdir), "config.json")
-  if config is not None and not os.path.exists(config_path):
+  if config is not None and not io.exists(config_path):
     if hasattr(config, "to_json_best_effort"):
       io.write_text(config_path, config.to_json_best_effort(indent=2, sort_keys=True))
     else:
