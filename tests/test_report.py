@@ -249,3 +249,19 @@ def test_plumerault_table_reads_the_control_rows(tmp_path):
   np.testing.assert_allclose(x["Plumerault"]["rel_std"], [0.1, 0.3])
   np.testing.assert_allclose(x["Plumerault"]["rel_std (t ≤ 5)"], [0.2, 0.4])
   assert "| Plumerault | 0.200 ± 0.141 | 0.300 ± 0.141 |" in launcher.markdown(tables)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# launch/plumerault_convergence.py (Fig. 8)
+
+
+@pytest.mark.slow   # ≈ 40 s: two inversions of testbed:dsprites (compile-bound)
+def test_plumerault_convergence_quick_writes_curves_and_the_summary(tmp_path):
+  launcher = _launcher("plumerault_convergence")
+  assert launcher.main([f"--out={tmp_path}", "--quick", "--shifts=20"]) == 0
+  written = json.loads((tmp_path / "convergence.json").read_text())
+  summary = written["results"]["testbed:dsprites"]["20px"]
+  assert 0 < summary["recursive_final"] < summary["initial"] and summary["naive_final"] > 0
+  curves = np.load(tmp_path / "curves_testbed_dsprites_20px.npz")
+  assert curves["recursive"].shape == curves["naive"].shape == (4, 10)
+  assert (tmp_path / "convergence_testbed_dsprites_20px.png").exists()

@@ -309,3 +309,30 @@ def trajectories(gen: Generator, z0, transform: str, ts, settings: InversionSett
       trajectory=np.repeat(trajectory, num_targets), sign=np.repeat(signs, num_targets),
       step=np.tile(np.arange(num_targets), num_latents), kept=discard_worst(error, discard_fraction),
       curve=flat(outputs["curve"]) if record_curves else None)
+
+
+def convergence(gen: Generator, z0, transform: str, t: float, settings: InversionSettings | None = None, *,
+                stages: int = 5, **trajectory_kwargs) -> dict[str, np.ndarray]:
+  """Fig. 8: Eq. 5's recursive inversion towards T_t(G(z0)) through `stages` evenly spaced targets t·n/stages of
+  settings.steps Adam steps each, against Eq. 4's naive inversion of T_t alone with stages·steps steps (the same
+  budget). Both are `trajectories` (the naive one is a single target), so they share every other setting.
+
+  Returns numpy arrays: 'recursive' and 'naive' per-step losses (B, stages·steps) — the recursive curve's stage n is
+  on its own target (only the last stage's is on T_t); 'recursive_final' / 'naive_final' (B,) the loss on T_t at the
+  returned latents; 'initial' (B,) the loss on T_t at the (projected) start.
+  """
+  settings = settings or InversionSettings()
+  if stages < 1 or settings.steps < 1 or not t:
+    raise ValueError(f"convergence needs stages >= 1, settings.steps >= 1 and t != 0, got stages={stages}, "
+                     f"steps={settings.steps}, t={t}")
+  if settings.error_at != "final":
+    raise ValueError("convergence compares the losses at the returned latents: settings.error_at must be 'final'")
+  kwargs = dict(trajectory_kwargs, both_signs=False, discard_fraction=0.0, record_curves=True)
+  schedule = float(t) * np.arange(1, stages + 1) / stages
+  recursive = trajectories(gen, z0, transform, schedule, settings, **kwargs)
+  naive = trajectories(gen, z0, transform, [float(t)], dataclasses.replace(settings, steps=stages * settings.steps),
+                       **kwargs)
+  starts = len(naive)
+  return dict(recursive=recursive.curve.reshape(starts, stages * settings.steps), naive=naive.curve,
+              recursive_final=recursive.error.reshape(starts, stages)[:, -1], naive_final=naive.error,
+              initial=naive.curve[:, 0])
