@@ -129,6 +129,8 @@ def previous_conversion_problem(directory: str | os.PathLike, *, exact: bool = T
   A previous conversion holds our generator.json (a JSON object naming a family) and variables.msgpack; with
   `exact` nothing else, otherwise other regular files (e.g. a testbed's model card) may sit beside them.
   """
+  if gio.is_remote(directory):
+    return _previous_remote_conversion_problem(os.fspath(directory), exact)
   directory = pathlib.Path(directory)
   if not directory.exists() and not directory.is_symlink():
     return None
@@ -153,6 +155,19 @@ def previous_conversion_problem(directory: str | os.PathLike, *, exact: bool = T
     return (f"{directory} holds a {CONVERTED_META} that is not ours ({e}); refusing to replace it — choose a new "
             f"or empty directory")
   return None
+
+
+def _previous_remote_conversion_problem(directory: str, exact: bool) -> str | None:
+  """previous_conversion_problem of a gs:// directory (a run's export in a workdir on GCS): the names under it."""
+  names = sorted({relative.split("/", 1)[0] + ("/" if "/" in relative else "")
+                  for relative, _ in gio.files_under(directory)})
+  ours = (CONVERTED_META, CONVERTED_VARIABLES)
+  refused = [name for name in names if name not in ours and (exact or name.endswith("/"))]
+  if not names or (set(ours) <= set(names) and not refused):
+    return None
+  listed = refused if set(ours) <= set(names) else [name for name in names if name not in ours]
+  return (f"{directory} is not empty and is not a previous conversion (it holds {', '.join(listed[:8])}"
+          f"{' ...' if len(listed) > 8 else ''}); refusing to replace it — choose a new or empty directory")
 
 
 def save_converted(directory: str | os.PathLike, config: dict[str, Any], variables: Any, source: str = "", *,
@@ -265,6 +280,14 @@ def load(path: str | os.PathLike, format: str | None = None, *, allow_nonfinite:
   built; non-finite weights are refused naming their path unless `allow_nonfinite`.
   """
   path = os.fspath(path)
+  if gio.is_remote(path):   # a converted directory in a gs:// workdir (a GAN or beta-VAE run's export): read whole
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="ganlatent_generator-") as local:
+      for name in (CONVERTED_META, CONVERTED_VARIABLES):
+        if not gio.exists(f"{path.rstrip('/')}/{name}"):
+          raise FileNotFoundError(f"{path}: no {name}; only converted generator directories are read from a URI")
+        (pathlib.Path(local) / name).write_bytes(gio.read_bytes(f"{path.rstrip('/')}/{name}"))   # every process
+      return _load_converted(pathlib.Path(local), path, allow_nonfinite)
   if path.startswith("testbed:"):
     name = path.split(":", 1)[1]
     directory = TESTBED_DIR / name
