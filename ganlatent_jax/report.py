@@ -19,13 +19,18 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
   import os
 
+  from ganlatent_jax import io
   from ganlatent_jax.viz import report
 
   others = list(_COMPARE.value) + list(argv[1:])
   if argv[1:] and not _COMPARE.value:
     raise app.UsageError(f"unexpected arguments: {argv[1:]} (runs to compare follow --compare)")
+  try:
+    io.check_filesystem(_WORKDIR.value)   # a run's report may be rebuilt in its gs:// workdir (--compare: local runs)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   for workdir in [_WORKDIR.value, *others]:
-    if not os.path.isdir(workdir):
+    if not io.isdir(workdir):
       raise app.UsageError(f"{workdir} is not a directory")
   print(report.write_report(_WORKDIR.value))
   if others:
