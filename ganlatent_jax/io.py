@@ -18,8 +18,8 @@ leaves the old object. Orbax writes its checkpoints there itself (tensorstore's 
   write_bytes(path, data); write_text(path, text); write_json(path, payload); makedirs(path)
   wait_for_writer(reason)                    # multi-process: before reading what process 0 wrote
   with staging_directory(target) as tmp: ... # fill tmp; on success it replaces `target` (see replace_directory)
-  exists / isdir / listdir / glob / getsize / open_file / read_bytes / read_text / remove / rmtree / rename
-                                             # reading and tidying a workdir, local or gs://
+  exists / isdir / isfile / listdir / glob / files_under / getsize / open_file / read_bytes / read_text /
+  remove / rmtree / rename                   # reading and tidying a workdir, local or gs://
   is_remote(path); absolute(path); check_filesystem(path, what)   # gs:// checks: fail at start, naming the path
   replace_directory(new, target)             # rename target aside, rename new in, delete the old one
   save_variables(path, tree) / load_variables(path)   # msgpack of a (nested dict) tree of numpy arrays
