@@ -102,13 +102,10 @@ def check_filesystem(path: PathLike, what: str = "--workdir") -> None:
 
 
 def makedirs(path: PathLike) -> None:
-  """`os.makedirs(path, exist_ok=True)` in the writing process (a directory for this run's files); on an object
-  store, where directories are only key prefixes, whatever the filesystem package does for one (usually nothing)."""
-  if not is_writer():
-    return
-  if is_remote(path):
-    _remote(path).mkdir(parents=True, exist_ok=True)
-  else:
+  """`os.makedirs(path, exist_ok=True)` in the writing process (a directory for this run's files). Nothing on an
+  object store: a "directory" there is a key prefix that exists once an object is written under it, and gcsfs's
+  makedirs would create a missing *bucket* (a mistyped bucket name must fail at the first write, not make one)."""
+  if is_writer() and not is_remote(path):
     os.makedirs(path, exist_ok=True)
 
 

@@ -67,7 +67,9 @@ def memory_gcs(monkeypatch):
 
 def test_writes_and_reads_on_gs(memory_gcs):
   run = f"gs://{BUCKET}/run"
-  io.makedirs(run + "/images")
+  io.makedirs("gs://other-bucket/run/images")   # nothing to make on an object store (and never a bucket)
+  assert memory_gcs == {}
+  io.write_text(run + "/images/t.png", "png")
   io.write_text(run + "/notes.txt", "héllo")
   io.write_json(run + "/metrics.json", {"mig": np.float32(0.25), "per_factor": np.arange(3)})
   with io.open_atomic(run + "/directions.npz") as f:   # np.savez seeks: the local staging file allows it
@@ -75,7 +77,7 @@ def test_writes_and_reads_on_gs(memory_gcs):
   io.save_variables(run + "/ranker.msgpack", {"w": np.arange(4.0)})
 
   assert sorted(memory_gcs) == [f"{BUCKET}/run/{name}" for name in
-                                ("directions.npz", "metrics.json", "notes.txt", "ranker.msgpack")]
+                                ("directions.npz", "images/t.png", "metrics.json", "notes.txt", "ranker.msgpack")]
   assert io.read_text(run + "/notes.txt") == "héllo"
   assert json.loads(io.read_text(run + "/metrics.json")) == {"mig": 0.25, "per_factor": [0, 1, 2]}
   with io.open_file(run + "/directions.npz", "rb") as f, np.load(f) as data:
@@ -389,3 +391,33 @@ def test_converted_generator_in_a_gs_workdir_is_saved_checked_and_loaded(memory_
       load_lib.previous_conversion_problem(f"gs://{BUCKET}/run/other")
   with pytest.raises(FileNotFoundError, match="no generator.json"):
     load_lib.load(f"gs://{BUCKET}/run/other")
+
+
+@pytest.mark.slow
+def test_two_processes_on_a_gs_workdir_give_the_local_one_process_directions(gcs_emulator, tmp_path):
+  """The pod case on this machine: launch/local.py runs configs/sre_3dshapes.py:quick as 2 processes × 2 devices with
+  --workdir=gs://test-bucket/pod (every process's orbax shards through tensorstore, process 0's files through gcsfs);
+  the directions equal a local 1 process × 4 devices run's."""
+  from ganlatent_jax.directions.base import Directions
+  sre = ["--config=" + os.path.join(ROOT, "configs/sre_3dshapes.py:quick"), "--config.steps=4",
+         "--config.checkpoint_every=2", "--config.evaluation.enabled=False"]
+  env = dict(os.environ)   # the fixture's emulator settings, for the launched processes too
+  env.pop("XLA_FLAGS", None)   # launch/local.py sets each process's device count
+
+  def launch(num_processes, devices, workdir):
+    command = [sys.executable, os.path.join(ROOT, "launch/local.py"), f"--num_processes={num_processes}",
+               f"--devices_per_process={devices}", "--timeout=900", "--", *sre, f"--workdir={workdir}"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1000)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+  launch(2, 2, f"gs://{BUCKET}/pod")
+  names = _objects(gcs_emulator, "pod/")
+  for step in (2, 4):
+    for name in ("commit_success.txt", "default/ocdbt.process_0/manifest.ocdbt",
+                 "default/ocdbt.process_1/manifest.ocdbt"):
+      assert f"pod/checkpoints/{step}/{name}" in names, (step, name)
+  for name in ("config.json", "directions.npz", "ranker.msgpack", "report.html", "images/traversal.png"):
+    assert f"pod/{name}" in names, name
+  launch(1, 4, tmp_path / "local")
+  np.testing.assert_allclose(Directions.load(f"gs://{BUCKET}/pod/directions.npz").matrix,
+                             Directions.load(tmp_path / "local" / "directions.npz").matrix, rtol=1e-5, atol=1e-6)
