@@ -136,7 +136,7 @@ def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -
   chunks = []
   paths = [os.path.join(directory, f"chunk_{chunk:05d}.npz") for chunk in range(t.num_trajectories // t.batch_size)]
   # Which chunks exist is decided once, by process 0 (every process must run the same sharded computations)
-  saved = parallel.process_0_value(np.array([os.path.exists(path) for path in paths]))
+  saved = parallel.process_0_value(np.array([io.exists(path) for path in paths]))
   for chunk, path in enumerate(paths):
     if not saved[chunk]:
       # Chunk c of transformation T draws from key(seed)·T·c: a pure function of the chunk, so a resumed run
@@ -158,7 +158,7 @@ def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -
         np.savez(f, **arrays)
       chunks.append(arrays)   # from memory: in a multi-process run only process 0 wrote the file
     else:
-      with np.load(path) as data:
+      with io.open_file(path, "rb") as f, np.load(f) as data:
         chunks.append({k: data[k] for k in data.files})
   merged = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   merged["kept"] = inversion.discard_worst(merged["error"], float(t.discard_fraction))
@@ -185,7 +185,7 @@ def train(config, workdir: str) -> dict[str, str]:
   sampler = _common.make_sampler(config, gen, STREAMS)
   mesh = parallel.make_mesh(config.get("num_devices") or None)
   parallel.check_batch_size(2 * int(config.trajectories.batch_size), mesh, "trajectories.batch_size (×2 signs)")
-  os.makedirs(workdir, exist_ok=True)
+  io.makedirs(workdir)
   models, summaries = [], {}
   for index, transform in enumerate(config.transforms):
     records = generate_trajectories(config, sampler, transform, workdir, mesh)
