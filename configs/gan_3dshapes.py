@@ -24,7 +24,7 @@ from ganlatent_jax import cli
 def quality_evaluation(classifier_steps: int, num_samples: int = 2000) -> ml_collections.ConfigDict:
   """The GAN engine's evaluation: `metrics.quality` of the exported EMA generator against the training data, with a
   factor classifier trained `classifier_steps` batches of 64 real images (cached in `classifier_dir`, '' = the
-  workdir) — the testbed model cards' measurement."""
+  workdir's parent, shared with the runs beside it) — the testbed model cards' measurement."""
   return ml_collections.ConfigDict(dict(
       enabled=True, metrics=("quality",),
       protocol=ml_collections.ConfigDict(dict(num_samples=num_samples, classifier_steps=classifier_steps,

@@ -154,9 +154,10 @@ def test_train_resumes_and_exports_a_loadable_generator(tmp_path):
   testbed = tmp_path / "testbed"
   report = testbeds.export_testbed(str(tmp_path), str(testbed), "tiny", num_samples=16, classifier_steps=2)
   assert 0.0 <= report["generated"]["coverage"] <= 1.0
-  # The run's own evaluation measured the same generator with the same seeds (its classifier cached in the workdir).
+  # The run's own evaluation measured the same generator with the same seeds (its classifier cached beside the
+  # workdir, where the runs next to it find it: a finished run does not train its own).
   assert json.loads((tmp_path / "metrics.json").read_text())["quality"] == json.loads(json.dumps(report))
-  assert (tmp_path / "classifier_shapes3d_8x8_2_identifiable.msgpack").exists()
+  assert (tmp_path.parent / "classifier_shapes3d_8x8_2_identifiable.msgpack").exists()
   card = (testbed / "MODEL_CARD.md").read_text()
   assert "steps: 2 of the configured 2" in card and "| generated (16) |" in card
   assert "--name=tiny --classifier_steps=2`" in card   # the card's command reproduces the classifier too

@@ -236,6 +236,12 @@ def generated_domain_settings(config) -> dict[str, Any] | None:
   return settings
 
 
+def classifier_directory(setting: str, workdir: str) -> str:
+  """Where a run caches its factor classifier: `setting`, or ('') the workdir's parent, so the runs beside each other
+  (seeds, table cells) train it once between them instead of once each."""
+  return setting or os.path.dirname(io.absolute(workdir).rstrip("/"))
+
+
 def generated_domain_labeller(config, workdir: str, gen: generators.Generator, settings: Mapping[str, Any]):
   """(labeller, description). labels 'exact' (or 'auto' on an oracle generator): the oracle's exact factors;
   'classifier' (or 'auto' otherwise): the factor classifier of `metrics.quality` trained on config.evaluation's
@@ -255,7 +261,7 @@ def generated_domain_labeller(config, workdir: str, gen: generators.Generator, s
     raise ValueError(f"config.evaluation.dataset: its images {tuple(dataset.observation_shape)} and the generator's "
                      f"{tuple(gen.image_shape)} differ; the factor classifier cannot label them")
   steps = int(settings["classifier_steps"])
-  directory = settings["classifier_dir"] or os.path.dirname(io.absolute(workdir).rstrip("/"))
+  directory = classifier_directory(settings["classifier_dir"], workdir)
   io.makedirs(directory)
   path = quality.classifier_cache_path(directory, config.evaluation.dataset.name, dataset.observation_shape, steps)
   cached = io.exists(path)

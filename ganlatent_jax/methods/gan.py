@@ -50,8 +50,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """`metrics.quality` of the run's exported EMA generator against its training data (config.evaluation.protocol:
-  num_samples, classifier_steps, classifier_dir — '' = the workdir, where the classifier is cached), written to
-  workdir/metrics.json."""
+  num_samples, classifier_steps, classifier_dir — where the classifier is cached, '' = the workdir's parent, as the
+  generated-domain labeller's), written to workdir/metrics.json."""
   from ganlatent_jax.generators.load import load
   from ganlatent_jax.metrics import quality
   metrics = tuple(config.evaluation.metrics)
@@ -65,8 +65,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   protocol = config.evaluation.protocol
   _common.check_positive(config, "evaluation.protocol.num_samples", "evaluation.protocol.classifier_steps")
   dataset = make_dataset(config.data.name, **{k: v for k, v in dict(config.data).items() if k != "name"})
-  cache = quality.classifier_cache_path(protocol.classifier_dir or workdir, config.data.name,
-                                        dataset.observation_shape, int(protocol.classifier_steps))
+  cache = quality.classifier_cache_path(_common.classifier_directory(protocol.classifier_dir, workdir),
+                                        config.data.name, dataset.observation_shape, int(protocol.classifier_steps))
   report, _ = quality.measure_generator(load(directory), dataset, int(protocol.num_samples),
                                         int(protocol.classifier_steps), cache, seed=int(config.seed))
   results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(), "quality": report}
