@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 COLOURS = ((31, 111, 235), (218, 54, 51), (46, 160, 67), (130, 80, 223), (191, 135, 0))
-MARGIN = dict(left=56, right=12, top=24, bottom=36)
+MARGIN = dict(left=56, right=12, top=40, bottom=36)   # top: the title line, then the y label above the axis
 
 
 def _ticks(low: float, high: float) -> list[float]:
@@ -58,9 +58,9 @@ def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *
     py = to_pixel(x_low, y)[1]
     draw.line([left - 3, py, left, py], fill=(90, 90, 90))
     draw.text((4, py - 5), _format(y), fill=(60, 60, 60))
-  draw.text((left, 5), title, fill=(20, 20, 20))
+  draw.text((left, 4), title, fill=(20, 20, 20))
   draw.text(((left + right) // 2 - 3 * len(xlabel), height - 14), xlabel, fill=(60, 60, 60))
-  draw.text((4, top - 14), ylabel, fill=(60, 60, 60))
+  draw.text((4, top - 18), ylabel, fill=(60, 60, 60))
   for index, ((label, _, _), (xs, ys)) in enumerate(zip(series, finite)):
     colour = COLOURS[index % len(COLOURS)]
     keep = np.isfinite(xs) & np.isfinite(ys)
