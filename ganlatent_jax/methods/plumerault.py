@@ -270,12 +270,13 @@ def evaluate(config, workdir: str, sampler=None) -> dict[str, Any]:
   transforms = list(found.meta.get("transforms", config.transforms))
   estimator = _control.estimator_factory(config, workdir, gen)
   results: dict[str, Any] = {"seed": int(config.seed), "evaluation": ev.to_dict()}
+  generate = _control.render_fn(gen)   # one jitted generator for the control measure and the model checks
   results["control"] = _control.score_directions(
-      section, _control.render_fn(gen), sampler.z, found, _common.stream(config, STREAMS, "evaluation"), estimator,
+      section, generate, sampler.z, found, _common.stream(config, STREAMS, "evaluation"), estimator,
       columns={name: transforms.index(name) for name in section["estimators"] if name in transforms})
   if int((ev.get("model_checks") or {}).get("num_samples", 0)) > 0:
-    results["model_checks"] = model_checks(config, sampler, found, results["control"].get("directions", {}),
-                                           estimator, workdir)
+    results["model_checks"] = model_checks(config, sampler, generate, found,
+                                           results["control"].get("directions", {}), estimator, workdir)
   if _common.generated_domain_settings(config) is not None:   # beside the control measure: MIG/DCI, probe, random
     rows, references, about = _common.generated_domain_evaluation(
         config, workdir, sampler, [("directions", found)], _common.stream(config, STREAMS, "evaluation"))
@@ -312,7 +313,7 @@ def pixels_per_label(transform: str, image_shape) -> float | None:
   return {"horizontal_position": image_shape[1], "vertical_position": image_shape[0]}.get(transform)
 
 
-def model_checks(config, sampler, found, rows: dict[str, Any], estimator, workdir: str) -> dict[str, Any]:
+def model_checks(config, sampler, generate, found, rows: dict[str, Any], estimator, workdir: str) -> dict[str, Any]:
   """Per transformation with a unit conversion (`measured_change`): does the learned g̃ predict the factor measured
   on images? g_consistency (g̃ against the control curve's medians along u, reading notes §2.4) and Eqs. 9–11
   (`control.model_check` on config.evaluation.model_checks.num_samples prior draws; offset = the measured median at
@@ -324,7 +325,6 @@ def model_checks(config, sampler, found, rows: dict[str, Any], estimator, workdi
   shape = sampler.gen.info.image_shape
   transforms = list(found.meta.get("transforms", config.transforms))
   latents = np.asarray(sampler.z(_common.stream(config, STREAMS, "model_checks"), int(section.num_samples)))
-  generate = _control.render_fn(sampler.gen)
   out: dict[str, Any] = {}
   for transform, row in rows.items():
     spec = config.evaluation.estimators[transform]
@@ -341,11 +341,11 @@ def model_checks(config, sampler, found, rows: dict[str, Any], estimator, workdi
         low_quantile=float(section.low_quantile), high_quantile=float(section.high_quantile),
         batch_size=int(config.evaluation.batch_size), return_samples=True)
     samples = result.pop("samples")
-    result.update(offset=offset, units="log(1 + zoom)" if transform == "scale" and label == "realized" else
-                  "fraction of the image side" if pixels_per_label(transform, shape) else "t",
+    pixels = pixels_per_label(transform, shape)
+    units = "fraction of the image side" if pixels else "log(1 + zoom)" if label == "realized" else "t"
+    result.update(offset=offset, units=units,
                   g_consistency=control.g_consistency(t, change(median, offset), model.g(t),
                                                       float(config.evaluation.core_t_max)))
-    pixels = pixels_per_label(transform, shape)
     if pixels:
       result.update(g_consistency_pixels=result["g_consistency"] * pixels,
                     w1_pixels=result["density"]["w1"] * pixels,

@@ -32,6 +32,13 @@ from scipy import stats
 SPRITE_STATISTICS = ("x", "y", "area", "scale", "spread")
 
 
+def measure_images(generate_fn: Callable[[np.ndarray], Any], estimate_fn: Callable[[np.ndarray], Any], latents: Any,
+                   batch_size: int) -> np.ndarray:
+  """estimate_fn(generate_fn(z)) over `latents` in batches of `batch_size`, concatenated as float64."""
+  return np.concatenate([np.asarray(estimate_fn(np.asarray(generate_fn(latents[s:s + batch_size]))), np.float64)
+                         for s in range(0, len(latents), batch_size)])
+
+
 def edited_latents(latents: Any, direction: Any, t: float) -> np.ndarray:
   """z − ⟨z, u⟩u + t·u for every row z of `latents` (N, D), with u = direction / |direction|."""
   latents = np.asarray(latents, dtype=np.float32)
@@ -260,8 +267,7 @@ def factor_scores(generate_fn: Callable[[np.ndarray], Any], direction: Any, late
   values = measured["values"]
   if values.ndim != 3 or values.shape[2] != len(names):
     raise ValueError(f"estimate_fn must return (B, {len(names)}) values for {list(names)}, got {values.shape[1:]}")
-  reference = np.concatenate([np.asarray(estimate_fn(np.asarray(generate_fn(latents[s:s + batch_size]))),
-                                         np.float64) for s in range(0, len(latents), batch_size)])
+  reference = measure_images(generate_fn, estimate_fn, latents, batch_size)
   summaries = [grid_summaries(grid, values[:, :, k], reference[:, k], t_max, core_t_max) for k in range(len(names))]
   grid_name = "core" if core_t_max > 0 else "full"
   side = {name: summaries[k] for k, name in enumerate(names) if k > 0}
@@ -289,8 +295,7 @@ def select_direction(generate_fn: Callable[[np.ndarray], Any], matrix: Any, late
   t_values = np.linspace(-core_t_max, core_t_max, num_t)
   latents = np.asarray(latents, np.float32)
   first = lambda images: np.asarray(estimate_fn(images), np.float64).reshape(len(images), -1)[:, 0]  # noqa: E731
-  reference = np.concatenate([first(np.asarray(generate_fn(latents[s:s + batch_size])))
-                              for s in range(0, len(latents), batch_size)])
+  reference = measure_images(generate_fn, first, latents, batch_size)
   scores = np.array([summarize(t_values, control_measure(generate_fn, matrix[:, k], latents, first,
                                                          t_values=t_values, batch_size=batch_size)["values"],
                                reference)["rel_std"] for k in range(matrix.shape[1])])
@@ -346,9 +351,8 @@ def model_check(model: Any, generate_fn: Callable[[np.ndarray], Any], estimate_f
     raise ValueError(f"need 0 < low_quantile < high_quantile < 1, got {low_quantile}, {high_quantile}")
 
   def measure(z):
-    values = [np.asarray(estimate_fn(np.asarray(generate_fn(z[s:s + batch_size].astype(np.float32)))), np.float64)
-              for s in range(0, len(z), batch_size)]
-    return np.asarray(change_fn(np.concatenate(values).reshape(-1)), np.float64)
+    values = measure_images(generate_fn, estimate_fn, z.astype(np.float32), batch_size)
+    return np.asarray(change_fn(values.reshape(-1)), np.float64)
 
   predicted = model.g(latents @ model.u)
   measured = measure(latents)
