@@ -1,12 +1,15 @@
-"""LatentCLR on the 3DShapes testbed generator, scored against SeFa with MIG / FactorVAE (encoder protocol).
+"""LatentCLR on the 3DShapes testbed generator, scored against SeFa and GANSpace with MIG / FactorVAE (encoder
+protocol) and the generated-domain scores.
 
   python -m ganlatent_jax.main --config=configs/latentclr_3dshapes.py --workdir=/tmp/latentclr_3dshapes
   python -m ganlatent_jax.main --config=configs/latentclr_3dshapes.py:quick --workdir=/tmp/latentclr_quick
 
 Runs offline: `testbed:shapes3d` is the StyleGAN2 shipped in the package (64×64), the ground truth is the procedural
 3DShapes. A global model (K fixed directions in W) is trained, then the SRE/Khrulkov protocol
-(`metrics.encoder_protocol.evaluate_directions`) scores its directions and SeFa's (genforce variant, same K):
-metrics.json = {"latentclr": {...}, "sefa": {...}}, images/traversal.png and images/traversal_comparison.png
+(`metrics.encoder_protocol.evaluate_directions`) scores its directions, SeFa's (genforce variant, same K) and
+GANSpace's (top K principal components of W), and the generated-domain scores add a probe and a random row:
+metrics.json = {"latentclr": {...}, "sefa": {...}, "ganspace": {...}, "probe": {...}, "random": {...}},
+images/traversal.png and images/traversal_comparison.png
 (LatentCLR | SeFa). The evaluation budgets are disentanglement_lib's defaults reduced for 2 CPU cores. Everything
 else as configs/latentclr_ffhq.py (upstream's settings).
 """

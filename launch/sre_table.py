@@ -15,9 +15,18 @@ the table is always recomputed from the files. Rows:
   SeFa + SRE, N steps    sefa_N/seedS (--long_steps=N): the sefa row trained longer
 SeFa's directions are the same for every seed: its spread is that of the evaluation protocol alone (the encoder and
 the metric samples are drawn with the seed). Extra `--config.*` overrides after `--` go to every SRE run; upstream's
-shift order for the paper rows (its train_ours shifts w before truncating, an effective shift ψ·D·ε):
-  python launch/sre_table.py --out=/work/sre_table_upstream_order -- --config.shift_order=before_truncation
-(the README's table was measured with the config's default, 'after_truncation'; say which in every table).
+shift order (its train_ours shifts w before truncating, an effective shift ψ·D·ε) is the launcher's default for the
+paper rows, `--shift_order=after_truncation` is the config's:
+  python launch/sre_table.py --out=/work/sre_table_after --shift_order=after_truncation
+(the README's v1-testbed table was measured with the config's; every table says which).
+Every run also writes the generated-domain scores (config.evaluation.generated_domain: MIG, DCI and FactorVAE of the
+directions' coordinates against the labels of the generator's own images — a factor classifier's on a GAN testbed,
+the exact factors on an oracle) and a `probe` reference row (one least-squares direction per factor: the best a
+linear direction does); the table shows them beside the protocol's scores, with the probe as its last row. On an
+oracle generator (`--generator=testbed:oracle-shapes3d`) the table adds direction recovery (mean |cos| to the true
+factor directions after Hungarian matching, and the fraction recovered at |cos| ≥ 0.9), and SeFa is its
+'first_layer' variant (the oracle's first weight is its entangling map A; its directions live in Z):
+  python launch/sre_table.py --out=/work/sre_oracle --generator=testbed:oracle-shapes3d
 Writes table.md (Markdown, mean ± sample std) and table.json (every value) in --out.
 """
 from __future__ import annotations
@@ -32,7 +41,9 @@ sys.path.insert(0, REPO)
 from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
 from ganlatent_jax.runs import Run, execute  # noqa: E402
 
-SCORES = ("MIG", "FactorVAE")
+SCORES = ("MIG", "FactorVAE", "gen. MIG", "gen. DCI", "gen. FactorVAE")
+ORACLE_SCORES = ("recovery |cos|", "recovered")
+PROBE_ROW = "probe (supervised)"
 ALIGNMENT = "mean abs cos(d, d_init)"
 ABLATION_RANGES = (1.0, 3.0, 10.0)
 
@@ -49,12 +60,18 @@ TABLE_EVALUATION = ('--config.evaluation.metrics=("mig","factor_vae")',
 README_GENERATOR = "testbed:shapes3d-v1"
 
 
+def is_oracle(generator: str) -> bool:
+  return generator.startswith("testbed:oracle-")
+
+
 def sre_command(workdir: str, seed: int, steps: int, overrides: list[str],
                 generator: str = README_GENERATOR) -> list[str]:
+  # SeFa's default 'genforce' variant reads StyleGAN's style layers; an oracle's first weight is its map A
+  sefa_variant = ["--config.init.sefa_variant=first_layer"] if is_oracle(generator) else []
   return [sys.executable, "-m", "ganlatent_jax.main", "--config=configs/sre_3dshapes.py", f"--workdir={workdir}",
           f"--config.generator={generator}",
           f"--config.seed={seed}", f"--config.steps={steps}", "--config.progress_bar=False", *TABLE_EVALUATION,
-          *overrides]
+          *sefa_variant, *overrides]
 
 
 def ld_command(workdir: str, seed: int, steps: int, k: int, generator: str = README_GENERATOR) -> list[str]:
@@ -104,6 +121,18 @@ def alignment(workdir: str) -> float:
   return float(np.mean(np.abs(np.sum(refined * initial, axis=0))))
 
 
+RANKING = "ranking acc. (last 10%)"
+
+
+def ranking_accuracy(workdir: str) -> float:
+  """The ranker's accuracy (which of two shifts is larger; chance 0.5) over the last tenth of the logged steps: has
+  the ranker learned, so that its gradient can move D?"""
+  from ganlatent_jax.viz import report as run_report
+  values = [value for _, value in run_report.read_scalars(workdir)["ranker_accuracy"]]
+  last = values[-max(len(values) // 10, 1):]
+  return float(sum(last) / len(last))
+
+
 def rows(out: str, seeds, ablation: bool, long_steps: int = 0) -> tuple[dict, dict]:
   def runs(name, entry):
     return [(os.path.join(out, name, f"seed{s}", "metrics.json"), entry) for s in seeds]
@@ -112,6 +141,7 @@ def rows(out: str, seeds, ablation: bool, long_steps: int = 0) -> tuple[dict, di
           "LD": runs("ld_sre", "init_directions"), "LD + SRE": runs("ld_sre", "directions")}
   if long_steps:
     main[f"SeFa + SRE, {long_steps} steps"] = runs(f"sefa_{long_steps}", "directions")
+  main[PROBE_ROW] = runs("sefa", "probe")   # fitted by every SeFa run's generated-domain evaluation
   ablation_rows = {}
   if ablation:
     ablation_rows = {f"SeFa + SRE, e = {e:g}": runs("sefa" if e == 1.0 else f"e{e:g}", "directions")
@@ -133,8 +163,11 @@ def main(argv=None) -> int:
   parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
   parser.add_argument("--generator", default=README_GENERATOR,
                       help="the generator of every run (default: the one the README's table was measured on)")
+  parser.add_argument("--shift_order", default="before_truncation", choices=("before_truncation", "after_truncation"),
+                      help="config.shift_order of every SRE run: upstream's train_ours (the default, for the paper's "
+                           "rows) or ours (the README's first table)")
   args, extra = parser.parse_known_args(argv)
-  extra = [a for a in extra if a != "--"]
+  extra = [f"--config.shift_order={args.shift_order}", *(a for a in extra if a != "--")]
   seeds = [int(s) for s in args.seeds.split(",")]
   os.makedirs(args.out, exist_ok=True)
   if not args.table_only:
@@ -143,19 +176,24 @@ def main(argv=None) -> int:
     if code:
       return code
   main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps)
+  scores = SCORES + (ORACLE_SCORES if is_oracle(args.generator) else ())
   tables = {}
   text = []
   for title, table_rows in (("main", main_rows), ("ablation", ablation_rows)):
     done = {name: [r for r in runs if os.path.exists(r[0])] for name, runs in table_rows.items()}
     done = {name: runs for name, runs in done.items() if runs}
     if done:
-      tables[title] = report.collect(done, SCORES)
+      # the probe row has no encoder-protocol scores; an older run may lack the generated-domain ones
+      tables[title] = {name: values for name, values in report.collect(done, scores, missing_ok=True).items()
+                       if any(values.values())}
       for name, runs in done.items():
         if "SRE" in name:
           tables[title][name][ALIGNMENT] = [alignment(os.path.dirname(path)) for path, _ in runs]
-      text.append(report.markdown_table(tables[title], (*SCORES, ALIGNMENT)))
+          tables[title][name][RANKING] = [ranking_accuracy(os.path.dirname(path)) for path, _ in runs]
+      text.append(report.markdown_table(tables[title], (*scores, ALIGNMENT, RANKING)))
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps,
-                                 "long_steps": args.long_steps, "tables": tables}, "\n\n".join(text))
+                                 "long_steps": args.long_steps, "generator": args.generator, "tables": tables},
+                     "\n\n".join(text))
   print("\n\n".join(text))
   return 0
 

@@ -231,7 +231,7 @@ def test_biggan_config_on_fixture(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["sampling"] == {"classes": [207], "truncation": 0.4}
 
 
-@pytest.mark.slow   # ~60 s: the encoder protocol twice (LatentCLR's and SeFa's directions)
+@pytest.mark.slow   # ~90 s: the encoder protocol three times (LatentCLR's, SeFa's and GANSpace's directions)
 def test_3dshapes_config_on_stylegan2_fixture(tmp_path):
   """The testbed config's whole path (global model, encoder-protocol metrics for LatentCLR and SeFa, comparison
   sheet) on the 32×32 StyleGAN2 fixture against 32×32 procedural 3DShapes, with tiny budgets."""
@@ -239,7 +239,7 @@ def test_3dshapes_config_on_stylegan2_fixture(tmp_path):
   config.evaluation.dataset.resolution = 32
   latentclr.train(config, str(tmp_path))
   metrics = json.loads((tmp_path / "metrics.json").read_text())
-  for name in ("latentclr", "sefa"):
+  for name in ("latentclr", "sefa", "ganspace"):
     assert 0.0 <= metrics[name]["mig"] <= 1.0
     assert 0.0 <= metrics[name]["factor_vae_eval_accuracy"] <= 1.0
   for png in ("traversal.png", "traversal_comparison.png"):

@@ -31,6 +31,18 @@ def test_loads_offline_with_z_and_w(gen):
   np.testing.assert_allclose(gen.mapping(z), z @ oracle.entangling_matrix(gen).T, rtol=1e-5, atol=1e-5)
 
 
+def test_features_of_w_latents_equal_those_of_their_z(gen):
+  """input_is_latent (StyleGAN2's keyword): methods that read features in W (LatentCLR) run on the oracle; this
+  failed with a TypeError before."""
+  z = gen.sample_z(jax.random.key(1), 2)
+  layers = ("w", "factor_values")
+  from_z, from_w = gen.features(z, layers), gen.features(gen.mapping(z), layers, input_is_latent=True)
+  for name in layers:
+    np.testing.assert_allclose(from_w[name], from_z[name], rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="expected w of shape"):
+    gen.features(gen.mapping(z)[:, :3], layers, input_is_latent=True)
+
+
 def test_assets_are_what_the_writer_makes(gen):
   """The shipped A is `init_variables` of the shipped config (the seed regenerates it)."""
   config = gen.info.config_dict()

@@ -51,6 +51,18 @@ def test_collect_and_markdown_table(tmp_path):
   assert "| refined | 0.500 ± 0.100 | 0.750 ± 0.000 | 3 |" in text
 
 
+def test_collect_missing_ok_leaves_out_what_a_row_lacks(tmp_path):
+  path = str(tmp_path / "metrics.json")
+  with open(path, "w") as f:
+    json.dump({"directions": {"mig": 0.1, "generated_mig": 0.3}, "probe": {"generated_mig": 0.6}}, f)
+  rows = {"found": [(path, "directions")], "probe": [(path, "probe")]}
+  with pytest.raises(KeyError, match="'mig'"):
+    report.collect(rows, ("MIG", "gen. MIG"))
+  table = report.collect(rows, ("MIG", "gen. MIG"), missing_ok=True)
+  assert table == {"found": {"MIG": [0.1], "gen. MIG": [0.3]}, "probe": {"MIG": [], "gen. MIG": [0.6]}}
+  assert "| probe | — | 0.600 ± 0.000 | 1 |" in report.markdown_table(table, ("MIG", "gen. MIG"))
+
+
 def test_missing_scores_print_a_dash():
   text = report.markdown_table({"init": {"MIG": [0.1, 0.3]}}, ("MIG", "moved"))
   assert "| init | 0.200 ± 0.141 | — | 2 |" in text
@@ -68,7 +80,9 @@ def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
       assert len(files) == 3, name
       for path, _ in files:
         assert path in done_markers, (name, path)
-  assert list(main_rows) == ["SeFa", "SeFa + SRE", "random", "random + SRE", "LD", "LD + SRE", "SeFa + SRE, 7 steps"]
+  assert list(main_rows) == ["SeFa", "SeFa + SRE", "random", "random + SRE", "LD", "LD + SRE", "SeFa + SRE, 7 steps",
+                             "probe (supervised)"]
+  assert main_rows["probe (supervised)"][0] == (os.path.join(out, "sefa", "seed0", "metrics.json"), "probe")
   long_runs = [r for r in runs if "/sefa_7/" in r.workdir]
   assert len(long_runs) == 3 and all("--config.steps=7" in r.command for r in long_runs)
   assert all("--config.steps=5" in r.command for r in runs if "/sefa/" in r.workdir)
@@ -81,6 +95,10 @@ def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
   ld_directions = os.path.join(out, "ld", "seed1", "directions.npz")
   assert f"--config.init.path={ld_directions}" in ld_sre.command and ld_sre.requires == ld_directions
   assert [r for r in runs if r.done == ld_directions][0].requires == ""
+  # on an oracle SeFa is the 'first_layer' variant (its first weight is the entangling map); on StyleGAN2 genforce's
+  variant = "--config.init.sefa_variant=first_layer"
+  assert variant in launcher.sre_command("w", 0, 5, [], generator="testbed:oracle-shapes3d")
+  assert variant not in launcher.sre_command("w", 0, 5, [], generator="testbed:shapes3d")
 
 
 def test_runs_execute_with_requirements_in_order(tmp_path):

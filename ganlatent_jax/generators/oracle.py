@@ -141,8 +141,12 @@ class OracleGenerator(nn.Module):
   def __call__(self, z):
     return self.synthesis(self.mapping(z))
 
-  def features(self, z, layers: Sequence[str] = ()):
-    w = self.mapping(z)
+  def features(self, z, layers: Sequence[str] = (), input_is_latent: bool = False):
+    """The taps of a latent batch: z (B, L), or w (B, L) with input_is_latent (StyleGAN2's keyword, so methods
+    that read features of W latents — LatentCLR in W — run on the oracle too)."""
+    if input_is_latent:
+      self._check(z, "w")
+    w = z if input_is_latent else self.mapping(z)
     taps = {"w": lambda: w, "factor_positions": lambda: self.factor_positions(w),
             "factor_values": lambda: self.factor_values(w), "output": lambda: self.synthesis(w)}
     return {name: taps[name]() for name in layers}

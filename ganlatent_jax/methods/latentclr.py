@@ -53,7 +53,8 @@ from ganlatent_jax.training import loop
 VARIANTS = ("paper", "upstream")
 MODEL_FILE = "model.msgpack"
 # key(config.seed + offset) of each random draw of a run (fixed: the README's LatentCLR numbers were drawn from them).
-STREAMS = dict(preview=0, pictures=0, w_avg=1, evaluation=0)
+STREAMS = dict(preview=0, pictures=0, w_avg=1, evaluation=0, ganspace=2)
+GANSPACE_SAMPLES = 100_000   # w samples of the GANSpace baseline's PCA (SRE's init.ganspace_samples default)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -431,8 +432,10 @@ def _sefa_variant(gen) -> str:
 
 
 def evaluate(config, workdir: str, sampler: sampling.Sampler | None = None) -> dict[str, Any]:
-  """MIG/FactorVAE (encoder protocol, config.evaluation) of the run's global directions and of SeFa's (same K),
-  written to metrics.json = {"latentclr": {...}, "sefa": {...}}; also images/traversal_comparison.png."""
+  """MIG/FactorVAE (encoder protocol, config.evaluation; with the generated-domain scores and their probe/random
+  rows when configured) of the run's global directions and of the closed-form baselines with the same K: SeFa's
+  and, on a generator with W, GANSpace's (PCA of GANSPACE_SAMPLES w) — metrics.json = {"latentclr": {...},
+  "sefa": {...}, "ganspace": {...}, ...}; also images/traversal_comparison.png."""
   from ganlatent_jax import directions as directions_lib
   if not config.evaluation.enabled:
     raise ValueError("config.evaluation.enabled is False: LatentCLR's evaluation is the encoder protocol")
@@ -441,8 +444,12 @@ def evaluate(config, workdir: str, sampler: sampling.Sampler | None = None) -> d
   directions = _common.load_directions(workdir)
   variant = _sefa_variant(gen)
   sefa_directions, _ = directions_lib.sefa(gen, directions.num_directions, variant=variant)
-  results = _common.evaluate_directions(config, workdir, sampler,
-                                        [("latentclr", directions), ("sefa", sefa_directions)],
+  named = [("latentclr", directions), ("sefa", sefa_directions)]
+  if "w" in gen.info.latent_spaces:
+    ganspace_directions, _ = directions_lib.ganspace(gen, directions.num_directions, GANSPACE_SAMPLES,
+                                                     _common.stream(config, STREAMS, "ganspace"))
+    named.append(("ganspace", ganspace_directions))
+  results = _common.evaluate_directions(config, workdir, sampler, named,
                                         _common.stream(config, STREAMS, "evaluation"))
   latents = sampler.z(_common.stream(config, STREAMS, "pictures"), int(config.traversal.num_samples))
   named = [("LatentCLR", directions), (f"SeFa ({variant})", sefa_directions)]

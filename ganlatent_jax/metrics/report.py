@@ -10,9 +10,14 @@ import math
 import os
 from typing import Any, Mapping, Sequence
 
-# Score name in a table → key in an encoder-protocol result (metrics.encoder_protocol.evaluate_directions).
+# Score name in a table → key in a set of directions' results: the encoder protocol's
+# (metrics.encoder_protocol.evaluate_directions) and the generated-domain scores beside them
+# (metrics.generated_domain.generated_domain_scores; direction recovery only on an oracle generator).
 SCORE_KEYS = {"MIG": "mig", "FactorVAE": "factor_vae_eval_accuracy", "DCI": "dci_disentanglement",
-              "β-VAE": "beta_vae_eval_accuracy"}
+              "β-VAE": "beta_vae_eval_accuracy",
+              "gen. MIG": "generated_mig", "gen. DCI": "generated_dci_disentanglement",
+              "gen. FactorVAE": "generated_factor_vae_eval_accuracy",
+              "recovery |cos|": "recovery_mean_abs_cos", "recovered": "recovery_fraction"}
 
 
 def read_json(path: str) -> dict[str, Any]:
@@ -48,10 +53,13 @@ def format_mean_std(values: Sequence[float], digits: int = 3) -> str:
   return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]) -> dict[str, dict[str, list]]:
+def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str],
+            missing_ok: bool = False) -> dict[str, dict[str, list]]:
   """{row: [(metrics.json path, entry inside it), ...]} → {row: {score: [value per run]}}.
 
-  `entry` is the key holding one set of directions' results in that file (e.g. 'init_directions').
+  `entry` is the key holding one set of directions' results in that file (e.g. 'init_directions'). A score a result
+  lacks is an error naming it, unless `missing_ok` (rows that have only some of the columns, e.g. a probe row with
+  generated-domain scores and no encoder protocol): then it is left out and the table prints '—'.
   """
   table: dict[str, dict[str, list]] = {}
   for row, runs in rows.items():
@@ -59,7 +67,13 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
     for path, entry in runs:
       result = lookup(read_json(path), entry)
       for score in scores:
-        table[row][score].append(float(lookup(result, SCORE_KEYS.get(score, score))))
+        try:
+          value = lookup(result, SCORE_KEYS.get(score, score))
+        except KeyError:
+          if missing_ok:
+            continue
+          raise
+        table[row][score].append(float(value))
   return table
 
 
