@@ -38,11 +38,10 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
+from ganlatent_jax.generators import oracle  # noqa: E402  (after the path insert: runnable from a checkout)
+from ganlatent_jax.metrics import report  # noqa: E402
 from ganlatent_jax.runs import Run, execute  # noqa: E402
 
-SCORES = ("MIG", "FactorVAE", "gen. MIG", "gen. DCI", "gen. FactorVAE")
-ORACLE_SCORES = ("recovery |cos|", "recovered")
 PROBE_ROW = "probe (supervised)"
 ALIGNMENT = "mean abs cos(d, d_init)"
 ABLATION_RANGES = (1.0, 3.0, 10.0)
@@ -60,14 +59,10 @@ TABLE_EVALUATION = ('--config.evaluation.metrics=("mig","factor_vae")',
 README_GENERATOR = "testbed:shapes3d-v1"
 
 
-def is_oracle(generator: str) -> bool:
-  return generator.startswith("testbed:oracle-")
-
-
 def sre_command(workdir: str, seed: int, steps: int, overrides: list[str],
                 generator: str = README_GENERATOR) -> list[str]:
   # SeFa's default 'genforce' variant reads StyleGAN's style layers; an oracle's first weight is its map A
-  sefa_variant = ["--config.init.sefa_variant=first_layer"] if is_oracle(generator) else []
+  sefa_variant = ["--config.init.sefa_variant=first_layer"] if oracle.is_oracle_name(generator) else []
   return [sys.executable, "-m", "ganlatent_jax.main", "--config=configs/sre_3dshapes.py", f"--workdir={workdir}",
           f"--config.generator={generator}",
           f"--config.seed={seed}", f"--config.steps={steps}", "--config.progress_bar=False", *TABLE_EVALUATION,
@@ -176,20 +171,18 @@ def main(argv=None) -> int:
     if code:
       return code
   main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps)
-  scores = SCORES + (ORACLE_SCORES if is_oracle(args.generator) else ())
+  scores = report.direction_scores(args.generator)
   tables = {}
   text = []
   for title, table_rows in (("main", main_rows), ("ablation", ablation_rows)):
-    done = {name: [r for r in runs if os.path.exists(r[0])] for name, runs in table_rows.items()}
-    done = {name: runs for name, runs in done.items() if runs}
-    if done:
-      # the probe row has no encoder-protocol scores; an older run may lack the generated-domain ones
-      tables[title] = {name: values for name, values in report.collect(done, scores, missing_ok=True).items()
-                       if any(values.values())}
-      for name, runs in done.items():
+    table = report.collect_present(table_rows, scores)
+    if table:
+      tables[title] = table
+      for name in table:
         if "SRE" in name:
-          tables[title][name][ALIGNMENT] = [alignment(os.path.dirname(path)) for path, _ in runs]
-          tables[title][name][RANKING] = [ranking_accuracy(os.path.dirname(path)) for path, _ in runs]
+          workdirs = [os.path.dirname(path) for path, _ in table_rows[name] if os.path.exists(path)]
+          table[name][ALIGNMENT] = [alignment(workdir) for workdir in workdirs]
+          table[name][RANKING] = [ranking_accuracy(workdir) for workdir in workdirs]
       text.append(report.markdown_table(tables[title], (*scores, ALIGNMENT, RANKING)))
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps,
                                  "long_steps": args.long_steps, "generator": args.generator, "tables": tables},

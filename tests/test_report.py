@@ -101,6 +101,28 @@ def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
   assert variant not in launcher.sre_command("w", 0, 5, [], generator="testbed:shapes3d")
 
 
+@pytest.mark.parametrize("generator", ["testbed:shapes3d", "testbed:oracle-shapes3d"])
+def test_latentclr_table_reads_every_row_of_what_its_runs_write(tmp_path, generator):
+  launcher = _launcher("latentclr_table")
+  out = str(tmp_path)
+  runs = launcher.plan(out, [0, 1], generator, ["--config.steps=3"])
+  assert [r.done for r in runs] == [os.path.join(out, f"seed{s}", "metrics.json") for s in (0, 1)]
+  for seed, run in enumerate(runs):
+    assert f"--config.seed={seed}" in run.command and "--config.steps=3" in run.command
+    assert ("--config.feature_layer=output" in run.command) == generator.startswith("testbed:oracle-")
+    # the files the runs would write: the method's rows with both kinds of scores, the reference rows likewise
+    os.makedirs(run.workdir)
+    scores = {"mig": 0.1 * seed, "factor_vae_eval_accuracy": 0.5, "generated_mig": 0.2, "generated_dci_disentanglement":
+              0.3, "generated_factor_vae_eval_accuracy": 0.6, "recovery_mean_abs_cos": 0.4, "recovery_fraction": 0.0}
+    with open(run.done, "w") as f:
+      json.dump({entry: scores for entry in launcher.ROWS.values()}, f)
+  assert launcher.main([f"--out={out}", "--seeds=0,1", f"--generator={generator}", "--table_only"]) == 0
+  text = (tmp_path / "table.md").read_text()
+  for row in launcher.ROWS:
+    assert f"| {row} | 0.050 ± 0.071 | 0.500 ± 0.000 | 0.200 ± 0.000 |" in text
+  assert ("recovery |cos|" in text) == generator.startswith("testbed:oracle-")
+
+
 def test_runs_execute_with_requirements_in_order(tmp_path):
   """Fake runs (shell commands) through the scheduler: a run waits for the file it requires."""
   a, b = tmp_path / "a", tmp_path / "b"

@@ -245,6 +245,11 @@ def true_directions(gen: Generator, space: str = "z") -> Directions:
                                                    factor_names=[f.name for f in scene.factors]))
 
 
+def is_oracle_name(name: str) -> bool:
+  """Whether a `generators.load` name is a shipped oracle ('testbed:oracle-dsprites', 'testbed:oracle-shapes3d')."""
+  return name.startswith("testbed:oracle-")
+
+
 def oracle_directions(name: str, space: str = "z") -> Directions:
   """`true_directions` of a shipped oracle: name 'dsprites' / 'shapes3d' (or 'oracle-…', 'testbed:oracle-…')."""
   from ganlatent_jax.generators.load import load

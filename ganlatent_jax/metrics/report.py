@@ -19,6 +19,17 @@ SCORE_KEYS = {"MIG": "mig", "FactorVAE": "factor_vae_eval_accuracy", "DCI": "dci
               "gen. FactorVAE": "generated_factor_vae_eval_accuracy",
               "recovery |cos|": "recovery_mean_abs_cos", "recovered": "recovery_fraction"}
 
+# The columns of a directions table: the encoder protocol's scores, then the generated-domain ones; on an oracle
+# generator also direction recovery.
+DIRECTION_SCORES = ("MIG", "FactorVAE", "gen. MIG", "gen. DCI", "gen. FactorVAE")
+RECOVERY_SCORES = ("recovery |cos|", "recovered")
+
+
+def direction_scores(generator: str) -> tuple[str, ...]:
+  """The columns of a directions table on `generator` (a generators.load name): recovery only on an oracle."""
+  from ganlatent_jax.generators import oracle
+  return DIRECTION_SCORES + (RECOVERY_SCORES if oracle.is_oracle_name(generator) else ())
+
 
 def read_json(path: str) -> dict[str, Any]:
   """A metrics.json (or any JSON file), local or gs://."""
@@ -75,6 +86,15 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
           raise
         table[row][score].append(float(value))
   return table
+
+
+def collect_present(rows: Mapping[str, Sequence[tuple[str, str]]],
+                    scores: Sequence[str]) -> dict[str, dict[str, list]]:
+  """`collect` of the rows whose files exist, each score where the results have it (a probe row has no encoder
+  protocol; an older run may lack the generated-domain scores); rows with nothing to show are left out."""
+  done = {row: [run for run in runs if os.path.exists(run[0])] for row, runs in rows.items()}
+  table = collect({row: runs for row, runs in done.items() if runs}, scores, missing_ok=True)
+  return {row: values for row, values in table.items() if any(values.values())}
 
 
 def markdown_table(table: Mapping[str, Mapping[str, Sequence[float]]], scores: Sequence[str],
