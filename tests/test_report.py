@@ -120,7 +120,7 @@ def test_latentclr_table_reads_every_row_of_what_its_runs_write(tmp_path, genera
   text = (tmp_path / "table.md").read_text()
   for row in launcher.ROWS:
     assert f"| {row} | 0.050 ± 0.071 | 0.500 ± 0.000 | 0.200 ± 0.000 |" in text
-  assert ("recovery |cos|" in text) == generator.startswith("testbed:oracle-")
+  assert ("recovery mean abs cos" in text) == generator.startswith("testbed:oracle-")
 
 
 def test_runs_execute_with_requirements_in_order(tmp_path):

@@ -17,12 +17,12 @@ SCORE_KEYS = {"MIG": "mig", "FactorVAE": "factor_vae_eval_accuracy", "DCI": "dci
               "β-VAE": "beta_vae_eval_accuracy",
               "gen. MIG": "generated_mig", "gen. DCI": "generated_dci_disentanglement",
               "gen. FactorVAE": "generated_factor_vae_eval_accuracy",
-              "recovery |cos|": "recovery_mean_abs_cos", "recovered": "recovery_fraction"}
+              "recovery mean abs cos": "recovery_mean_abs_cos", "recovered (abs cos ≥ 0.9)": "recovery_fraction"}
 
 # The columns of a directions table: the encoder protocol's scores, then the generated-domain ones; on an oracle
 # generator also direction recovery.
 DIRECTION_SCORES = ("MIG", "FactorVAE", "gen. MIG", "gen. DCI", "gen. FactorVAE")
-RECOVERY_SCORES = ("recovery |cos|", "recovered")
+RECOVERY_SCORES = ("recovery mean abs cos", "recovered (abs cos ≥ 0.9)")
 
 
 def direction_scores(generator: str) -> tuple[str, ...]:
