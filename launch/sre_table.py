@@ -80,8 +80,9 @@ def ld_command(workdir: str, seed: int, steps: int, k: int, generator: str = REA
 
 
 def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str],
-         long_steps: int = 0, generator: str = README_GENERATOR) -> list[Run]:
-  """Every run, in start order: the main table seed by seed, then the ablation, then the long runs."""
+         long_steps: int = 0, generator: str = README_GENERATOR, ld_seeds=None) -> list[Run]:
+  """Every run, in start order: the main table seed by seed, then the ablation, then the long runs. The LD rows only
+  for `ld_seeds` (default: every seed) — LD's training and its SRE run double a seed's cost."""
   runs = []
 
   def sre(seed, name, *overrides, requires="", run_steps=steps):
@@ -89,13 +90,16 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
     runs.append(Run(workdir, sre_command(workdir, seed, run_steps, [*overrides, *extra], generator),
                     os.path.join(workdir, "metrics.json"), requires))
 
+  ld_seeds = seeds if ld_seeds is None else ld_seeds
   for seed in seeds:
     ld_dir = os.path.join(out, "ld", f"seed{seed}")
     ld_directions = os.path.join(ld_dir, "directions.npz")
-    runs.append(Run(ld_dir, ld_command(ld_dir, seed, ld_steps, k, generator), ld_directions))
+    if seed in ld_seeds:
+      runs.append(Run(ld_dir, ld_command(ld_dir, seed, ld_steps, k, generator), ld_directions))
     sre(seed, "sefa")
     sre(seed, "random", "--config.init.method=random")
-    sre(seed, "ld_sre", "--config.init.method=file", f"--config.init.path={ld_directions}", requires=ld_directions)
+    if seed in ld_seeds:
+      sre(seed, "ld_sre", "--config.init.method=file", f"--config.init.path={ld_directions}", requires=ld_directions)
   if ablation:
     for seed in seeds:
       for e in ABLATION_RANGES[1:]:
@@ -151,6 +155,7 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=300, help="SRE steps per run (the config's default)")
   parser.add_argument("--ld_steps", type=int, default=300)
   parser.add_argument("--num_directions", type=int, default=10, help="K of the LD runs (SRE's config default)")
+  parser.add_argument("--ld_seeds", default="", help="the seeds of the LD rows (default: --seeds)")
   parser.add_argument("--ablation", action="store_true")
   parser.add_argument("--long_steps", type=int, default=0, help="also SeFa + SRE trained this many steps")
   parser.add_argument("--workers", type=int, default=2,
@@ -164,10 +169,11 @@ def main(argv=None) -> int:
   args, extra = parser.parse_known_args(argv)
   extra = [f"--config.shift_order={args.shift_order}", *(a for a in extra if a != "--")]
   seeds = [int(s) for s in args.seeds.split(",")]
+  ld_seeds = [int(s) for s in args.ld_seeds.split(",")] if args.ld_seeds else seeds
   os.makedirs(args.out, exist_ok=True)
   if not args.table_only:
     code = execute(plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions, args.ablation, extra,
-                        args.long_steps, args.generator), args.workers)
+                        args.long_steps, args.generator, ld_seeds), args.workers)
     if code:
       return code
   main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps)

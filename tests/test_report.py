@@ -95,6 +95,9 @@ def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
   ld_directions = os.path.join(out, "ld", "seed1", "directions.npz")
   assert f"--config.init.path={ld_directions}" in ld_sre.command and ld_sre.requires == ld_directions
   assert [r for r in runs if r.done == ld_directions][0].requires == ""
+  # --ld_seeds: the LD rows of some seeds only
+  fewer = launcher.plan(out, [0, 1, 2], steps=5, ld_steps=5, k=10, ablation=False, extra=[], ld_seeds=[0])
+  assert sorted(os.path.relpath(r.workdir, out) for r in fewer if "/ld" in r.workdir) == ["ld/seed0", "ld_sre/seed0"]
   # on an oracle SeFa is the 'first_layer' variant (its first weight is the entangling map); on StyleGAN2 genforce's
   variant = "--config.init.sefa_variant=first_layer"
   assert variant in launcher.sre_command("w", 0, 5, [], generator="testbed:oracle-shapes3d")
