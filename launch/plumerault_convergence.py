@@ -47,7 +47,7 @@ def settings_for(config, gen, steps: int, learning_rate: float) -> inversion.Inv
 def run_one(gen, config, shift: int, args) -> dict[str, np.ndarray]:
   width = gen.image_shape[1]
   z0 = np.asarray(jax.random.normal(jax.random.key(args.seed), (args.num_latents, gen.latent_dim)), np.float32)
-  radius = plumerault._radius(config, type("Sampler", (), {"gen": gen, "conditional": False}))
+  radius = plumerault.ball_radius(config, gen.latent_dim)
   return inversion.convergence(gen, z0, "horizontal_position", shift / width,
                                settings_for(config, gen, args.steps, args.learning_rate), stages=args.stages,
                                radius=radius, fill=float(config.trajectories.fill),

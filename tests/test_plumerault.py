@@ -103,13 +103,11 @@ def test_bad_config_values_are_named(key, value, message):
 def test_ablation_switches_reach_the_inversion():
   """Figs. 6/7: the MSE is the blurred loss at σ = 0; no constraint is an infinite radius."""
   assert plumerault.inversion_settings(quick_config(**{"trajectories.loss": "mse"}), 64).sigma == 0.0
-
-  class Sampler:
-    class gen:
-      latent_dim = 16
-    conditional = False
-  assert plumerault._radius(quick_config(), Sampler) == 4.0
-  assert plumerault._radius(quick_config(**{"trajectories.constraint": "none"}), Sampler) == float("inf")
+  assert plumerault.ball_radius(quick_config(), 16) == 4.0
+  assert plumerault.ball_radius(quick_config(**{"trajectories.constraint": "none"}), 16) == float("inf")
+  # BigGAN's truncated noise ψ·truncnorm(−2, 2): E|x|² per dimension 0.7737
+  np.testing.assert_allclose(plumerault.ball_radius(quick_config(), 128, conditional=True, truncation=0.4),
+                             0.4 * np.sqrt(0.7737 * 128))
 
 
 def test_translation_schedules_are_whole_distinct_pixels():

@@ -114,14 +114,14 @@ def magnitudes(config, transform: str, image_width: int) -> np.ndarray:
   return values.astype(np.float32)
 
 
-def _radius(config, sampler) -> float:
-  """√d; for a class-conditional generator's truncated noise ψ·truncnorm(−2, 2), ψ·√(0.7737·d)."""
-  d = sampler.gen.latent_dim
+def ball_radius(config, latent_dim: int, conditional: bool = False, truncation: float | None = None) -> float:
+  """The radius of the latent ball the trajectories stay in (config.trajectories): √d for N(0, I) latents; for a
+  class-conditional generator's truncated noise ψ·truncnorm(−2, 2), ψ·√(0.7737·d); ∞ without the constraint."""
   if config.trajectories.constraint == "none":
     return math.inf
   if config.trajectories.radius > 0:
     return float(config.trajectories.radius)
-  return float(sampler.truncation * math.sqrt(0.7737 * d)) if sampler.conditional else math.sqrt(d)
+  return float(truncation * math.sqrt(0.7737 * latent_dim)) if conditional else math.sqrt(latent_dim)
 
 
 def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -> dict[str, np.ndarray]:
@@ -130,6 +130,7 @@ def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -
   gen = sampler.gen
   settings = inversion_settings(config, gen.image_shape[1])
   ts = magnitudes(config, transform, gen.image_shape[1])
+  radius = ball_radius(config, gen.latent_dim, sampler.conditional, sampler.truncation)
   directory = os.path.join(workdir, "trajectories", transform)
   io.makedirs(directory)
   base = _common.stream(config, STREAMS, "trajectories")
@@ -148,7 +149,7 @@ def generate_trajectories(config, sampler, transform: str, workdir: str, mesh) -
       gen_kwargs = {"class_vector": classes} if classes is not None else None
       static = {"truncation": sampler.truncation} if sampler.conditional else None
       records = inversion.trajectories(gen, z0, transform, ts, settings, both_signs=True,
-                                       clip_start=bool(t.clip_start), radius=_radius(config, sampler),
+                                       clip_start=bool(t.clip_start), radius=radius,
                                        fill=float(t.fill), discard_fraction=0.0, gen_kwargs=gen_kwargs,
                                        static_gen_kwargs=static, mesh=mesh, scheme=t.scheme)
       arrays = {f.name: getattr(records, f.name) for f in dataclasses.fields(records)
