@@ -58,22 +58,9 @@ def plan(out: str, seeds, steps: int, extra: list[str]) -> list[Run]:
 def aggregate(out: str, seeds) -> dict[str, dict[str, list[float]]]:
   """{row: {score: [value per finished run]}} from the files; a score a run does not have (e.g. MIG on too few
   points, 'mig_error') is left out of that row."""
-  table = {}
-  for row, (directory, _, _, entry) in ROWS.items():
-    values = {score: [] for score in SCORES}
-    for seed in seeds:
-      path = os.path.join(out, directory, f"seed{seed}", "metrics.json")
-      if not os.path.exists(path):
-        continue
-      result = report.lookup(report.read_json(path), entry)
-      for score in SCORES:
-        try:
-          values[score].append(float(report.lookup(result, KEYS[score])))
-        except KeyError:
-          pass
-    if any(values.values()):
-      table[row] = values
-  return table
+  return report.collect_present({row: [(os.path.join(out, directory, f"seed{seed}", "metrics.json"), entry)
+                                       for seed in seeds]
+                                 for row, (directory, _, _, entry) in ROWS.items()}, SCORES, keys=KEYS)
 
 
 def markdown(table: dict) -> str:

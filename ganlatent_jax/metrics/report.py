@@ -64,14 +64,16 @@ def format_mean_std(values: Sequence[float], digits: int = 3) -> str:
   return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str],
-            missing_ok: bool = False) -> dict[str, dict[str, list]]:
+def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str], missing_ok: bool = False,
+            keys: Mapping[str, str] | None = None) -> dict[str, dict[str, list]]:
   """{row: [(metrics.json path, entry inside it), ...]} → {row: {score: [value per run]}}.
 
   `entry` is the key holding one set of directions' results in that file (e.g. 'init_directions'). A score a result
   lacks is an error naming it, unless `missing_ok` (rows that have only some of the columns, e.g. a probe row with
-  generated-domain scores and no encoder protocol): then it is left out and the table prints '—'.
+  generated-domain scores and no encoder protocol): then it is left out and the table prints '—'. `keys` maps a
+  score to its key (a 'a/b' path) where a table's results name it otherwise than SCORE_KEYS.
   """
+  keys = {**SCORE_KEYS, **(keys or {})}
   table: dict[str, dict[str, list]] = {}
   for row, runs in rows.items():
     table[row] = {score: [] for score in scores}
@@ -79,7 +81,7 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
       result = lookup(read_json(path), entry)
       for score in scores:
         try:
-          value = lookup(result, SCORE_KEYS.get(score, score))
+          value = lookup(result, keys.get(score, score))
         except KeyError:
           if missing_ok:
             continue
@@ -88,12 +90,13 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
   return table
 
 
-def collect_present(rows: Mapping[str, Sequence[tuple[str, str]]],
-                    scores: Sequence[str]) -> dict[str, dict[str, list]]:
+def collect_present(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str],
+                    keys: Mapping[str, str] | None = None) -> dict[str, dict[str, list]]:
   """`collect` of the rows whose files exist, each score where the results have it (a probe row has no encoder
-  protocol; an older run may lack the generated-domain scores); rows with nothing to show are left out."""
+  protocol; an older run may lack the generated-domain scores; MIG on too few points is 'mig_error'); rows with
+  nothing to show are left out."""
   done = {row: [run for run in runs if os.path.exists(run[0])] for row, runs in rows.items()}
-  table = collect({row: runs for row, runs in done.items() if runs}, scores, missing_ok=True)
+  table = collect({row: runs for row, runs in done.items() if runs}, scores, missing_ok=True, keys=keys)
   return {row: values for row, values in table.items() if any(values.values())}
 
 
