@@ -3,6 +3,8 @@
   python launch/sre_table.py --out=/work/sre_table                       # main table, seeds 0,1,2
   python launch/sre_table.py --out=/work/sre_table --ablation            # + the ε-range ablation (e = 1, 3, 10)
   python launch/sre_table.py --out=/work/sre_table --ablation --long_steps=2000   # + SeFa + SRE at 2000 steps
+  python launch/sre_table.py --out=/work/sre_oracle --generator=testbed:oracle-shapes3d --seeds=0 \
+      --long_steps=6000 --long_inits=sefa,random,ld    # the paper's 6000 steps from every init (~2 h a run)
 
 Every cell is one `python -m ganlatent_jax.main --config=configs/sre_3dshapes.py` run (or LD's config) in its own
 workdir under --out; a run whose metrics.json exists is skipped, so the script resumes after an interruption and
@@ -12,7 +14,9 @@ the table is always recomputed from the files. Rows:
   LD / LD + SRE          ld/seedS:      LD (configs/ld_3dshapes.py, K linear directions in W, --ld_steps steps, seed S),
                          ld_sre/seedS:  then SRE from its directions.npz
   ablation e = 3, 10     e3/seedS, e10/seedS: SeFa init, config.shift_range = e (e = 1 is the sefa row)
-  SeFa + SRE, N steps    sefa_N/seedS (--long_steps=N): the sefa row trained longer
+  SeFa + SRE, N steps    sefa_N/seedS (--long_steps=N): the sefa row trained longer; with --long_inits also
+                         random_N/seedS and ld_sre_N/seedS (the random and LD rows trained longer: Table 3's
+                         question, does a longer run close the gap from a random start?)
 SeFa's directions are the same for every seed: its spread is that of the evaluation protocol alone (the encoder and
 the metric samples are drawn with the seed). Extra `--config.*` overrides after `--` go to every SRE run; upstream's
 shift order (its train_ours shifts w before truncating, an effective shift ψ·D·ε) is the launcher's default for the
@@ -45,6 +49,8 @@ from ganlatent_jax.runs import Run, execute  # noqa: E402
 PROBE_ROW = "probe (supervised)"
 ALIGNMENT = "mean abs cos(d, d_init)"
 ABLATION_RANGES = (1.0, 3.0, 10.0)
+# --long_inits: the workdir prefix and row name of each initialisation trained --long_steps steps
+LONG_INITS = {"sefa": ("sefa", "SeFa + SRE"), "random": ("random", "random + SRE"), "ld": ("ld_sre", "LD + SRE")}
 
 
 # The table's scores only (DCI's trees and β-VAE's 64-pair points would double each run's evaluation time), with
@@ -80,7 +86,8 @@ def ld_command(workdir: str, seed: int, steps: int, k: int, generator: str = REA
 
 
 def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str],
-         long_steps: int = 0, generator: str = README_GENERATOR, ld_seeds=None) -> list[Run]:
+         long_steps: int = 0, generator: str = README_GENERATOR, ld_seeds=None,
+         long_inits=("sefa",)) -> list[Run]:
   """Every run, in start order: the main table seed by seed, then the ablation, then the long runs. The LD rows only
   for `ld_seeds` (default: every seed) — LD's training and its SRE run double a seed's cost."""
   runs = []
@@ -105,8 +112,15 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
       for e in ABLATION_RANGES[1:]:
         sre(seed, f"e{e:g}", f"--config.shift_range={e}", "--config.evaluation.include_init=False")
   if long_steps:
-    for seed in seeds:
-      sre(seed, f"sefa_{long_steps}", run_steps=long_steps)
+    for init in long_inits:
+      for seed in seeds:
+        if init == "ld" and seed not in ld_seeds:
+          continue
+        ld_directions = os.path.join(out, "ld", f"seed{seed}", "directions.npz")
+        init_overrides = {"sefa": (), "random": ("--config.init.method=random",),
+                          "ld": ("--config.init.method=file", f"--config.init.path={ld_directions}")}[init]
+        sre(seed, f"{LONG_INITS[init][0]}_{long_steps}", *init_overrides,
+            requires=ld_directions if init == "ld" else "", run_steps=long_steps)
   return runs
 
 
@@ -132,14 +146,16 @@ def ranking_accuracy(workdir: str) -> float:
   return float(sum(last) / len(last))
 
 
-def rows(out: str, seeds, ablation: bool, long_steps: int = 0) -> tuple[dict, dict]:
+def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa",)) -> tuple[dict, dict]:
   def runs(name, entry):
     return [(os.path.join(out, name, f"seed{s}", "metrics.json"), entry) for s in seeds]
   main = {"SeFa": runs("sefa", "init_directions"), "SeFa + SRE": runs("sefa", "directions"),
           "random": runs("random", "init_directions"), "random + SRE": runs("random", "directions"),
           "LD": runs("ld_sre", "init_directions"), "LD + SRE": runs("ld_sre", "directions")}
   if long_steps:
-    main[f"SeFa + SRE, {long_steps} steps"] = runs(f"sefa_{long_steps}", "directions")
+    for init in long_inits:
+      prefix, name = LONG_INITS[init]
+      main[f"{name}, {long_steps} steps"] = runs(f"{prefix}_{long_steps}", "directions")
   main[PROBE_ROW] = runs("sefa", "probe")   # fitted by every SeFa run's generated-domain evaluation
   ablation_rows = {}
   if ablation:
@@ -158,6 +174,8 @@ def main(argv=None) -> int:
   parser.add_argument("--ld_seeds", default="", help="the seeds of the LD rows (default: --seeds)")
   parser.add_argument("--ablation", action="store_true")
   parser.add_argument("--long_steps", type=int, default=0, help="also SeFa + SRE trained this many steps")
+  parser.add_argument("--long_inits", default="sefa",
+                      help=f"the initialisations trained --long_steps steps, comma-separated of {','.join(LONG_INITS)}")
   parser.add_argument("--workers", type=int, default=2,
                       help="concurrent runs (2 on 2 cores: the evaluation's numpy/sklearn parts are single-threaded)")
   parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
@@ -170,13 +188,17 @@ def main(argv=None) -> int:
   extra = [f"--config.shift_order={args.shift_order}", *(a for a in extra if a != "--")]
   seeds = [int(s) for s in args.seeds.split(",")]
   ld_seeds = [int(s) for s in args.ld_seeds.split(",")] if args.ld_seeds else seeds
+  long_inits = args.long_inits.split(",")
+  unknown = sorted(set(long_inits) - set(LONG_INITS))
+  if unknown:
+    parser.error(f"--long_inits: unknown {unknown}; choose from {list(LONG_INITS)}")
   os.makedirs(args.out, exist_ok=True)
   if not args.table_only:
     code = execute(plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions, args.ablation, extra,
-                        args.long_steps, args.generator, ld_seeds), args.workers)
+                        args.long_steps, args.generator, ld_seeds, long_inits), args.workers)
     if code:
       return code
-  main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps)
+  main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps, long_inits)
   scores = report.direction_scores(args.generator)
   tables = {}
   text = []
@@ -191,7 +213,8 @@ def main(argv=None) -> int:
           table[name][RANKING] = [ranking_accuracy(workdir) for workdir in workdirs]
       text.append(report.markdown_table(tables[title], (*scores, ALIGNMENT, RANKING)))
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps,
-                                 "long_steps": args.long_steps, "generator": args.generator, "tables": tables},
+                                 "long_steps": args.long_steps, "long_inits": long_inits, "generator": args.generator,
+                                 "tables": tables},
                      "\n\n".join(text))
   print("\n\n".join(text))
   return 0

@@ -104,6 +104,27 @@ def test_sre_table_rows_read_what_the_plan_writes(tmp_path):
   assert variant not in launcher.sre_command("w", 0, 5, [], generator="testbed:shapes3d")
 
 
+def test_sre_table_trains_every_requested_init_longer(tmp_path):
+  launcher = _launcher()
+  out = str(tmp_path)
+  inits = ("sefa", "random", "ld")
+  runs = launcher.plan(out, [0, 1], steps=5, ld_steps=5, k=10, ablation=False, extra=[], long_steps=9,
+                       ld_seeds=[0], long_inits=inits)
+  long_runs = {os.path.relpath(r.workdir, out): r for r in runs if "--config.steps=9" in r.command}
+  assert sorted(long_runs) == ["ld_sre_9/seed0", "random_9/seed0", "random_9/seed1", "sefa_9/seed0", "sefa_9/seed1"]
+  assert "--config.init.method=random" in long_runs["random_9/seed1"].command
+  ld_directions = os.path.join(out, "ld", "seed0", "directions.npz")
+  assert long_runs["ld_sre_9/seed0"].requires == ld_directions
+  assert f"--config.init.path={ld_directions}" in long_runs["ld_sre_9/seed0"].command
+  assert not any(a.startswith("--config.init") for a in long_runs["sefa_9/seed0"].command)
+  main_rows, _ = launcher.rows(out, [0, 1], ablation=False, long_steps=9, long_inits=inits)
+  done_markers = {run.done for run in runs}
+  for name in ("SeFa + SRE, 9 steps", "random + SRE, 9 steps", "LD + SRE, 9 steps"):
+    assert main_rows[name][0][0] in done_markers, name
+  with pytest.raises(SystemExit):
+    launcher.main([f"--out={out}", "--long_inits=sefa,bogus", "--table_only"])
+
+
 @pytest.mark.parametrize("generator", ["testbed:shapes3d", "testbed:oracle-shapes3d"])
 def test_latentclr_table_reads_every_row_of_what_its_runs_write(tmp_path, generator):
   launcher = _launcher("latentclr_table")
