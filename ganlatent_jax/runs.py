@@ -7,10 +7,11 @@ succeeds, so a table script can be interrupted and re-run and every cell names t
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,3 +56,35 @@ def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
       with open(os.path.join(run.workdir, "command.txt"), "w") as f:
         f.write(" ".join(run.command[1:]) + f"\n# {time.time() - start:.0f} s\n")
   return 0
+
+
+def int_list(text: str) -> list[int]:
+  """'0,1,2' -> [0, 1, 2] (an argparse type: --seeds=0,1,2)."""
+  try:
+    return [int(s) for s in text.split(",") if s.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def table_parser(description: str, workers: int = 1,
+                 workers_help: str = "concurrent runs (each uses every core)") -> argparse.ArgumentParser:
+  """The arguments of every table launcher: --out (the runs' root and the table's files), --seeds (a list of ints),
+  --workers and --table_only (aggregate what exists, start nothing)."""
+  parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--seeds", default="0,1,2", type=int_list)
+  parser.add_argument("--workers", type=int, default=workers, help=workers_help)
+  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
+  return parser
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, list[str]]:
+  """The launcher's own arguments and the rest (`--config.KEY=VALUE` overrides for its runs, after an optional --)."""
+  args, extra = parser.parse_known_args(argv)
+  return args, [a for a in extra if a != "--"]
+
+
+def run_table(args: argparse.Namespace, plan: Callable[[], Sequence[Run]], cwd: str = REPO) -> int:
+  """Creates --out and executes the plan unless --table_only: 0, or the first failed run's exit code."""
+  os.makedirs(args.out, exist_ok=True)
+  return 0 if args.table_only else execute(plan(), args.workers, cwd)

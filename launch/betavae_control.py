@@ -27,7 +27,6 @@ Plumerault on its decoder (one transform, 192 trajectories) ≈ 5 min. 4 β × 3
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -36,7 +35,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
-from ganlatent_jax.runs import Run, execute  # noqa: E402
+from ganlatent_jax import runs as table_runs  # noqa: E402
+from ganlatent_jax.runs import Run  # noqa: E402
 
 BETAS = (1.0, 5.0, 10.0, 20.0)
 TRANSFORMS = ("horizontal_position", "vertical_position", "scale")
@@ -148,33 +148,26 @@ def markdown(table: dict, transforms, trends: dict) -> str:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--out", required=True)
+  parser = table_runs.table_parser(__doc__)
   parser.add_argument("--betas", default=",".join(f"{b:g}" for b in BETAS))
-  parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--steps", type=int, default=0, help="β-VAE training steps (0 = the config's CPU budget)")
   parser.add_argument("--transforms", default="horizontal_position", help=f"comma-separated, of {TRANSFORMS}")
   parser.add_argument("--quick", action="store_true", help="smoke test: both configs' :quick variants")
-  parser.add_argument("--workers", type=int, default=1, help="concurrent runs (each uses every core)")
-  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
-  args, extra = parser.parse_known_args(argv)
-  extra = [a for a in extra if a != "--"]
+  args, extra = table_runs.parse_with_overrides(parser, argv)
   unknown = [a for a in extra if not a.startswith("--config.")]
   if unknown:
     parser.error(f"unknown argument(s) {unknown}; overrides for the β-VAE runs are --config.KEY=VALUE after --")
   betas = [float(b) for b in args.betas.split(",") if b]
-  seeds = [int(s) for s in args.seeds.split(",") if s]
+  seeds = args.seeds
   transforms = [t for t in args.transforms.split(",") if t]
   bad = [t for t in transforms if t not in TRANSFORMS]
   if bad or not transforms:
     parser.error(f"--transforms={args.transforms!r}: expected names of {TRANSFORMS}")
   if not betas or min(betas) < 0:
     parser.error(f"--betas={args.betas!r}: expected non-negative numbers")
-  os.makedirs(args.out, exist_ok=True)
-  if not args.table_only:
-    code = execute(plan(args.out, betas, seeds, args.steps, transforms, args.quick, extra), args.workers)
-    if code:
-      return code
+  code = table_runs.run_table(args, lambda: plan(args.out, betas, seeds, args.steps, transforms, args.quick, extra))
+  if code:
+    return code
   table = aggregate(args.out, betas, seeds, transforms)
   trends = trend(table, transforms)
   text = markdown(table, transforms, trends)

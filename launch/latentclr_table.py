@@ -18,7 +18,6 @@ Extra `--config.*` overrides after `--` go to every run. Writes table.md and tab
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -27,7 +26,8 @@ sys.path.insert(0, REPO)
 
 from ganlatent_jax.generators import oracle  # noqa: E402  (after the path insert: runnable from a checkout)
 from ganlatent_jax.metrics import report  # noqa: E402
-from ganlatent_jax.runs import Run, execute  # noqa: E402
+from ganlatent_jax import runs as table_runs  # noqa: E402
+from ganlatent_jax.runs import Run  # noqa: E402
 
 GENERATOR = "testbed:shapes3d"
 # table row → metrics.json entry
@@ -56,20 +56,13 @@ def rows(out: str, seeds) -> dict[str, list[tuple[str, str]]]:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--out", required=True)
-  parser.add_argument("--seeds", default="0,1,2")
+  parser = table_runs.table_parser(__doc__, workers=2, workers_help="concurrent runs")
   parser.add_argument("--generator", default=GENERATOR)
-  parser.add_argument("--workers", type=int, default=2)
-  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
-  args, extra = parser.parse_known_args(argv)
-  extra = [a for a in extra if a != "--"]
-  seeds = [int(s) for s in args.seeds.split(",")]
-  os.makedirs(args.out, exist_ok=True)
-  if not args.table_only:
-    code = execute(plan(args.out, seeds, args.generator, extra), args.workers)
-    if code:
-      return code
+  args, extra = table_runs.parse_with_overrides(parser, argv)
+  seeds = args.seeds
+  code = table_runs.run_table(args, lambda: plan(args.out, seeds, args.generator, extra))
+  if code:
+    return code
   scores = report.direction_scores(args.generator)
   table = report.collect_present(rows(args.out, seeds), scores)
   text = report.markdown_table(table, scores) if table else "(no finished run)"

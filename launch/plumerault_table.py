@@ -28,7 +28,6 @@ from t = −2 to 2 in units of its spread), and the largest |gain| of a side eff
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -36,7 +35,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
-from ganlatent_jax.runs import Run, execute  # noqa: E402
+from ganlatent_jax import runs as table_runs  # noqa: E402
+from ganlatent_jax.runs import Run  # noqa: E402
 
 FACTORS = {"horizontal_position": "x", "vertical_position": "y", "scale": "scale"}
 SCORES = {"rel_std": "summary/core/rel_std", "rel_std (t ≤ 5)": "summary/full/rel_std", "r2_t": "summary/core/r2_t",
@@ -146,22 +146,16 @@ def markdown(tables: dict) -> str:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--out", required=True)
-  parser.add_argument("--seeds", default="0,1,2")
+  parser = table_runs.table_parser(__doc__)
   parser.add_argument("--ablation", action="store_true", help="also the Figs. 6-8 rows")
   parser.add_argument("--ld_steps", type=int, default=3000, help="LD's training steps (upstream: 100k)")
   parser.add_argument("--num_trajectories", type=int, default=0,
                       help="trajectories per transformation of the Plumerault runs (0 = the config's)")
-  parser.add_argument("--workers", type=int, default=1, help="concurrent runs (each uses every core)")
-  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
   args = parser.parse_args(argv)
-  seeds = [int(s) for s in args.seeds.split(",")]
-  os.makedirs(args.out, exist_ok=True)
-  if not args.table_only:
-    code = execute(plan(args.out, seeds, args.ablation, args.ld_steps, args.num_trajectories), args.workers)
-    if code:
-      return code
+  seeds = args.seeds
+  code = table_runs.run_table(args, lambda: plan(args.out, seeds, args.ablation, args.ld_steps, args.num_trajectories))
+  if code:
+    return code
   tables = aggregate(args.out, seeds, args.ablation)
   text = markdown(tables)
   report.write_table(args.out, {"seeds": seeds, "ablation": args.ablation, "ld_steps": args.ld_steps,

@@ -25,7 +25,6 @@ overrides after `--` go to every run. Writes table.md and table.json (every valu
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -34,7 +33,8 @@ sys.path.insert(0, REPO)
 
 from ganlatent_jax import cli  # noqa: E402  (after the path insert: runnable from a checkout)
 from ganlatent_jax.metrics import report, tpl  # noqa: E402
-from ganlatent_jax.runs import Run, execute  # noqa: E402
+from ganlatent_jax import runs as table_runs  # noqa: E402
+from ganlatent_jax.runs import Run  # noqa: E402
 
 SCORES = ("FactorVAE", "MIG", "TPL", "active codes")
 PAPER = {  # Table 5, FactorVAE × 100 on the real datasets, 10 seeds, full-length training
@@ -166,30 +166,23 @@ def markdown(tables: dict, datasets) -> str:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--out", required=True)
+  parser = table_runs.table_parser(__doc__)
   parser.add_argument("--datasets", default="3dshapes,dsprites")
-  parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--steps", type=int, default=0, help="training steps of every run (0 = each config's)")
   parser.add_argument("--select_from", type=int, default=0,
                       help="also train PS-SC on seeds 0..N-1 and report the best len(seeds) by TPL (0 = off)")
   parser.add_argument("--min_active", type=int, default=0,
                       help="the selection's minimum of active codes (0 = the dataset's number of factors)")
-  parser.add_argument("--workers", type=int, default=1, help="concurrent runs (each uses every core)")
-  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
-  args, extra = parser.parse_known_args(argv)
-  extra = [a for a in extra if a != "--"]
+  args, extra = table_runs.parse_with_overrides(parser, argv)
   datasets = [d for d in args.datasets.split(",") if d]
-  seeds = [int(s) for s in args.seeds.split(",")]
+  seeds = args.seeds
   if args.select_from and args.select_from < len(seeds):
     parser.error(f"--select_from={args.select_from} must be at least the number of seeds ({len(seeds)})")
   for dataset in datasets:
     table_rows(dataset)   # an unknown dataset fails before any run
-  os.makedirs(args.out, exist_ok=True)
-  if not args.table_only:
-    code = execute(plan(args.out, datasets, seeds, args.steps, args.select_from, extra), args.workers)
-    if code:
-      return code
+  code = table_runs.run_table(args, lambda: plan(args.out, datasets, seeds, args.steps, args.select_from, extra))
+  if code:
+    return code
   tables, selections = aggregate(args.out, datasets, seeds, args.select_from, args.min_active)
   text = markdown(tables, datasets)
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "select_from": args.select_from,

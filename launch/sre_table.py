@@ -35,7 +35,6 @@ Writes table.md (Markdown, mean ± sample std) and table.json (every value) in -
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -44,7 +43,8 @@ sys.path.insert(0, REPO)
 
 from ganlatent_jax.generators import oracle  # noqa: E402  (after the path insert: runnable from a checkout)
 from ganlatent_jax.metrics import report  # noqa: E402
-from ganlatent_jax.runs import Run, execute  # noqa: E402
+from ganlatent_jax import runs as table_runs  # noqa: E402
+from ganlatent_jax.runs import Run  # noqa: E402
 
 PROBE_ROW = "probe (supervised)"
 ALIGNMENT = "mean abs cos(d, d_init)"
@@ -165,39 +165,36 @@ def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--out", required=True)
-  parser.add_argument("--seeds", default="0,1,2")
+  parser = table_runs.table_parser(
+      __doc__, workers=2,
+      workers_help="concurrent runs (2 on 2 cores: the evaluation's numpy/sklearn parts are single-threaded)")
   parser.add_argument("--steps", type=int, default=300, help="SRE steps per run (the config's default)")
   parser.add_argument("--ld_steps", type=int, default=300)
   parser.add_argument("--num_directions", type=int, default=10, help="K of the LD runs (SRE's config default)")
-  parser.add_argument("--ld_seeds", default="", help="the seeds of the LD rows (default: --seeds)")
+  parser.add_argument("--ld_seeds", default=None, type=table_runs.int_list,
+                      help="the seeds of the LD rows (default: --seeds)")
   parser.add_argument("--ablation", action="store_true")
   parser.add_argument("--long_steps", type=int, default=0, help="also SeFa + SRE trained this many steps")
   parser.add_argument("--long_inits", default="sefa",
                       help=f"the initialisations trained --long_steps steps, comma-separated of {','.join(LONG_INITS)}")
-  parser.add_argument("--workers", type=int, default=2,
-                      help="concurrent runs (2 on 2 cores: the evaluation's numpy/sklearn parts are single-threaded)")
-  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
   parser.add_argument("--generator", default=README_GENERATOR,
                       help="the generator of every run (default: the one the README's table was measured on)")
   parser.add_argument("--shift_order", default="before_truncation", choices=("before_truncation", "after_truncation"),
                       help="config.shift_order of every SRE run: upstream's train_ours (the default, for the paper's "
                            "rows) or ours (the README's first table)")
-  args, extra = parser.parse_known_args(argv)
-  extra = [f"--config.shift_order={args.shift_order}", *(a for a in extra if a != "--")]
-  seeds = [int(s) for s in args.seeds.split(",")]
-  ld_seeds = [int(s) for s in args.ld_seeds.split(",")] if args.ld_seeds else seeds
+  args, extra = table_runs.parse_with_overrides(parser, argv)
+  extra = [f"--config.shift_order={args.shift_order}", *extra]
+  seeds = args.seeds
+  ld_seeds = seeds if args.ld_seeds is None else args.ld_seeds
   long_inits = args.long_inits.split(",")
   unknown = sorted(set(long_inits) - set(LONG_INITS))
   if unknown:
     parser.error(f"--long_inits: unknown {unknown}; choose from {list(LONG_INITS)}")
-  os.makedirs(args.out, exist_ok=True)
-  if not args.table_only:
-    code = execute(plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions, args.ablation, extra,
-                        args.long_steps, args.generator, ld_seeds, long_inits), args.workers)
-    if code:
-      return code
+  code = table_runs.run_table(args, lambda: plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions,
+                                                 args.ablation, extra, args.long_steps, args.generator, ld_seeds,
+                                                 long_inits))
+  if code:
+    return code
   main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps, long_inits)
   scores = report.direction_scores(args.generator)
   tables = {}

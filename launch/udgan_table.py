@@ -17,7 +17,6 @@ Extra `--config.*` overrides after `--` go to every run. Writes table.md and tab
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -25,7 +24,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
-from ganlatent_jax.runs import Run, execute  # noqa: E402
+from ganlatent_jax import runs as table_runs  # noqa: E402
+from ganlatent_jax.runs import Run  # noqa: E402
 
 SCORES = ("β-VAE", "FactorVAE", "MIG")
 KEYS = {"β-VAE": "beta_vae/eval_accuracy", "FactorVAE": "factor_vae/eval_accuracy", "MIG": "mig"}
@@ -68,20 +68,13 @@ def markdown(table: dict) -> str:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--out", required=True)
-  parser.add_argument("--seeds", default="0,1,2")
+  parser = table_runs.table_parser(__doc__)
   parser.add_argument("--steps", type=int, default=0, help="training steps of every run (0 = each config's)")
-  parser.add_argument("--workers", type=int, default=1, help="concurrent runs (each uses every core)")
-  parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
-  args, extra = parser.parse_known_args(argv)
-  extra = [a for a in extra if a != "--"]
-  seeds = [int(s) for s in args.seeds.split(",")]
-  os.makedirs(args.out, exist_ok=True)
-  if not args.table_only:
-    code = execute(plan(args.out, seeds, args.steps, extra), args.workers)
-    if code:
-      return code
+  args, extra = table_runs.parse_with_overrides(parser, argv)
+  seeds = args.seeds
+  code = table_runs.run_table(args, lambda: plan(args.out, seeds, args.steps, extra))
+  if code:
+    return code
   table = aggregate(args.out, seeds)
   text = markdown(table)
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "extra": extra, "table": table}, text)

@@ -159,6 +159,27 @@ def test_runs_execute_with_requirements_in_order(tmp_path):
   assert runs_lib.execute(runs, workers=1) == 0   # everything done: nothing runs
 
 
+def test_table_arguments_are_shared_and_table_only_starts_nothing(tmp_path, monkeypatch):
+  parser = runs_lib.table_parser("doc", workers=2)
+  args, extra = runs_lib.parse_with_overrides(parser, [f"--out={tmp_path}/t", "--seeds=3,1", "--", "--config.x=1"])
+  assert (args.seeds, args.workers, args.table_only, extra) == ([3, 1], 2, False, ["--config.x=1"])
+  with pytest.raises(SystemExit):
+    parser.parse_args([f"--out={tmp_path}", "--seeds=0,one"])
+  monkeypatch.setattr(runs_lib, "execute", lambda runs, workers, cwd: pytest.fail("--table_only started runs"))
+  args = parser.parse_args([f"--out={tmp_path}/t", "--table_only"])
+  assert runs_lib.run_table(args, lambda: pytest.fail("--table_only planned runs")) == 0
+  assert (tmp_path / "t").is_dir()
+
+
+@pytest.mark.parametrize("name", ["sre_table", "latentclr_table", "plumerault_table", "pssc_table", "udgan_table",
+                                  "betavae_control"])
+def test_every_table_launcher_aggregates_an_empty_out_dir_without_a_run(tmp_path, monkeypatch, name):
+  """--table_only before any run: every launcher parses the shared arguments and writes its (empty) table."""
+  monkeypatch.setattr(runs_lib, "execute", lambda *a: pytest.fail(f"{name} --table_only started runs"))
+  assert _launcher(name).main([f"--out={tmp_path}", "--seeds=0,1", "--table_only"]) == 0
+  assert (tmp_path / "table.md").exists() and (tmp_path / "table.json").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # launch/pssc_table.py
 
