@@ -69,6 +69,25 @@ def test_direction_recovery_by_hand():
     generated_domain.direction_recovery(Directions(np.eye(4, 3), space="w"), true)
 
 
+@pytest.mark.parametrize("space", ["z", "w"])
+def test_recovery_trace_follows_directions_towards_the_true_ones(gen, space):
+  true = oracle.true_directions(gen, space)
+  start = _random(gen, true.num_directions, space=space)
+  trace = generated_domain.recovery_trace(gen, start)
+  at_start, at_truth = trace(start), trace(true)
+  assert at_start["recovery/abs_cos_to_init"] == pytest.approx(1.0)
+  assert at_truth["recovery/mean_abs_cos"] == pytest.approx(1.0) and at_truth["recovery/fraction"] == 1.0
+  assert at_start["recovery/mean_abs_cos"] < 0.7 and at_start["recovery/fraction"] < 1.0
+  assert at_truth["recovery/abs_cos_to_init"] < 0.7   # the truth is far from a random start
+  assert (at_start["recovery/mean_abs_cos"] ==
+          pytest.approx(generated_domain.direction_recovery(start, true)["recovery_mean_abs_cos"]))
+
+
+def test_recovery_trace_is_none_where_nothing_is_known(gen):
+  stylegan = load("testbed:shapes3d")
+  assert generated_domain.recovery_trace(stylegan, _random(stylegan, 3)) is None
+
+
 class _FakeClassifier:
   """Predicts the oracle's exact factors from its latents' images: a stand-in for the trained factor classifier."""
   factor_names = dsprites_procedural.FACTOR_NAMES

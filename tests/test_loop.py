@@ -121,6 +121,23 @@ def test_run_writes_config_events_and_converges(tmp_path):
   assert scalars["loss"][-1][1] < scalars["loss"][0][1]
 
 
+def test_log_fn_scalars_are_logged_at_every_log_step(tmp_path):
+  c = toy_training.config(steps=12, log_every=4)
+  mesh = parallel.make_mesh()
+  init_fn, train_step = toy_training.make(c, mesh)
+  seen = []
+
+  def log_fn(state):
+    seen.append(int(state.step))
+    return {"probe/step_seen": np.float32(state.step)}
+
+  loop.run(config=c, workdir=str(tmp_path), mesh=mesh, init_fn=init_fn, train_step=train_step, images_per_step=1,
+           log_fn=log_fn)
+  from tensorboard_reader import read_scalars
+  assert seen == [4, 8, 12]
+  assert read_scalars(tmp_path)["probe/step_seen"] == [(4, 4.0), (8, 8.0), (12, 12.0)]
+
+
 def test_finished_run_resumes_to_a_no_op(tmp_path):
   _, first = _run(tmp_path, steps=10)
   _, second = _run(tmp_path, steps=10)

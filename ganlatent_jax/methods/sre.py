@@ -31,6 +31,7 @@ from ganlatent_jax import io, parallel, viz
 from ganlatent_jax.directions.base import Directions, orthonormalize, shift_latents
 from ganlatent_jax.generators import sampling
 from ganlatent_jax.methods import _common
+from ganlatent_jax.metrics import generated_domain
 from ganlatent_jax.nets import resnet as resnet_lib
 from ganlatent_jax.training import loop
 
@@ -227,10 +228,14 @@ def train(config, workdir: str) -> dict[str, str]:
     d = refined_directions(state, initial, config)
     return {"traversal": viz.traversal_grid(gen, d, preview_z, **_common.traversal_kwargs(config, sampler, d))}
 
+  # on an oracle, TensorBoard's recovery/* curves say whether D moves towards the true directions while it trains
+  trace = generated_domain.recovery_trace(gen, initial)
+  log_fn = None if trace is None else (lambda state: trace(refined_directions(state, initial, config)))
+
   io.makedirs(workdir)
   initial.save(os.path.join(workdir, "init_directions.npz"))
   state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=init_fn, train_step=train_step,
-                   images_per_step=2 * int(config.batch_size), image_fn=image_fn)
+                   images_per_step=2 * int(config.batch_size), image_fn=image_fn, log_fn=log_fn)
   refined = refined_directions(state, initial, config)
   outputs = _common.write_directions(workdir, sampler, refined, config, _common.stream(config, STREAMS, "pictures"),
                                      comparison=((f"{config.init.method} (init)", initial), ("SRE", refined)))

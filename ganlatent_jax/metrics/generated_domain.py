@@ -18,7 +18,7 @@ On an oracle, `direction_recovery` also matches the directions to the true ones 
 from __future__ import annotations
 
 import functools
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -131,6 +131,24 @@ def direction_recovery(found: Directions, true: Directions, threshold: float = R
           "recovery_fraction": float(np.mean(per_factor >= threshold)),
           "recovery_abs_cos_per_factor": per_factor.tolist(),
           "recovery_matched_direction_per_factor": matched.tolist(), "recovery_threshold": threshold}
+
+
+def recovery_trace(gen, initial: Directions) -> Callable[[Directions], dict[str, float]] | None:
+  """On an oracle generator, the scalars a direction method logs while it trains (`training.loop.run`'s log_fn):
+  does D move towards the true directions (recovery/mean_abs_cos, recovery/fraction) and how far from where it
+  started (recovery/abs_cos_to_init: mean |cos| of each direction with its initial one)? None on other generators
+  and outside Z and W, where nothing is known."""
+  if gen.info.family != oracle.FAMILY or initial.space not in ("z", "w"):
+    return None
+  true = oracle.true_directions(gen, initial.space)
+  start = initial.normalized().matrix
+
+  def trace(directions: Directions) -> dict[str, float]:
+    recovery = direction_recovery(directions, true)
+    moved = np.abs(np.sum(directions.normalized().matrix * start, axis=0))
+    return {"recovery/mean_abs_cos": recovery["recovery_mean_abs_cos"],
+            "recovery/fraction": recovery["recovery_fraction"], "recovery/abs_cos_to_init": float(moved.mean())}
+  return trace
 
 
 def scores_from_arrays(codes: np.ndarray, labels: np.ndarray, num_train: int, metrics: Sequence[str] = METRICS,

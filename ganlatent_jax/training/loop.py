@@ -146,8 +146,12 @@ def compile_then_meet(train_step: Callable, *args) -> None:
 def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], State],
         train_step: Callable[[State, jax.Array], tuple[State, Metrics]], images_per_step: int,
         image_fn: Callable[[State], Mapping[str, np.ndarray]] | None = None,
-        state_shardings: Any = None, step_of: Callable[[State], Any] = lambda s: s.step) -> State:
+        state_shardings: Any = None, step_of: Callable[[State], Any] = lambda s: s.step,
+        log_fn: Callable[[State], Mapping[str, float]] | None = None) -> State:
   """Trains to `config.steps`, resuming from the workdir. Returns the final state.
+
+  `log_fn(state)`: host-side scalars logged beside the step's metrics at every log step — what the jitted step
+  cannot know, e.g. how far the current directions are from an oracle's true ones.
 
   Config keys used: seed, steps, log_every, checkpoint_every, keep_checkpoints, image_every (0 = never).
   """
@@ -193,6 +197,8 @@ def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], Stat
         last_log_time, last_log_step = now, done
         scalars = {k: float(np.mean(v)) for k, v in metrics.items() if np.asarray(v).dtype.kind in "fiu"}
         scalars.update({"perf/steps_per_s": steps_per_s, "perf/images_per_s": steps_per_s * images_per_step})
+        if log_fn is not None:
+          scalars.update({k: float(v) for k, v in log_fn(state).items()})
         writer.scalars(done, scalars)
         if bar is not None:
           bar.set_postfix({"img/s": f"{steps_per_s * images_per_step:.1f}",
