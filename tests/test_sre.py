@@ -1,5 +1,6 @@
 """SRE: sharded steps keep D orthonormal and lower the ranking loss; config values are checked; the command runs end
 to end (train, evaluate, retrieval)."""
+import importlib.util
 import json
 import os
 import pathlib
@@ -184,3 +185,12 @@ def test_training_on_an_oracle_logs_how_far_d_is_from_the_true_directions(tmp_pa
   assert scalars["recovery/mean_abs_cos"][-1][1] == pytest.approx(expected, abs=1e-5)
   moved = np.abs(np.sum(refined.matrix * initial.normalized().matrix, axis=0)).mean()
   assert scalars["recovery/abs_cos_to_init"][-1][1] == pytest.approx(moved, abs=1e-5)
+  # launch/sre_trace.py reads the same numbers back from the checkpoints (for runs older than these scalars)
+  spec = importlib.util.spec_from_file_location("sre_trace", pathlib.Path(CONFIG).parents[1] / "launch" / "sre_trace.py")
+  sre_trace = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(sre_trace)
+  rows = sre_trace.trace(str(tmp_path), str(tmp_path / "checkpoints"))
+  assert [row["step"] for row in rows] == [0, 4] and rows[0]["recovery/abs_cos_to_init"] == pytest.approx(1.0)
+  for name in ("recovery/mean_abs_cos", "recovery/fraction", "recovery/abs_cos_to_init"):
+    assert rows[-1][name] == pytest.approx(scalars[name][-1][1], abs=1e-5), name
+  assert rows[-1]["ranker_accuracy"] == pytest.approx(scalars["ranker_accuracy"][-1][1])
