@@ -64,7 +64,7 @@ def main(argv=None) -> int:
   print("| step | " + " | ".join(names) + " |")
   print("| --- |" + " --- |" * len(names))
   for row in rows:
-    print(f"| {row['step']} | " + " | ".join(f"{row[name]:.3f}" for name in names) + " |")
+    print(f"| {row['step']} | " + " | ".join(f"{row[name]:.4f}" for name in names) + " |")
   return 0
 
 
