@@ -49,7 +49,7 @@ from ganlatent_jax.runs import Run  # noqa: E402
 PROBE_ROW = "probe (supervised)"
 ALIGNMENT = "mean abs cos(d, d_init)"
 ABLATION_RANGES = (1.0, 3.0, 10.0)
-# --long_inits: the workdir prefix and row name of each initialisation trained --long_steps steps
+# each initialisation's workdir prefix and row name (its --long_steps runs are PREFIX_N)
 LONG_INITS = {"sefa": ("sefa", "SeFa + SRE"), "random": ("random", "random + SRE"), "ld": ("ld_sre", "LD + SRE")}
 
 
@@ -97,16 +97,23 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
     runs.append(Run(workdir, sre_command(workdir, seed, run_steps, [*overrides, *extra], generator),
                     os.path.join(workdir, "metrics.json"), requires))
 
+  def ld_directions(seed):
+    return os.path.join(out, "ld", f"seed{seed}", "directions.npz")
+
+  def sre_from(init, seed, name, run_steps=steps):
+    """SRE from one initialisation: SeFa (the config's), random, or the LD run of the same seed (waits for it)."""
+    overrides = {"sefa": (), "random": ("--config.init.method=random",),
+                 "ld": ("--config.init.method=file", f"--config.init.path={ld_directions(seed)}")}[init]
+    sre(seed, name, *overrides, requires=ld_directions(seed) if init == "ld" else "", run_steps=run_steps)
+
   ld_seeds = seeds if ld_seeds is None else ld_seeds
   for seed in seeds:
-    ld_dir = os.path.join(out, "ld", f"seed{seed}")
-    ld_directions = os.path.join(ld_dir, "directions.npz")
     if seed in ld_seeds:
-      runs.append(Run(ld_dir, ld_command(ld_dir, seed, ld_steps, k, generator), ld_directions))
-    sre(seed, "sefa")
-    sre(seed, "random", "--config.init.method=random")
-    if seed in ld_seeds:
-      sre(seed, "ld_sre", "--config.init.method=file", f"--config.init.path={ld_directions}", requires=ld_directions)
+      ld_dir = os.path.dirname(ld_directions(seed))
+      runs.append(Run(ld_dir, ld_command(ld_dir, seed, ld_steps, k, generator), ld_directions(seed)))
+    for init in ("sefa", "random", "ld"):
+      if init != "ld" or seed in ld_seeds:
+        sre_from(init, seed, LONG_INITS[init][0])
   if ablation:
     for seed in seeds:
       for e in ABLATION_RANGES[1:]:
@@ -114,13 +121,8 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
   if long_steps:
     for init in long_inits:
       for seed in seeds:
-        if init == "ld" and seed not in ld_seeds:
-          continue
-        ld_directions = os.path.join(out, "ld", f"seed{seed}", "directions.npz")
-        init_overrides = {"sefa": (), "random": ("--config.init.method=random",),
-                          "ld": ("--config.init.method=file", f"--config.init.path={ld_directions}")}[init]
-        sre(seed, f"{LONG_INITS[init][0]}_{long_steps}", *init_overrides,
-            requires=ld_directions if init == "ld" else "", run_steps=long_steps)
+        if init != "ld" or seed in ld_seeds:
+          sre_from(init, seed, f"{LONG_INITS[init][0]}_{long_steps}", run_steps=long_steps)
   return runs
 
 
