@@ -128,12 +128,10 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
 
 def alignment(workdir: str) -> float:
   """Mean |cos| between each refined direction and its initial one: 1 = SRE left D where it started."""
-  import numpy as np
   from ganlatent_jax import directions
-  refined = directions.load(os.path.join(workdir, "directions.npz")).matrix
-  initial = directions.load(os.path.join(workdir, "init_directions.npz")).matrix
-  initial = initial / np.linalg.norm(initial, axis=0, keepdims=True)
-  return float(np.mean(np.abs(np.sum(refined * initial, axis=0))))
+  from ganlatent_jax.metrics import generated_domain
+  return generated_domain.mean_abs_cos_to_start(directions.load(os.path.join(workdir, "directions.npz")),
+                                                directions.load(os.path.join(workdir, "init_directions.npz")))
 
 
 RANKING = "ranking acc. (last 10%)"

@@ -133,6 +133,11 @@ def direction_recovery(found: Directions, true: Directions, threshold: float = R
           "recovery_matched_direction_per_factor": matched.tolist(), "recovery_threshold": threshold}
 
 
+def mean_abs_cos_to_start(directions: Directions, start: Directions) -> float:
+  """Mean |cos| of each direction with the start's direction of the same index: 1 = D did not move."""
+  return float(np.mean(np.abs(np.sum(directions.normalized().matrix * start.normalized().matrix, axis=0))))
+
+
 def recovery_trace(gen, initial: Directions) -> Callable[[Directions], dict[str, float]] | None:
   """On an oracle generator, the scalars a direction method logs while it trains (`training.loop.run`'s log_fn):
   does D move towards the true directions (recovery/mean_abs_cos, recovery/fraction) and how far from where it
@@ -141,13 +146,12 @@ def recovery_trace(gen, initial: Directions) -> Callable[[Directions], dict[str,
   if gen.info.family != oracle.FAMILY or initial.space not in ("z", "w"):
     return None
   true = oracle.true_directions(gen, initial.space)
-  start = initial.normalized().matrix
 
   def trace(directions: Directions) -> dict[str, float]:
     recovery = direction_recovery(directions, true)
-    moved = np.abs(np.sum(directions.normalized().matrix * start, axis=0))
     return {"recovery/mean_abs_cos": recovery["recovery_mean_abs_cos"],
-            "recovery/fraction": recovery["recovery_fraction"], "recovery/abs_cos_to_init": float(moved.mean())}
+            "recovery/fraction": recovery["recovery_fraction"],
+            "recovery/abs_cos_to_init": mean_abs_cos_to_start(directions, initial)}
   return trace
 
 
