@@ -58,12 +58,21 @@ def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
   return 0
 
 
+def _number_list(text: str, kind: type, what: str) -> list:
+  try:
+    return [kind(s) for s in text.split(",") if s.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+
 def int_list(text: str) -> list[int]:
   """'0,1,2' -> [0, 1, 2] (an argparse type: --seeds=0,1,2)."""
-  try:
-    return [int(s) for s in text.split(",") if s.strip()]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+  return _number_list(text, int, "integers")
+
+
+def float_list(text: str) -> list[float]:
+  """'1e-3,1e-2' -> [0.001, 0.01] (an argparse type: --directions_lrs=1e-3,1e-2)."""
+  return _number_list(text, float, "numbers")
 
 
 def table_parser(description: str, workers: int = 1,

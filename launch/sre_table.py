@@ -5,6 +5,8 @@
   python launch/sre_table.py --out=/work/sre_table --ablation --long_steps=2000   # + SeFa + SRE at 2000 steps
   python launch/sre_table.py --out=/work/sre_oracle --generator=testbed:oracle-shapes3d --seeds=0 \
       --long_steps=6000 --long_inits=sefa,random,ld    # the paper's 6000 steps from every init (~2 h a run)
+  python launch/sre_table.py --out=/work/sre_oracle --generator=testbed:oracle-shapes3d --seeds=0 \
+      --long_steps=1000 --long_inits=sefa,random --directions_lrs=1e-3,1e-2   # is Adam's step size the bound?
 
 Every cell is one `python -m ganlatent_jax.main --config=configs/sre_3dshapes.py` run (or LD's config) in its own
 workdir under --out; a run whose metrics.json exists is skipped, so the script resumes after an interruption and
@@ -17,6 +19,10 @@ the table is always recomputed from the files. Rows:
   SeFa + SRE, N steps    sefa_N/seedS (--long_steps=N): the sefa row trained longer; with --long_inits also
                          random_N/seedS and ld_sre_N/seedS (the random and LD rows trained longer: Table 3's
                          question, does a longer run close the gap from a random start?)
+  ..., N steps, lr L     sefa_N_lrL/seedS (--directions_lrs=L,...): the --long_inits rows with
+                         config.directions.learning_rate = L, N = --long_steps (or --steps without it). The config's
+                         1e-4 (the paper's) moves each entry of D by at most ~1e-4 per Adam step; the paper's Table 3
+                         trains a random start "with a higher learning rate" without saying which.
 SeFa's directions are the same for every seed: its spread is that of the evaluation protocol alone (the encoder and
 the metric samples are drawn with the seed). Extra `--config.*` overrides after `--` go to every SRE run; upstream's
 shift order (its train_ours shifts w before truncating, an effective shift ψ·D·ε) is the launcher's default for the
@@ -85,10 +91,20 @@ def ld_command(workdir: str, seed: int, steps: int, k: int, generator: str = REA
           "--config.evaluation.enabled=False"]          # table scores LD's directions with SRE's protocol
 
 
+def variant(init: str, run_steps: int, lr: float | None = None) -> tuple[str, str]:
+  """(workdir prefix, row name) of an initialisation's run trained `run_steps` steps at directions learning rate `lr`
+  (None: the config's) — the one spelling the plan and the rows share."""
+  prefix, name = LONG_INITS[init]
+  if lr is None:
+    return f"{prefix}_{run_steps}", f"{name}, {run_steps} steps"
+  return f"{prefix}_{run_steps}_lr{lr:g}", f"{name}, {run_steps} steps, lr {lr:g}"
+
+
 def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str],
          long_steps: int = 0, generator: str = README_GENERATOR, ld_seeds=None,
-         long_inits=("sefa",)) -> list[Run]:
-  """Every run, in start order: the main table seed by seed, then the ablation, then the long runs. The LD rows only
+         long_inits=("sefa",), directions_lrs=()) -> list[Run]:
+  """Every run, in start order: the main table seed by seed, then the ablation, then the long runs, then the
+  learning-rate runs (the long inits at `long_steps`, or `steps`, per rate in `directions_lrs`). The LD rows only
   for `ld_seeds` (default: every seed) — LD's training and its SRE run double a seed's cost."""
   runs = []
 
@@ -100,10 +116,12 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
   def ld_directions(seed):
     return os.path.join(out, "ld", f"seed{seed}", "directions.npz")
 
-  def sre_from(init, seed, name, run_steps=steps):
+  def sre_from(init, seed, name, run_steps=steps, lr=None):
     """SRE from one initialisation: SeFa (the config's), random, or the LD run of the same seed (waits for it)."""
     overrides = {"sefa": (), "random": ("--config.init.method=random",),
                  "ld": ("--config.init.method=file", f"--config.init.path={ld_directions(seed)}")}[init]
+    if lr is not None:
+      overrides = (*overrides, f"--config.directions.learning_rate={lr:g}")
     sre(seed, name, *overrides, requires=ld_directions(seed) if init == "ld" else "", run_steps=run_steps)
 
   ld_seeds = seeds if ld_seeds is None else ld_seeds
@@ -122,7 +140,12 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
     for init in long_inits:
       for seed in seeds:
         if init != "ld" or seed in ld_seeds:
-          sre_from(init, seed, f"{LONG_INITS[init][0]}_{long_steps}", run_steps=long_steps)
+          sre_from(init, seed, variant(init, long_steps)[0], run_steps=long_steps)
+  for lr in directions_lrs:
+    for init in long_inits:
+      for seed in seeds:
+        if init != "ld" or seed in ld_seeds:
+          sre_from(init, seed, variant(init, long_steps or steps, lr)[0], run_steps=long_steps or steps, lr=lr)
   return runs
 
 
@@ -146,7 +169,8 @@ def ranking_accuracy(workdir: str) -> float:
   return float(sum(last) / len(last))
 
 
-def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa",)) -> tuple[dict, dict]:
+def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa",), directions_lrs=(),
+         steps: int = 300) -> tuple[dict, dict]:
   def runs(name, entry):
     return [(os.path.join(out, name, f"seed{s}", "metrics.json"), entry) for s in seeds]
   main = {"SeFa": runs("sefa", "init_directions"), "SeFa + SRE": runs("sefa", "directions"),
@@ -154,8 +178,12 @@ def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa
           "LD": runs("ld_sre", "init_directions"), "LD + SRE": runs("ld_sre", "directions")}
   if long_steps:
     for init in long_inits:
-      prefix, name = LONG_INITS[init]
-      main[f"{name}, {long_steps} steps"] = runs(f"{prefix}_{long_steps}", "directions")
+      prefix, name = variant(init, long_steps)
+      main[name] = runs(prefix, "directions")
+  for lr in directions_lrs:
+    for init in long_inits:
+      prefix, name = variant(init, long_steps or steps, lr)
+      main[name] = runs(prefix, "directions")
   main[PROBE_ROW] = runs("sefa", "probe")   # fitted by every SeFa run's generated-domain evaluation
   ablation_rows = {}
   if ablation:
@@ -177,6 +205,9 @@ def main(argv=None) -> int:
   parser.add_argument("--long_steps", type=int, default=0, help="also SeFa + SRE trained this many steps")
   parser.add_argument("--long_inits", default="sefa",
                       help=f"the initialisations trained --long_steps steps, comma-separated of {','.join(LONG_INITS)}")
+  parser.add_argument("--directions_lrs", default=(), type=table_runs.float_list,
+                      help="also train the --long_inits rows (--long_steps, or --steps, steps) at each of these "
+                           "directions learning rates, comma-separated (the config's is the paper's 1e-4)")
   parser.add_argument("--generator", default=README_GENERATOR,
                       help="the generator of every run (default: the one the README's table was measured on)")
   parser.add_argument("--shift_order", default="before_truncation", choices=("before_truncation", "after_truncation"),
@@ -192,10 +223,11 @@ def main(argv=None) -> int:
     parser.error(f"--long_inits: unknown {unknown}; choose from {list(LONG_INITS)}")
   code = table_runs.run_table(args, lambda: plan(args.out, seeds, args.steps, args.ld_steps, args.num_directions,
                                                  args.ablation, extra, args.long_steps, args.generator, ld_seeds,
-                                                 long_inits))
+                                                 long_inits, args.directions_lrs))
   if code:
     return code
-  main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps, long_inits)
+  main_rows, ablation_rows = rows(args.out, seeds, args.ablation, args.long_steps, long_inits, args.directions_lrs,
+                                  args.steps)
   scores = report.direction_scores(args.generator)
   tables = {}
   text = []
@@ -210,7 +242,8 @@ def main(argv=None) -> int:
           table[name][RANKING] = [ranking_accuracy(workdir) for workdir in workdirs]
       text.append(report.markdown_table(tables[title], (*scores, ALIGNMENT, RANKING)))
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "ld_steps": args.ld_steps,
-                                 "long_steps": args.long_steps, "long_inits": long_inits, "generator": args.generator,
+                                 "long_steps": args.long_steps, "long_inits": long_inits,
+                                 "directions_lrs": list(args.directions_lrs), "generator": args.generator,
                                  "tables": tables},
                      "\n\n".join(text))
   print("\n\n".join(text))

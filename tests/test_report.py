@@ -125,6 +125,34 @@ def test_sre_table_trains_every_requested_init_longer(tmp_path):
     launcher.main([f"--out={out}", "--long_inits=sefa,bogus", "--table_only"])
 
 
+def test_sre_table_trains_the_long_inits_at_each_directions_learning_rate(tmp_path):
+  launcher = _launcher()
+  out = str(tmp_path)
+  runs = launcher.plan(out, [0], steps=5, ld_steps=5, k=10, ablation=False, extra=[], long_steps=9,
+                       long_inits=("sefa", "random"), directions_lrs=(1e-3, 0.01))
+  swept = {os.path.relpath(r.workdir, out): r.command for r in runs if "lr" in r.workdir}
+  assert sorted(swept) == ["random_9_lr0.001/seed0", "random_9_lr0.01/seed0", "sefa_9_lr0.001/seed0",
+                           "sefa_9_lr0.01/seed0"]
+  for name, command in swept.items():
+    rate = name.split("_lr")[1].split("/")[0]
+    assert f"--config.directions.learning_rate={rate}" in command and "--config.steps=9" in command
+    assert ("--config.init.method=random" in command) == name.startswith("random")
+  # the long runs at the config's rate stay as they were: no learning-rate override
+  assert not any("learning_rate" in a for r in runs if "/sefa_9/" in r.workdir for a in r.command)
+  main_rows, _ = launcher.rows(out, [0], ablation=False, long_steps=9, long_inits=("sefa", "random"),
+                               directions_lrs=(1e-3, 0.01))
+  done_markers = {run.done for run in runs}
+  for name in ("SeFa + SRE, 9 steps, lr 0.001", "random + SRE, 9 steps, lr 0.01"):
+    assert main_rows[name][0][0] in done_markers, name
+  # without --long_steps the sweep runs --steps steps
+  short = launcher.plan(out, [0], steps=5, ld_steps=5, k=10, ablation=False, extra=[], directions_lrs=(1e-3,))
+  assert sorted(os.path.relpath(r.workdir, out) for r in short if "lr" in r.workdir) == ["sefa_5_lr0.001/seed0"]
+  assert "SeFa + SRE, 5 steps, lr 0.001" in launcher.rows(out, [0], ablation=False, directions_lrs=(1e-3,),
+                                                          steps=5)[0]
+  with pytest.raises(SystemExit):
+    launcher.main([f"--out={out}", "--directions_lrs=1e-3,fast", "--table_only"])
+
+
 @pytest.mark.parametrize("generator", ["testbed:shapes3d", "testbed:oracle-shapes3d"])
 def test_latentclr_table_reads_every_row_of_what_its_runs_write(tmp_path, generator):
   launcher = _launcher("latentclr_table")
