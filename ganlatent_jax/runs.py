@@ -8,6 +8,7 @@ succeeds, so a table script can be interrupted and re-run and every cell names t
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import subprocess
 import time
@@ -78,12 +79,15 @@ def float_list(text: str) -> list[float]:
 def table_parser(description: str, workers: int = 1,
                  workers_help: str = "concurrent runs (each uses every core)") -> argparse.ArgumentParser:
   """The arguments of every table launcher: --out (the runs' root and the table's files), --seeds (a list of ints),
-  --workers and --table_only (aggregate what exists, start nothing)."""
+  --workers, --table_only (aggregate what exists, start nothing) and --only (start some cells only)."""
   parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--out", required=True)
   parser.add_argument("--seeds", default="0,1,2", type=int_list)
   parser.add_argument("--workers", type=int, default=workers, help=workers_help)
   parser.add_argument("--table_only", action="store_true", help="no runs: aggregate what exists")
+  parser.add_argument("--only", default="",
+                      help="start only the runs whose workdir under --out matches one of these comma-separated glob "
+                           "patterns (e.g. '*_lr*/*'); the table still aggregates every run that exists")
   return parser
 
 
@@ -93,7 +97,23 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv=None) -> tuple[ar
   return args, [a for a in extra if a != "--"]
 
 
+def selected(runs: Sequence[Run], out: str, only: str) -> list[Run]:
+  """The runs whose workdir relative to `out` matches one of the comma-separated glob patterns `only` (all if it is
+  empty); a pattern list that matches nothing is an error naming the plan's workdirs."""
+  patterns = [p for p in only.split(",") if p.strip()]
+  if not patterns:
+    return list(runs)
+  chosen = [r for r in runs if any(fnmatch.fnmatch(os.path.relpath(r.workdir, out), p) for p in patterns)]
+  if not chosen:
+    names = ", ".join(os.path.relpath(r.workdir, out) for r in runs)
+    raise ValueError(f"--only={only!r} matches none of the plan's runs: {names}")
+  return chosen
+
+
 def run_table(args: argparse.Namespace, plan: Callable[[], Sequence[Run]], cwd: str = REPO) -> int:
-  """Creates --out and executes the plan unless --table_only: 0, or the first failed run's exit code."""
+  """Creates --out and executes the plan (its --only selection) unless --table_only: 0, or the first failed run's
+  exit code."""
   os.makedirs(args.out, exist_ok=True)
-  return 0 if args.table_only else execute(plan(), args.workers, cwd)
+  if args.table_only:
+    return 0
+  return execute(selected(plan(), args.out, getattr(args, "only", "")), args.workers, cwd)

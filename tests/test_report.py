@@ -199,6 +199,24 @@ def test_table_arguments_are_shared_and_table_only_starts_nothing(tmp_path, monk
   assert (tmp_path / "t").is_dir()
 
 
+def test_only_starts_the_matching_runs_and_names_the_plan_when_none_match(tmp_path, monkeypatch):
+  out = str(tmp_path)
+  plan = [runs_lib.Run(os.path.join(out, name, "seed0"), ["true"], os.path.join(out, name, "seed0", "m.json"))
+          for name in ("sefa", "random", "sefa_300_lr0.001", "random_300_lr0.01")]
+  started = []
+  monkeypatch.setattr(runs_lib, "execute", lambda runs, workers, cwd: started.append(runs) or 0)
+  parser = runs_lib.table_parser("doc")
+  assert runs_lib.run_table(parser.parse_args([f"--out={out}", "--only=*_lr*"]), lambda: plan) == 0
+  assert [os.path.relpath(r.workdir, out) for r in started[-1]] == ["sefa_300_lr0.001/seed0",
+                                                                   "random_300_lr0.01/seed0"]
+  assert runs_lib.run_table(parser.parse_args([f"--out={out}", "--only=random/*,sefa/seed0"]), lambda: plan) == 0
+  assert [os.path.relpath(r.workdir, out) for r in started[-1]] == ["sefa/seed0", "random/seed0"]
+  assert runs_lib.run_table(parser.parse_args([f"--out={out}"]), lambda: plan) == 0
+  assert len(started[-1]) == 4
+  with pytest.raises(ValueError, match="matches none of the plan's runs: sefa/seed0, random/seed0"):
+    runs_lib.run_table(parser.parse_args([f"--out={out}", "--only=ld*"]), lambda: plan)
+
+
 @pytest.mark.parametrize("name", ["sre_table", "latentclr_table", "plumerault_table", "pssc_table", "udgan_table",
                                   "betavae_control"])
 def test_every_table_launcher_aggregates_an_empty_out_dir_without_a_run(tmp_path, monkeypatch, name):
