@@ -19,19 +19,17 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import numpy as np  # noqa: E402
-
 from ganlatent_jax import directions as directions_lib  # noqa: E402  (after the path insert: runnable from a checkout)
 from ganlatent_jax.generators import load  # noqa: E402
 from ganlatent_jax.metrics import generated_domain  # noqa: E402
 
 
 def saved_directions(checkpoint: str, initial: directions_lib.Directions) -> directions_lib.Directions:
-  """The D of one SRE checkpoint (its raw params['directions'], used as their orthonormalisation, as SRE does)."""
+  """The D of one SRE checkpoint (a restored raw dict: no State to rebuild)."""
   import orbax.checkpoint as ocp
+  from ganlatent_jax.methods import sre
   state = ocp.PyTreeCheckpointer().restore(os.path.join(checkpoint, "default"))
-  matrix = np.asarray(directions_lib.orthonormalize(np.asarray(state["params"]["directions"])))
-  return directions_lib.Directions(matrix, space=initial.space)
+  return directions_lib.Directions(sre.direction_matrix(state["params"]["directions"]), space=initial.space)
 
 
 def trace(run: str, checkpoints: str) -> list[dict[str, float]]:

@@ -206,8 +206,14 @@ def make(config, sampler: sampling.Sampler, initial: Directions, mesh):
   return init_fn, functools.partial(jitted, sampler)
 
 
+def direction_matrix(raw_directions) -> np.ndarray:
+  """The D that SRE's parameter stands for: the orthonormalisation of params['directions'] (SRE optimises an
+  unconstrained matrix and orthonormalises it in every step)."""
+  return np.asarray(orthonormalize(jnp.asarray(jax.device_get(raw_directions))))
+
+
 def refined_directions(state: State, initial: Directions, config) -> Directions:
-  matrix = np.asarray(orthonormalize(jnp.asarray(jax.device_get(state.params["directions"]))))
+  matrix = direction_matrix(state.params["directions"])
   return Directions(matrix, space=initial.space, layers=initial.layers, meta=dict(
       method="sre", init=initial.meta, steps=int(jax.device_get(state.step)), shift_range=float(config.shift_range),
       batch_size=int(config.batch_size), source=initial.meta.get("source", "")))
