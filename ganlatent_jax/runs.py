@@ -116,4 +116,4 @@ def run_table(args: argparse.Namespace, plan: Callable[[], Sequence[Run]], cwd: 
   os.makedirs(args.out, exist_ok=True)
   if args.table_only:
     return 0
-  return execute(selected(plan(), args.out, getattr(args, "only", "")), args.workers, cwd)
+  return execute(selected(plan(), args.out, args.only), args.workers, cwd)

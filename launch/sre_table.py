@@ -100,6 +100,12 @@ def variant(init: str, run_steps: int, lr: float | None = None) -> tuple[str, st
   return f"{prefix}_{run_steps}_lr{lr:g}", f"{name}, {run_steps} steps, lr {lr:g}"
 
 
+def trained_variants(steps: int, long_steps: int, directions_lrs) -> list[tuple[int, float | None]]:
+  """(steps, directions lr or None for the config's) of the --long_inits runs beyond the main rows: the long runs
+  (--long_steps), then one per rate of --directions_lrs (at --long_steps, or --steps without it)."""
+  return [*([(long_steps, None)] if long_steps else []), *((long_steps or steps, lr) for lr in directions_lrs)]
+
+
 def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, extra: list[str],
          long_steps: int = 0, generator: str = README_GENERATOR, ld_seeds=None,
          long_inits=("sefa",), directions_lrs=()) -> list[Run]:
@@ -136,16 +142,11 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
     for seed in seeds:
       for e in ABLATION_RANGES[1:]:
         sre(seed, f"e{e:g}", f"--config.shift_range={e}", "--config.evaluation.include_init=False")
-  if long_steps:
+  for run_steps, lr in trained_variants(steps, long_steps, directions_lrs):
     for init in long_inits:
       for seed in seeds:
         if init != "ld" or seed in ld_seeds:
-          sre_from(init, seed, variant(init, long_steps)[0], run_steps=long_steps)
-  for lr in directions_lrs:
-    for init in long_inits:
-      for seed in seeds:
-        if init != "ld" or seed in ld_seeds:
-          sre_from(init, seed, variant(init, long_steps or steps, lr)[0], run_steps=long_steps or steps, lr=lr)
+          sre_from(init, seed, variant(init, run_steps, lr)[0], run_steps=run_steps, lr=lr)
   return runs
 
 
@@ -176,13 +177,9 @@ def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa
   main = {"SeFa": runs("sefa", "init_directions"), "SeFa + SRE": runs("sefa", "directions"),
           "random": runs("random", "init_directions"), "random + SRE": runs("random", "directions"),
           "LD": runs("ld_sre", "init_directions"), "LD + SRE": runs("ld_sre", "directions")}
-  if long_steps:
+  for run_steps, lr in trained_variants(steps, long_steps, directions_lrs):
     for init in long_inits:
-      prefix, name = variant(init, long_steps)
-      main[name] = runs(prefix, "directions")
-  for lr in directions_lrs:
-    for init in long_inits:
-      prefix, name = variant(init, long_steps or steps, lr)
+      prefix, name = variant(init, run_steps, lr)
       main[name] = runs(prefix, "directions")
   main[PROBE_ROW] = runs("sefa", "probe")   # fitted by every SeFa run's generated-domain evaluation
   ablation_rows = {}
