@@ -128,8 +128,8 @@ def test_mask_overlay_tints_the_masked_pixels_red():
   np.testing.assert_allclose(overlay[:, :, 1:], 0.5)
 
 
-def _steps(num_devices, steps=2):
-  config = _quick("pssc_3dshapes", num_devices=num_devices)
+def _steps(num_devices, steps=2, g_lazy_every=0):
+  config = _quick("pssc_3dshapes", num_devices=num_devices, g_lazy_every=g_lazy_every)
   mesh, engine = _gan.setup(config, pssc.terms_factory(config))
   state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
   initial = jax.device_get(state.params["q"])
@@ -147,8 +147,9 @@ def _steps(num_devices, steps=2):
 def test_sharded_step_equals_the_one_device_step():
   first_q_update, sharded, sharded_metrics = _steps(8)
   _, single, single_metrics = _steps(1)
-  # Q trains with G's Adam: with β1 = 0 its first step is lr·sign(g), G's uncorrected lr (D's would be lr·k/(k+1)
-  # with k = r1_every: its lazy R1 correction).
+  # Q trains with G's Adam: with β1 = 0 its first step is G's rate·sign(g). Each Adam is corrected for its own
+  # lazy ratio (lr·k/(k+1)); the config's G ratio (g_lazy_every = 4, rate 0.0016) is close to D's (quick r1_every
+  # = 2, rate 0.00133), so _steps turns G's off: Q's first step is then 0.002 exactly, D's would be 0.002·2/3.
   lr = 0.002
   largest = max(float(np.max(u)) for u in jax.tree.leaves(first_q_update))
   np.testing.assert_allclose(largest, lr, rtol=1e-3)
