@@ -32,17 +32,6 @@ from ganlatent_jax.generators.base import Generator
 
 HOST = "127.0.0.1"
 
-_GENERATOR = flags.DEFINE_string("generator", "", "Generator (checkpoint, converted directory or testbed:NAME); "
-                                 "default: the --workdir run's config.generator.")
-_DIRECTIONS = flags.DEFINE_string("directions", "", "A directions.npz; default: WORKDIR/directions.npz.")
-_WORKDIR = flags.DEFINE_string("workdir", "", "A run's directory: its generator and directions are the defaults.")
-_PORT = flags.DEFINE_integer("port", 8000, "Port on 127.0.0.1 (0: any free port).")
-_TRUNCATION = flags.DEFINE_float("truncation", 0.8, "Initial truncation ψ in (0, 1].")
-_SPAN = flags.DEFINE_float("span", 3.0, "Each slider goes from −span to +span.")
-_MAX_DIRECTIONS = flags.DEFINE_integer("max_directions", 20, "Sliders for the first N directions.")
-_CLASS = flags.DEFINE_integer("class_id", 0, "Initial class of a class-conditional generator.")
-
-
 @functools.partial(jax.jit, static_argnames=("space", "layers", "biggan_truncation"))
 def render(gen: Generator, matrix: jax.Array, z: jax.Array, coefficients: jax.Array, psi: jax.Array,
            w_avg: jax.Array, class_ids: jax.Array, *, space: str, layers: tuple[int, int] | None,
@@ -245,31 +234,46 @@ def make_server(explorer: Explorer, port: int = 0, title: str = "directions", tr
   return http.server.ThreadingHTTPServer((HOST, port), Handler)
 
 
-def main(argv):
+def _define_flags():
+  """Defined when run as a program only: `import ganlatent_jax.explore` (its server and renderer, in tests) leaves
+  absl's flags alone, so it can share a process with the other entry points (which also define --workdir)."""
+  import types
+  return types.SimpleNamespace(
+      generator=flags.DEFINE_string("generator", "", "Generator (checkpoint, converted directory or testbed:NAME); "
+                                    "default: the --workdir run's config.generator."),
+      directions=flags.DEFINE_string("directions", "", "A directions.npz; default: WORKDIR/directions.npz."),
+      workdir=flags.DEFINE_string("workdir", "", "A run's directory: its generator and directions are the defaults."),
+      port=flags.DEFINE_integer("port", 8000, "Port on 127.0.0.1 (0: any free port)."),
+      truncation=flags.DEFINE_float("truncation", 0.8, "Initial truncation ψ in (0, 1]."),
+      span=flags.DEFINE_float("span", 3.0, "Each slider goes from −span to +span."),
+      max_directions=flags.DEFINE_integer("max_directions", 20, "Sliders for the first N directions."),
+      class_id=flags.DEFINE_integer("class_id", 0, "Initial class of a class-conditional generator."))
+
+
+def serve(generator: str, directions_path: str, workdir: str = "", port: int = 8000, truncation: float = 0.8,
+          span: float = 3.0, max_directions: int = 20, class_id: int = 0) -> None:
+  """What the command does after its flags: the explorer of (generator, directions) — defaults from `workdir`'s
+  config.json and directions.npz — served on 127.0.0.1:port until Ctrl-C."""
   import json as json_lib
   import os
 
   from ganlatent_jax import directions as directions_lib
   from ganlatent_jax import generators
 
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  generator, directions_path = _GENERATOR.value, _DIRECTIONS.value
-  if _WORKDIR.value:
-    config_path = os.path.join(_WORKDIR.value, "config.json")
+  if workdir:
+    config_path = os.path.join(workdir, "config.json")
     if not generator:
       if not os.path.isfile(config_path):
-        raise app.UsageError(f"--workdir={_WORKDIR.value} has no config.json to take the generator from; "
-                             f"give --generator")
+        raise app.UsageError(f"--workdir={workdir} has no config.json to take the generator from; give --generator")
       with open(config_path) as f:
         generator = json_lib.load(f).get("generator", "")
-    directions_path = directions_path or os.path.join(_WORKDIR.value, "directions.npz")
+    directions_path = directions_path or os.path.join(workdir, "directions.npz")
   if not generator or not directions_path:
     raise app.UsageError("give --workdir, or --generator and --directions")
-  explorer = Explorer(generators.load(generator), directions_lib.load(directions_path), _MAX_DIRECTIONS.value)
-  explorer.png(0, None, _TRUNCATION.value, _CLASS.value)  # compile before the page asks for its first image
-  server = make_server(explorer, _PORT.value, title=f"{generator} — {directions_path}", truncation=_TRUNCATION.value,
-                       span=_SPAN.value, class_id=_CLASS.value)
+  explorer = Explorer(generators.load(generator), directions_lib.load(directions_path), max_directions)
+  explorer.png(0, None, truncation, class_id)  # compile before the page asks for its first image
+  server = make_server(explorer, port, title=f"{generator} — {directions_path}", truncation=truncation, span=span,
+                       class_id=class_id)
   print(f"explorer on http://{HOST}:{server.server_address[1]}/  (Ctrl-C stops it)", flush=True)
   try:
     server.serve_forever()
@@ -279,6 +283,18 @@ def main(argv):
     server.server_close()
 
 
-if __name__ == "__main__":
+def run():
+  args = _define_flags()
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    serve(args.generator.value, args.directions.value, args.workdir.value, args.port.value, args.truncation.value,
+          args.span.value, args.max_directions.value, args.class_id.value)
+
   from ganlatent_jax import cli
   cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -15,58 +15,64 @@ workdir is then usually gs://bucket/run (every file goes through ganlatent_jax.i
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file (configs/<method>_<data>.py, ':quick' for its quick variant); override "
-    "fields with --config.a.b=v.",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, images and results: a local path "
-                                "or gs://bucket/path (needs `pip install 'ganlatent_jax[gcs]'`).")
-_DISTRIBUTED = flags.DEFINE_bool("jax_distributed", False,
-                                 "Call jax.distributed.initialize() before anything else (multi-host runs).")
-_COORDINATOR = flags.DEFINE_string("jax_coordinator_address", None,
-                                   "host:port of process 0's coordinator (with --jax_distributed; None = from the "
-                                   "cluster environment).")
-_NUM_PROCESSES = flags.DEFINE_integer("jax_num_processes", None, "Number of processes (with --jax_distributed).")
-_PROCESS_ID = flags.DEFINE_integer("jax_process_id", None, "This process's id, 0 … N−1 (with --jax_distributed).")
-flags.mark_flags_as_required(["config", "workdir"])
+def _define_flags():
+  """Defined when run as a program only: importing this module (a test, `launch/`) leaves absl's flags alone, so it
+  can sit in one process beside the other entry points (`explore` and `evaluate` also define --workdir)."""
+  import types
+  return types.SimpleNamespace(
+      config=config_flags.DEFINE_config_file(
+          "config", None, "Path to a config file (configs/<method>_<data>.py, ':quick' for its quick variant); "
+          "override fields with --config.a.b=v.", lock_config=True),
+      workdir=flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, images and results: a local "
+                                  "path or gs://bucket/path (needs `pip install 'ganlatent_jax[gcs]'`)."),
+      distributed=flags.DEFINE_bool("jax_distributed", False,
+                                    "Call jax.distributed.initialize() before anything else (multi-host runs)."),
+      coordinator=flags.DEFINE_string("jax_coordinator_address", None,
+                                      "host:port of process 0's coordinator (with --jax_distributed; None = from the "
+                                      "cluster environment)."),
+      num_processes=flags.DEFINE_integer("jax_num_processes", None,
+                                         "Number of processes (with --jax_distributed)."),
+      process_id=flags.DEFINE_integer("jax_process_id", None,
+                                      "This process's id, 0 … N−1 (with --jax_distributed)."))
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from ganlatent_jax import io
-  try:
-    io.check_filesystem(_WORKDIR.value)   # a gs:// workdir without gcsfs fails here, not at the first save
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  import jax  # after flag parsing, so --help is fast
+def train(config, workdir: str) -> dict:
+  """What the command does after its flags: `config.method`'s `train(config, workdir)`, then (process 0) the run's
+  report.html and the summary on stdout (`evaluate.finish`). Returns the files the method wrote."""
+  import jax
 
-  from ganlatent_jax import methods
-
-  if _DISTRIBUTED.value:
-    from ganlatent_jax import parallel
-    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  elif any(f.value is not None for f in (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID)):
-    raise app.UsageError("--jax_coordinator_address/--jax_num_processes/--jax_process_id need --jax_distributed")
-  config = _CONFIG.value
+  from ganlatent_jax import evaluate, methods
   method = methods.get(config.get("method"))
   logging.info("method %s on %d device(s), process %d/%d", config.method, jax.device_count(),
                jax.process_index(), jax.process_count())
-  outputs = method.train(config, _WORKDIR.value)
+  outputs = method.train(config, workdir)
   logging.info("wrote %s", outputs)
-  if jax.process_index() == 0:
-    _finish(_WORKDIR.value, config)
+  evaluate.finish(workdir, config)   # process 0 only: one writer per run directory
+  return outputs
 
 
-def _finish(workdir: str, config) -> None:
-  """The run's report.html (with the config: a run without a training loop wrote no config.json) and the end-of-run
-  summary on stdout (issue 24)."""
-  from ganlatent_jax import console
-  from ganlatent_jax.viz import report
-  report.write_report(workdir, config)
-  print(console.summary(workdir), flush=True)
+def run():
+  args = _define_flags()
+  flags.mark_flags_as_required(["config", "workdir"])
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from ganlatent_jax import io
+    try:
+      io.check_filesystem(args.workdir.value)   # a gs:// workdir without gcsfs fails here, not at the first save
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
+    if args.distributed.value:
+      from ganlatent_jax import parallel   # jax after flag parsing, so --help is fast
+      parallel.initialize_distributed(args.coordinator.value, args.num_processes.value, args.process_id.value)
+    elif any(f.value is not None for f in (args.coordinator, args.num_processes, args.process_id)):
+      raise app.UsageError("--jax_coordinator_address/--jax_num_processes/--jax_process_id need --jax_distributed")
+    train(args.config.value, args.workdir.value)
+
+  from ganlatent_jax import cli
+  cli.run(main)
 
 
 if __name__ == "__main__":
-  from ganlatent_jax import cli
-  cli.run(main)
+  run()

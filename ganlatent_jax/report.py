@@ -8,36 +8,48 @@ and builds the comparison of the seeds of a table. Both pages open from disk wit
 """
 from absl import app, flags
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A run's directory (config.json, metrics.json, event files, images).")
-_COMPARE = flags.DEFINE_multi_string(
-    "compare", [], "Other runs to compare with --workdir; `--compare W2 W3` (the words after the first are taken "
-    "as more runs) or `--compare=W2 --compare=W3`.")
-_OUTPUT = flags.DEFINE_string("output", "", "Where the comparison page goes (default: WORKDIR/comparison.html).")
-flags.mark_flag_as_required("workdir")
+def _define_flags():
+  """Defined when run as a program only: importing the module leaves absl's flags alone (other entry points also
+  define --workdir, and tests import several in one process)."""
+  import types
+  args = types.SimpleNamespace(
+      workdir=flags.DEFINE_string("workdir", None, "A run's directory (config.json, metrics.json, event files, "
+                                  "images)."),
+      compare=flags.DEFINE_multi_string(
+          "compare", [], "Other runs to compare with --workdir; `--compare W2 W3` (the words after the first are "
+          "taken as more runs) or `--compare=W2 --compare=W3`."),
+      output=flags.DEFINE_string("output", "", "Where the comparison page goes (default: WORKDIR/comparison.html)."))
+  flags.mark_flag_as_required("workdir")
+  return args
 
 
-def main(argv):
+def main(argv, args):
   import os
 
   from ganlatent_jax import io
   from ganlatent_jax.viz import report
 
-  others = list(_COMPARE.value) + list(argv[1:])
-  if argv[1:] and not _COMPARE.value:
+  others = list(args.compare.value) + list(argv[1:])
+  if argv[1:] and not args.compare.value:
     raise app.UsageError(f"unexpected arguments: {argv[1:]} (runs to compare follow --compare)")
   try:
-    io.check_filesystem(_WORKDIR.value)   # a run's report may be rebuilt in its gs:// workdir (--compare: local runs)
+    io.check_filesystem(args.workdir.value)   # a run's report may be rebuilt in its gs:// workdir (--compare: local runs)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  for workdir in [_WORKDIR.value, *others]:
+  for workdir in [args.workdir.value, *others]:
     if not io.isdir(workdir):
       raise app.UsageError(f"{workdir} is not a directory")
-  print(report.write_report(_WORKDIR.value))
+  print(report.write_report(args.workdir.value))
   if others:
-    output = _OUTPUT.value or os.path.join(_WORKDIR.value, report.COMPARISON_FILE)
-    print(report.write_comparison([_WORKDIR.value, *others], output))
+    output = args.output.value or os.path.join(args.workdir.value, report.COMPARISON_FILE)
+    print(report.write_comparison([args.workdir.value, *others], output))
+
+
+def run():
+  from ganlatent_jax import cli
+  args = _define_flags()
+  cli.run(lambda argv: main(argv, args))
 
 
 if __name__ == "__main__":
-  from ganlatent_jax import cli
-  cli.run(main)
+  run()

@@ -52,6 +52,21 @@ def test_importing_the_package_leaves_the_process_alone():
   assert result.stdout.split() == ["None", "None"]
 
 
+def test_importing_every_entry_point_in_one_process_defines_no_flag():
+  """Entry points define their flags when run, not on import: main, explore, evaluate and report all define
+  --workdir, sample and convert --out; importing two of them in one process (a test worker) raised absl's
+  DuplicateFlagError (the slow set of 2026-12-02: explore then main)."""
+  modules = [m + ".__main__" if (PACKAGE.parent / m.replace(".", "/") / "__main__.py").exists() else m
+             for m in ENTRY_POINTS]
+  code = ("import importlib; from absl import flags; "
+          f"[importlib.import_module(m) for m in {modules!r}]; "
+          "print(sorted(n for n in flags.FLAGS if (flags.FLAGS.find_module_defining_flag(n) or '')"
+          ".startswith('ganlatent_jax')))")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == "[]"
+
+
 def test_cli_run_applies_the_cpu_settings_before_main(monkeypatch):
   monkeypatch.setattr(platform, "_applied", False)
   monkeypatch.setattr(platform, "_backend_started", lambda: False)

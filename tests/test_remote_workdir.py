@@ -344,9 +344,7 @@ def test_sre_quick_run_resume_and_evaluate_on_the_emulator(gcs_emulator, caplog)
   config = cli.load_config(os.path.join(ROOT, "configs", "sre_3dshapes.py:quick"))
   config.evaluation.enabled = False   # scored once, by `evaluate` below
   config.evaluation.generated_domain.enabled = False   # the factor classifier's training is minutes here
-  sre = methods.get("sre")
-  sre.train(config, workdir)
-  main._finish(workdir, config)
+  main.train(config, workdir)   # what `python -m ganlatent_jax.main` runs after its flags: train, report, summary
   names = _objects(gcs_emulator, "run/")
   for name in ("config.json", "init_directions.npz", "directions.npz", "ranker.msgpack", "report.html",
                "images/traversal.png", "images/traversal_comparison.png", "checkpoint_checksums/2.json",
@@ -357,7 +355,7 @@ def test_sre_quick_run_resume_and_evaluate_on_the_emulator(gcs_emulator, caplog)
 
   config.steps = 4
   with caplog.at_level(logging.INFO):
-    sre.train(config, workdir)
+    methods.get("sre").train(config, workdir)
   assert f"resuming from {workdir}/checkpoints step 2" in caplog.text
   assert "run/checkpoints/4/commit_success.txt" in _objects(gcs_emulator, "run/")
   assert Directions.load(workdir + "/directions.npz").meta["steps"] == 4

@@ -6,7 +6,8 @@ from absl import flags
 from ganlatent_jax import convert
 
 __doc__ = convert.__doc__  # what --help prints
-flags.adopt_module_key_flags(convert)  # --help lists the converter's flags
 
 if __name__ == "__main__":
-  convert.run()
+  args = convert.define_flags()
+  flags.adopt_module_key_flags(convert)  # --help lists the converter's flags
+  convert.run(args)
