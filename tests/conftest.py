@@ -40,6 +40,15 @@ def fixture_path(relative: str) -> pathlib.Path:
   raise FileNotFoundError(f"golden fixture {relative!r} not found in {LOCAL_FIXTURES} or {SHARED_FIXTURES}")
 
 
+def free_port() -> int:
+  """A TCP port on 127.0.0.1 that is free now (a coordinator's, an emulator's)."""
+  import contextlib
+  import socket
+  with contextlib.closing(socket.socket()) as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
 @pytest.fixture
 def fixtures():
   return fixture_path

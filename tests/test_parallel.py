@@ -59,3 +59,38 @@ def test_step_rng_is_a_function_of_seed_and_step():
   assert not np.array_equal(a, jax.random.key_data(parallel.step_rng(4, 7)))
   r1, r2 = parallel.step_numpy_rng(1, 2), parallel.step_numpy_rng(1, 2)
   assert r1.randint(1 << 30) == r2.randint(1 << 30)
+
+
+_LATE_PROCESS_ZERO = """
+import os, sys, time
+os.environ["JAX_PLATFORMS"] = "cpu"
+from ganlatent_jax import parallel
+if sys.argv[3] != "default":
+  parallel.SHUTDOWN_TIMEOUT_SECONDS = int(sys.argv[3])
+parallel.initialize_distributed("127.0.0.1:" + sys.argv[1], 2, int(sys.argv[2]))
+import jax
+if jax.process_index() == 0:
+  time.sleep(6)   # process 0 writing the run's report while process 1 already waits in jax's shutdown barrier
+print("done", jax.process_index(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("timeout, survives", [("2", False), ("default", True)])
+def test_processes_wait_for_process_zero_at_exit(timeout, survives):
+  """Two real processes; process 0 exits 6 s after process 1. A shutdown timeout shorter than that aborts both
+  (jax's own default, 30 s, did so in the slow set's two-process GAN run on a loaded machine); ours waits."""
+  import subprocess
+  import sys
+
+  from conftest import free_port
+  assert parallel.SHUTDOWN_TIMEOUT_SECONDS >= 600
+  port = str(free_port())
+  procs = [subprocess.Popen([sys.executable, "-c", _LATE_PROCESS_ZERO, port, str(i), timeout],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+  outputs = [p.communicate(timeout=240)[0] for p in procs]
+  codes = [p.returncode for p in procs]
+  if survives:
+    assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert [o.strip().splitlines()[-1] for o in outputs] == ["done 0", "done 1"]
+  else:
+    assert 0 not in codes, "a 2 s shutdown timeout should abort a run whose process 0 is 6 s late"

@@ -7,11 +7,9 @@ fsspec) and orbax's checkpoints through tensorstore, and none of it needs the ne
     tensorstore's gcs driver (TENSORSTORE_GCS_HTTP_URL, a fixed test token) talk to the same fake bucket, so orbax's
     checkpoints and the run's other files land where a pod's would.
 """
-import contextlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +17,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from conftest import free_port
 from ganlatent_jax import io
 
 fsspec = pytest.importorskip("fsspec")
@@ -214,12 +213,6 @@ def test_main_without_gcsfs_fails_at_start_naming_the_workdir():
 # The real clients (gcsfs, tensorstore through orbax) against a local GCS emulator.
 
 
-def _free_port() -> int:
-  with contextlib.closing(socket.socket()) as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def _fill_emulator_gaps(server_lib, patch):
   """Two things GCS does that gcp-storage-emulator 2026.7.19 does not, which the clients here rely on:
     * media downloads carry x-goog-generation / x-goog-metageneration: tensorstore reads an object's generation from
@@ -266,7 +259,7 @@ def gcs_emulator():
   logging.getLogger("gcsfs").setLevel(logging.ERROR)   # 'Could not determine bucket type' (no credentials here)
   with pytest.MonkeyPatch.context() as patch:
     _fill_emulator_gaps(server_lib, patch)
-    port = _free_port()
+    port = free_port()
     server = server_lib.create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
     server.start()
     url = f"http://127.0.0.1:{port}"

@@ -14,6 +14,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+# At exit every process waits in jax.distributed's shutdown barrier while process 0 alone writes the run's report and
+# summary (report.html reads the event files and images of the workdir, possibly on gs://). jax's default of 30 s
+# aborted process 0 of a two-process run on a loaded machine (slow set, 2026-12-03); a crashed process is still
+# found by the heartbeat (100 s), not by this timeout.
+SHUTDOWN_TIMEOUT_SECONDS = 900
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -24,7 +29,8 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu":
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                             process_id=process_id)
+                             process_id=process_id, shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_SECONDS)
+
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
