@@ -1,4 +1,5 @@
 """The shared training loop: resume after SIGKILL is bit-identical, NaN stops the run, logs are written."""
+import collections
 import json
 import os
 import pathlib
@@ -150,3 +151,27 @@ def test_finished_run_resumes_to_a_no_op(tmp_path):
     loop.restore_latest(init_fn, c.seed, mesh, str(tmp_path / "empty"), "toy checkpoint")
   for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_host_batch_step_counts_steps_on_the_host_and_compiles_ahead_for_a_multi_process_run(monkeypatch):
+  """HostBatchStep draws batch_fn(step) for the state's step, then the next ones without reading the device again;
+  compile_then_meet compiles its jitted step before the processes meet (it did not: the GAN engine's step compiled
+  at its first call, after the barrier, and two processes reached gloo's first collective > 30 s apart)."""
+  import jax.numpy as jnp
+
+  from ganlatent_jax.training.loop import HostBatchStep
+  State = collections.namedtuple("State", "step total")   # a pytree with .step, as the methods' states
+
+  @jax.jit
+  def step(state, batch, rng):
+    return State(state.step + 1, state.total + batch.sum()), {"batch": batch.sum()}
+
+  drawn = []
+  host_step = HostBatchStep(step, lambda n: drawn.append(n) or jnp.full((2,), float(n)))
+  state = State(jnp.int32(5), jnp.float32(0.0))
+  monkeypatch.setattr(jax, "process_count", lambda: 2)   # a distributed client is absent: no barrier to meet
+  loop.compile_then_meet(host_step, state, jax.random.key(0))
+  assert drawn == [5]   # the batch of the state's step, for the ahead-of-time compilation only
+  for _ in range(3):
+    state, metrics = host_step(state, jax.random.key(0))
+  assert drawn == [5, 5, 6, 7] and int(state.step) == 8 and float(state.total) == 2 * (5 + 6 + 7)

@@ -35,6 +35,7 @@ The engine adds these to its own losses inside the one jitted step, so no method
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -168,7 +169,6 @@ class Engine:
   dataset: Any = None
   regularisers: Any = None
   draw: Callable = None     # draw(rng, batch) -> (latents, G's input, style-mixing kwargs, noise key): one batch's inputs
-  _host_step: int | None = None
 
   def real_batch(self, step: int):
     """The global real batch of `step`, images in [-1, 1], sharded over 'data': this process reads only its rows
@@ -183,15 +183,10 @@ class Engine:
       images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
     return parallel.shard_local_batch(to_model_range(images), batch, self.mesh)
 
-  def loop_step(self, state: State, rng: jax.Array):
-    """The loop's `train_step(state, rng)`: draws the step's real batch on the host, then runs the jitted step. The
-    step number is read from the device once (at the first call, after a restore) and counted on the host after, so
-    dispatch never waits for the previous step."""
-    if self._host_step is None:
-      self._host_step = int(jax.device_get(state.step))
-    real = self.real_batch(self._host_step)
-    self._host_step += 1
-    return self.jitted_step(state, real, rng)
+  @functools.cached_property
+  def loop_step(self) -> loop.HostBatchStep:
+    """The loop's `train_step(state, rng)`: the step's real batch drawn on the host, then the jitted step."""
+    return loop.HostBatchStep(self.jitted_step, self.real_batch)
 
 
 @dataclasses.dataclass(frozen=True)

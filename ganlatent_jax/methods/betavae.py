@@ -166,15 +166,7 @@ def make(config, mesh, dataset=None):
   replicated = parallel.replicated_sharding(mesh)
   train_step = jax.jit(step_fn, in_shardings=(replicated, parallel.data_sharding(mesh), replicated),
                        out_shardings=(replicated, replicated), donate_argnums=(0,))
-  host_step = [None]   # counted on the host after the first call, so dispatch never waits for the previous step
-
-  def loop_step(state: State, rng):
-    if host_step[0] is None:
-      host_step[0] = int(jax.device_get(state.step))
-    images = real_batch(config, dataset, mesh, host_step[0])
-    host_step[0] += 1
-    return train_step(state, images, rng)
-
+  loop_step = loop.HostBatchStep(train_step, functools.partial(real_batch, config, dataset, mesh))
   return init_fn, train_step, Parts(nets, arch, dataset, mesh, loop_step)
 
 

@@ -120,6 +120,29 @@ def restore_latest(init_fn: Callable[[jax.Array], State], seed: int, mesh: Mesh,
     checkpointer.close()
 
 
+class HostBatchStep:
+  """The loop's `train_step(state, rng)` for a jitted `step(state, batch, rng)` whose real batch is drawn on the host
+  (`batch_fn(step)`, e.g. the GAN engine's and the beta-VAE's images). The step number is read from the device once
+  (at the first call, after a restore) and counted on the host after, so dispatch never waits for the previous step.
+  `compile_ahead` lets a multi-process run compile the jitted step before its processes meet (`compile_then_meet`):
+  compiling at the first call instead let one process reach the first collective over gloo's 30 s after another
+  (slow set, 2026-12-03: a two-process GAN run on a loaded machine)."""
+
+  def __init__(self, jitted_step: Callable, batch_fn: Callable[[int], Any]):
+    self.jitted_step, self.batch_fn = jitted_step, batch_fn
+    self._host_step: int | None = None
+
+  def __call__(self, state: State, rng: jax.Array):
+    if self._host_step is None:
+      self._host_step = int(jax.device_get(state.step))
+    batch = self.batch_fn(self._host_step)
+    self._host_step += 1
+    return self.jitted_step(state, batch, rng)
+
+  def compile_ahead(self, state: State, rng: jax.Array) -> None:
+    self.jitted_step.lower(state, self.batch_fn(int(jax.device_get(state.step))), rng).compile()
+
+
 FIRST_STEP_BARRIER_TIMEOUT_MS = 60 * 60 * 1000   # an hour: a large model's compilation on a slow host
 
 
@@ -135,7 +158,9 @@ def compile_then_meet(train_step: Callable, *args) -> None:
   fn, lead, keywords = train_step, (), {}
   if isinstance(train_step, functools.partial):
     fn, lead, keywords = train_step.func, train_step.args, train_step.keywords
-  if hasattr(fn, "lower"):
+  if isinstance(fn, HostBatchStep):
+    fn.compile_ahead(*args)
+  elif hasattr(fn, "lower"):
     fn.lower(*lead, *args, **keywords).compile()
   from jax._src import distributed   # the coordination service's barrier (no collective, so no gloo timeout)
   client = distributed.global_state.client
