@@ -3,9 +3,8 @@
   python -m ganlatent_jax.api_reference --output=docs/api      # then open docs/api/index.html
 
 Every library module is documented (generators, directions, methods with their `make_*`/loss functions, metrics,
-viz, training, ...). Command modules — those that define command-line flags when imported (`main`, `evaluate`,
-`report`, `explore`, ...) — are left out: importing two of them in one process would define the same flag twice, and
-their interface is their `--help`. A test builds the reference, so a docstring or signature that pdoc cannot read
+viz, training, ...). Command modules — those that define command-line flags (`main`, `evaluate`, `report`,
+`explore`, ...; in their `run()`, never on import) — are left out: their interface is their `--help`. A test builds the reference, so a docstring or signature that pdoc cannot read
 fails the suite instead of rotting.
 """
 from __future__ import annotations
@@ -13,10 +12,9 @@ from __future__ import annotations
 import pathlib
 import re
 import sys
-import warnings
 
 _PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
-_DEFINES_FLAGS = re.compile(r"^\S.*\bflags\.DEFINE_", re.MULTILINE)  # a module-level flag definition
+_DEFINES_FLAGS = re.compile(r"\bflags\.DEFINE_")  # a command defines its flags (in its run())
 
 
 def _modules() -> dict[str, pathlib.Path]:
@@ -32,7 +30,7 @@ def _modules() -> dict[str, pathlib.Path]:
 
 
 def command_modules() -> list[str]:
-  """Modules of the package that define absl flags at import time (the commands)."""
+  """Modules of the package that define absl flags (the commands)."""
   return sorted(name for name, source in _modules().items()
                 if _DEFINES_FLAGS.search(source.read_text(encoding="utf-8")))
 
@@ -52,13 +50,8 @@ def build(output_directory: str | pathlib.Path) -> pathlib.Path:
   output = pathlib.Path(output_directory)
   commands = command_modules()
   pdoc.render.configure(docformat="markdown", show_source=False, search=True)
-  with warnings.catch_warnings():
-    # The package page lists its submodules by importing them, excluded ones included: the second command module
-    # fails (a flag defined twice). Only those expected failures are silenced; any other import failure warns.
-    for name in commands:
-      warnings.filterwarnings("ignore", message=f"Couldn't import {re.escape(name)}:", category=UserWarning)
-    # Every module named: a package's __all__ would otherwise hide its submodules (e.g. metrics.disentanglement).
-    pdoc.pdoc(*library_modules(), *(f"!{name}" for name in commands), output_directory=output)
+  # Every module named: a package's __all__ would otherwise hide its submodules (e.g. metrics.disentanglement).
+  pdoc.pdoc(*library_modules(), *(f"!{name}" for name in commands), output_directory=output)
   return output / "index.html"
 
 
