@@ -4,8 +4,8 @@
 
 Every library module is documented (generators, directions, methods with their `make_*`/loss functions, metrics,
 viz, training, ...). Command modules — those that define command-line flags (`main`, `evaluate`, `report`,
-`explore`, ...; in their `run()`, never on import) — are left out: their interface is their `--help`. A test builds the reference, so a docstring or signature that pdoc cannot read
-fails the suite instead of rotting.
+`explore`, ...; in their `run()`, never on import) — are left out: their interface is their `--help`. A test builds
+the reference, so a docstring or signature that pdoc cannot read fails the suite instead of rotting.
 """
 from __future__ import annotations
 

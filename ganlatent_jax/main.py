@@ -19,7 +19,7 @@ def _define_flags():
   """Defined when run as a program only: importing this module (a test, `launch/`) leaves absl's flags alone, so it
   can sit in one process beside the other entry points (`explore` and `evaluate` also define --workdir)."""
   import types
-  return types.SimpleNamespace(
+  args = types.SimpleNamespace(
       config=config_flags.DEFINE_config_file(
           "config", None, "Path to a config file (configs/<method>_<data>.py, ':quick' for its quick variant); "
           "override fields with --config.a.b=v.", lock_config=True),
@@ -34,6 +34,8 @@ def _define_flags():
                                          "Number of processes (with --jax_distributed)."),
       process_id=flags.DEFINE_integer("jax_process_id", None,
                                       "This process's id, 0 … N−1 (with --jax_distributed)."))
+  flags.mark_flags_as_required(["config", "workdir"])
+  return args
 
 
 def train(config, workdir: str) -> dict:
@@ -53,7 +55,6 @@ def train(config, workdir: str) -> dict:
 
 def run():
   args = _define_flags()
-  flags.mark_flags_as_required(["config", "workdir"])
 
   def main(argv):
     if len(argv) > 1:

@@ -33,7 +33,8 @@ def main(argv, args):
   if argv[1:] and not args.compare.value:
     raise app.UsageError(f"unexpected arguments: {argv[1:]} (runs to compare follow --compare)")
   try:
-    io.check_filesystem(args.workdir.value)   # a run's report may be rebuilt in its gs:// workdir (--compare: local runs)
+    # a run's report may be rebuilt in its gs:// workdir (--compare: local runs)
+    io.check_filesystem(args.workdir.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   for workdir in [args.workdir.value, *others]:

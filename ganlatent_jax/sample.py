@@ -45,8 +45,9 @@ def main(argv, args):
   elif truncation is not None and "w" not in gen.info.latent_spaces:
     truncation = None   # a generator without W has nothing to truncate
   try:   # the one way to sample a generator (generators.sampling): prior, class, truncation, w̄ once
-    sampler = sampling.make_sampler(gen, classes=classes, truncation=truncation, rng=jax.random.key(args.seed.value + 1),
-                                    classes_key="--class_id", truncation_key="--truncation")
+    sampler = sampling.make_sampler(gen, classes=classes, truncation=truncation,
+                                    rng=jax.random.key(args.seed.value + 1), classes_key="--class_id",
+                                    truncation_key="--truncation")
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   z = sampler.z(jax.random.key(args.seed.value), args.num.value)

@@ -32,7 +32,6 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                              process_id=process_id, shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_SECONDS)
 
 
-
 def make_mesh(num_devices: int | None = None) -> Mesh:
   """A 1-D mesh over the first `num_devices` devices (all of them by default), axis 'data'."""
   devices = jax.devices()
