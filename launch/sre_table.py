@@ -13,6 +13,8 @@ workdir under --out; a run whose metrics.json exists is skipped, so the script r
 the table is always recomputed from the files. Rows:
   SeFa / SeFa + SRE      sefa/seedS:    SRE from SeFa (the config's default); 'SeFa' is its init_directions entry
   random / random + SRE  random/seedS:  SRE from random orthonormal directions drawn with seed S
+  random (Z) + SRE       random_z_N/seedS (--long_inits=random_z only): random orthonormal directions in Z — on an
+                         oracle SeFa's space, while 'random' lives in W: is SRE's gain the start's or the space's?
   LD / LD + SRE          ld/seedS:      LD (configs/ld_3dshapes.py, K linear directions in W, --ld_steps steps, seed S),
                          ld_sre/seedS:  then SRE from its directions.npz
   ablation e = 3, 10     e3/seedS, e10/seedS: SeFa init, config.shift_range = e (e = 1 is the sefa row)
@@ -56,7 +58,14 @@ PROBE_ROW = "probe (supervised)"
 ALIGNMENT = "mean abs cos(d, d_init)"
 ABLATION_RANGES = (1.0, 3.0, 10.0)
 # each initialisation's workdir prefix and row name (its --long_steps runs are PREFIX_N)
-LONG_INITS = {"sefa": ("sefa", "SeFa + SRE"), "random": ("random", "random + SRE"), "ld": ("ld_sre", "LD + SRE")}
+LONG_INITS = {"sefa": ("sefa", "SeFa + SRE"), "random": ("random", "random + SRE"), "ld": ("ld_sre", "LD + SRE"),
+              "random_z": ("random_z", "random (Z) + SRE")}
+# the initialisations with no row of the main table: their start gets its own row, from their first trained variant
+EXTRA_INIT_ROWS = {"random_z": "random (Z)"}
+# each initialisation's config overrides (LD's also names its directions file: see plan)
+INIT_OVERRIDES = {"sefa": (), "random": ("--config.init.method=random",),
+                  # random orthonormal directions in Z, SeFa's space on an oracle: separates the start from the space
+                  "random_z": ("--config.init.method=random", "--config.space=z")}
 
 
 # The table's scores only (DCI's trees and β-VAE's 64-pair points would double each run's evaluation time), with
@@ -124,8 +133,8 @@ def plan(out: str, seeds, steps: int, ld_steps: int, k: int, ablation: bool, ext
 
   def sre_from(init, seed, name, run_steps=steps, lr=None):
     """SRE from one initialisation: SeFa (the config's), random, or the LD run of the same seed (waits for it)."""
-    overrides = {"sefa": (), "random": ("--config.init.method=random",),
-                 "ld": ("--config.init.method=file", f"--config.init.path={ld_directions(seed)}")}[init]
+    overrides = (("--config.init.method=file", f"--config.init.path={ld_directions(seed)}") if init == "ld"
+                 else INIT_OVERRIDES[init])
     if lr is not None:
       overrides = (*overrides, f"--config.directions.learning_rate={lr:g}")
     sre(seed, name, *overrides, requires=ld_directions(seed) if init == "ld" else "", run_steps=run_steps)
@@ -180,6 +189,8 @@ def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa
   for run_steps, lr in trained_variants(steps, long_steps, directions_lrs):
     for init in long_inits:
       prefix, name = variant(init, run_steps, lr)
+      if init in EXTRA_INIT_ROWS and EXTRA_INIT_ROWS[init] not in main:
+        main[EXTRA_INIT_ROWS[init]] = runs(prefix, "init_directions")
       main[name] = runs(prefix, "directions")
   main[PROBE_ROW] = runs("sefa", "probe")   # fitted by every SeFa run's generated-domain evaluation
   ablation_rows = {}

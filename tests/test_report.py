@@ -125,6 +125,28 @@ def test_sre_table_trains_every_requested_init_longer(tmp_path):
     launcher.main([f"--out={out}", "--long_inits=sefa,bogus", "--table_only"])
 
 
+def test_sre_table_random_z_start_draws_in_z_and_gets_its_own_start_row(tmp_path):
+  # on an oracle SeFa lives in Z and 'random' in W: random_z separates the start from the space
+  launcher = _launcher()
+  out = str(tmp_path)
+  runs = launcher.plan(out, [0, 1], steps=5, ld_steps=5, k=10, ablation=False, extra=[], long_steps=9,
+                       long_inits=("random_z",), directions_lrs=(0.01,))
+  planned = {os.path.relpath(r.workdir, out): r.command for r in runs}
+  swept = {name: command for name, command in planned.items() if name.startswith("random_z")}
+  assert sorted(swept) == ["random_z_9/seed0", "random_z_9/seed1", "random_z_9_lr0.01/seed0",
+                           "random_z_9_lr0.01/seed1"]
+  for command in swept.values():
+    assert "--config.init.method=random" in command and "--config.space=z" in command
+  assert not any("--config.space=z" in command for name, command in planned.items() if name not in swept)
+  main_rows, _ = launcher.rows(out, [0, 1], ablation=False, long_steps=9, long_inits=("random_z",),
+                               directions_lrs=(0.01,))
+  # the start's row reads the first variant's init_directions (every variant of a seed draws the same start)
+  assert main_rows["random (Z)"] == [(os.path.join(out, "random_z_9", f"seed{s}", "metrics.json"), "init_directions")
+                                     for s in (0, 1)]
+  assert main_rows["random (Z) + SRE, 9 steps, lr 0.01"][1][0] == os.path.join(out, "random_z_9_lr0.01", "seed1",
+                                                                                "metrics.json")
+
+
 def test_sre_table_trains_the_long_inits_at_each_directions_learning_rate(tmp_path):
   launcher = _launcher()
   out = str(tmp_path)
