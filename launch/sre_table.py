@@ -179,6 +179,12 @@ def ranking_accuracy(workdir: str) -> float:
   return float(sum(last) / len(last))
 
 
+def start_run(out: str, prefixes, seed: int) -> str:
+  """The metrics.json of the first of `prefixes` whose run of `seed` exists (else the first's, reported missing)."""
+  paths = [os.path.join(out, prefix, f"seed{seed}", "metrics.json") for prefix in prefixes]
+  return next((path for path in paths if os.path.exists(path)), paths[0])
+
+
 def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa",), directions_lrs=(),
          steps: int = 300) -> tuple[dict, dict]:
   def runs(name, entry):
@@ -186,11 +192,15 @@ def rows(out: str, seeds, ablation: bool, long_steps: int = 0, long_inits=("sefa
   main = {"SeFa": runs("sefa", "init_directions"), "SeFa + SRE": runs("sefa", "directions"),
           "random": runs("random", "init_directions"), "random + SRE": runs("random", "directions"),
           "LD": runs("ld_sre", "init_directions"), "LD + SRE": runs("ld_sre", "directions")}
-  for run_steps, lr in trained_variants(steps, long_steps, directions_lrs):
+  variants = trained_variants(steps, long_steps, directions_lrs)
+  for init in long_inits:
+    if init in EXTRA_INIT_ROWS and variants:
+      # every variant of a seed draws the same start: per seed, the first variant that has run (--only may skip some)
+      prefixes = [variant(init, run_steps, lr)[0] for run_steps, lr in variants]
+      main[EXTRA_INIT_ROWS[init]] = [(start_run(out, prefixes, s), "init_directions") for s in seeds]
+  for run_steps, lr in variants:
     for init in long_inits:
       prefix, name = variant(init, run_steps, lr)
-      if init in EXTRA_INIT_ROWS and EXTRA_INIT_ROWS[init] not in main:
-        main[EXTRA_INIT_ROWS[init]] = runs(prefix, "init_directions")
       main[name] = runs(prefix, "directions")
   main[PROBE_ROW] = runs("sefa", "probe")   # fitted by every SeFa run's generated-domain evaluation
   ablation_rows = {}

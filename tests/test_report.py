@@ -140,9 +140,17 @@ def test_sre_table_random_z_start_draws_in_z_and_gets_its_own_start_row(tmp_path
   assert not any("--config.space=z" in command for name, command in planned.items() if name not in swept)
   main_rows, _ = launcher.rows(out, [0, 1], ablation=False, long_steps=9, long_inits=("random_z",),
                                directions_lrs=(0.01,))
-  # the start's row reads the first variant's init_directions (every variant of a seed draws the same start)
+  # the start's row reads the first variant's init_directions (every variant of a seed draws the same start) ...
   assert main_rows["random (Z)"] == [(os.path.join(out, "random_z_9", f"seed{s}", "metrics.json"), "init_directions")
                                      for s in (0, 1)]
+  # ... or, where --only skipped it, the first variant that has run
+  swept_metrics = os.path.join(out, "random_z_9_lr0.01", "seed1", "metrics.json")
+  os.makedirs(os.path.dirname(swept_metrics))
+  open(swept_metrics, "w").close()
+  main_rows, _ = launcher.rows(out, [0, 1], ablation=False, long_steps=9, long_inits=("random_z",),
+                               directions_lrs=(0.01,))
+  assert [path for path, _ in main_rows["random (Z)"]] == [
+      os.path.join(out, "random_z_9", "seed0", "metrics.json"), swept_metrics]
   assert main_rows["random (Z) + SRE, 9 steps, lr 0.01"][1][0] == os.path.join(out, "random_z_9_lr0.01", "seed1",
                                                                                 "metrics.json")
 
