@@ -138,6 +138,28 @@ def test_metrics_table_of_a_control_measure_has_one_column_per_transform():
                    "summary/rel_std", "0.25", "nan"]
 
 
+def test_per_knob_lists_get_their_own_table_grouped_by_length_and_cut():
+  # UD-GAN-G on CelebA has no factor labels: its per-knob effect list is the whole result (it had no table)
+  metrics = {"seed": 0, "evaluation": {"knob_ids": [1, 2]}, "knob_effect": [0.5, 0.25, 0.125],
+             "sefa": {"eigenvalues": [float(v) for v in range(40)], "names": ["a"], "flags": [True, False]},
+             "other": {"per_knob": [1, 2, 3]}}
+  lists = report.number_lists(metrics)
+  assert lists == {"knob_effect": [0.5, 0.25, 0.125], "sefa/eigenvalues": [float(v) for v in range(40)],
+                   "other/per_knob": [1.0, 2.0, 3.0]}   # settings, strings and booleans left out
+  text = report.lists_table(lists, max_rows=4)
+  assert text.count('<table class="metrics">') == 2   # the two lists of 3 side by side; the 40 cut to 4 rows
+  cells = _parse(text).cells
+  assert cells[:8] == ["#", "knob_effect", "other/per_knob", "0", "0.5", "1", "1", "0.25"]
+  assert cells[-2:] == ["3", "3"] and "First 4 of 40" in text
+
+
+def test_report_shows_the_per_knob_table_only_when_metrics_hold_lists(tmp_path):
+  with_lists = _workdir(tmp_path / "a", metrics={"knob_effect": [0.5, 0.25]}, config={"method": "udgan"})
+  assert "Per direction / per knob" in report.render_report(with_lists)
+  without = _workdir(tmp_path / "b", metrics={"mig": 0.5}, config={"method": "udgan"})
+  assert "Per direction / per knob" not in report.render_report(without)
+
+
 def test_report_of_a_run_in_progress(tmp_path):
   root = _workdir(tmp_path / "run", metrics=None, config={"method": "ld", "steps": 100})
   with open(next(root.glob("events.out.tfevents.*")), "ab") as f:

@@ -143,6 +143,35 @@ def score_sets(payload: Any) -> dict[str, dict[str, float]]:
   return sets
 
 
+def number_lists(payload: Any, prefix: str = "") -> dict[str, list[float]]:
+  """The lists of numbers in a metrics.json payload at any depth ({'knob_effect': [...], 'sefa/eigenvalues': [...]}),
+  settings sections left out: the per-direction / per-knob values `score_sets` leaves to this table."""
+  found: dict[str, list[float]] = {}
+  if not isinstance(payload, Mapping):
+    return found
+  for key, value in payload.items():
+    if isinstance(value, Mapping) and key not in SETTINGS_SECTIONS:
+      found.update(number_lists(value, f"{prefix}{key}/"))
+    elif (isinstance(value, list) and value
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+      found[prefix + str(key)] = [float(v) for v in value]
+  return found
+
+
+def lists_table(lists: Mapping[str, Sequence[float]], max_rows: int = 32) -> str:
+  """One table per list length (index × lists of that length), the first `max_rows` entries of each."""
+  by_length: dict[int, list[str]] = {}
+  for name, values in lists.items():
+    by_length.setdefault(len(values), []).append(name)
+  tables = []
+  for length, names in sorted(by_length.items()):
+    rows = [[str(i), *(format_number(lists[name][i]) for name in names)] for i in range(min(length, max_rows))]
+    tables.append(_table(["#", *names], rows, cls="metrics"))
+    if length > max_rows:
+      tables.append(f'<p class="muted">First {max_rows} of {length}; all of them in metrics.json.</p>')
+  return "".join(tables)
+
+
 def _score_order(score: str) -> tuple[str, int, str]:
   """Top-level scores before nested blocks; within each, the headline scores first, then by name."""
   prefix, _, leaf = score.rpartition("/")
@@ -429,6 +458,7 @@ def render_report(workdir: str | os.PathLike) -> str:
           f'<p>{_e(progress)}; {"finished" if finished else "in progress"}. Written {_e(stamp)}. '
           f'<span class="muted">{_e(location)}</span></p>',
           "<h2>Metrics</h2>", metrics_table(score_sets(metrics), paper_reference(config)),
+          *(["<h3>Per direction / per knob</h3>", lists_table(lists)] if (lists := number_lists(metrics)) else []),
           "<h2>Traversals and pictures</h2>", pictures or '<p class="muted">No pictures written yet.</p>']
   if logged:
     body += ["<h3>Logged during training</h3>", logged]
