@@ -112,6 +112,21 @@ def read_latest_images(logdir: str | os.PathLike) -> dict[str, tuple[int, bytes]
   return images
 
 
+def _is_number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _leaves(node: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+  """(path, value) of every non-mapping value below `node` ('generated/mig'), settings sections left out: the one walk
+  behind the metrics table (`score_sets`) and the per-direction table (`number_lists`)."""
+  for key, value in node.items():
+    if isinstance(value, Mapping):
+      if key not in SETTINGS_SECTIONS:
+        yield from _leaves(value, f"{prefix}{key}/")
+    else:
+      yield prefix + str(key), value
+
+
 def score_sets(payload: Any) -> dict[str, dict[str, float]]:
   """The sets of scores in a metrics.json payload: {set: {score: value}}, one set per column of the metrics table.
 
@@ -121,15 +136,8 @@ def score_sets(payload: Any) -> dict[str, dict[str, float]]:
   show up as rows without the report knowing them. Top-level numbers form the set '' when one of them is a float.
   Settings sections (SETTINGS_SECTIONS), strings, booleans and lists (per-direction arrays) are left out.
   """
-  def numbers(node: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    found = {}
-    for key, value in node.items():
-      if isinstance(value, Mapping):
-        if key not in SETTINGS_SECTIONS:
-          found.update(numbers(value, f"{prefix}{key}/"))
-      elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        found[prefix + str(key)] = value
-    return found
+  def numbers(node: Mapping[str, Any]) -> dict[str, float]:
+    return {path: value for path, value in _leaves(node) if _is_number(value)}
 
   sets: dict[str, dict[str, float]] = {}
   if not isinstance(payload, Mapping):
@@ -146,16 +154,10 @@ def score_sets(payload: Any) -> dict[str, dict[str, float]]:
 def number_lists(payload: Any, prefix: str = "") -> dict[str, list[float]]:
   """The lists of numbers in a metrics.json payload at any depth ({'knob_effect': [...], 'sefa/eigenvalues': [...]}),
   settings sections left out: the per-direction / per-knob values `score_sets` leaves to this table."""
-  found: dict[str, list[float]] = {}
   if not isinstance(payload, Mapping):
-    return found
-  for key, value in payload.items():
-    if isinstance(value, Mapping) and key not in SETTINGS_SECTIONS:
-      found.update(number_lists(value, f"{prefix}{key}/"))
-    elif (isinstance(value, list) and value
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-      found[prefix + str(key)] = [float(v) for v in value]
-  return found
+    return {}
+  return {path: [float(v) for v in value] for path, value in _leaves(payload, prefix)
+          if isinstance(value, list) and value and all(_is_number(v) for v in value)}
 
 
 def lists_table(lists: Mapping[str, Sequence[float]], max_rows: int = 32) -> str:
