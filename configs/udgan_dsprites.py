@@ -11,8 +11,8 @@ The engine recipe (lr 2e-4, β1 0.5, R1 γ = 10, EMA) is configs/gan_dsprites.py
 on dSprites at it (25000 steps, README "Testbed generators"): for the UD-GAN table's budgets it is the recipe that
 learns. Measured 2026-12-03 (2000 steps, seed 0, evaluation off): at 2e-4 the EMA samples show sprites from step ~1000;
 at the testbed's G recipe (lr 1e-4, β (0.7071, 0.995)) they were still all black at step 1500 (D winning, real/fake
-logit +1.7/−1.9). λ_φ = 5 (the paper's 2D-shapes value); batch 32 = 8 quadruplets. Overrides: --config.udgan.knob_sampling=per_batch (Eq. 3 literally), --config.udgan.margin=fixed
-(ablation of the adaptive margin). At the end: traversal PNGs per knob, samples, the EMA generator and metrics.json
+logit +1.7/−1.9). λ_φ = 5 (the paper's 2D-shapes value); batch 32 = 8 quadruplets. Overrides:
+--config.udgan.knob_sampling=per_batch (Eq. 3 literally), --config.udgan.margin=fixed (ablation of the adaptive margin). At the end: traversal PNGs per knob, samples, the EMA generator and metrics.json
 (β-VAE, FactorVAE, MIG of the siamese outputs on real images; knob_effect).
 """
 import ml_collections
