@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -342,6 +343,31 @@ def test_udgan_table_reads_the_guidance_control_from_the_guided_runs(tmp_path):
   text = launcher.markdown(table)
   assert "| UD-GAN-G | 0.950 ± 0.071 | 0.850 ± 0.071 | 0.400 ± 0.141 | 2 | 100.0 |" in text
   assert "| InfoGAN | 0.500 ± 0.000 | 0.500 ± 0.000 | — | 1 | 88.4 |" in text
+
+
+def test_udgan_table_infogan_row_runs_at_udgan_batch_and_evaluation_budget(tmp_path):
+  """Parsed by absl as `ganlatent_jax.main` parses them, the InfoGAN row's overrides give it UD-GAN's batch size and
+  every protocol budget the two configs share (a row scored on 10000 FactorVAE votes against 2000 differed in more
+  than the method)."""
+  from absl import flags
+  from ml_collections import config_flags
+  launcher = _launcher("udgan_table")
+  runs = {os.path.basename(os.path.dirname(r.workdir)): r for r in launcher.plan(str(tmp_path), [0], 0, [])}
+
+  def parsed(run):
+    argv = [sys.executable, *[a.replace("configs/", os.path.join(REPO, "configs") + "/", 1)
+                              for a in run.command if a.startswith("--config")]]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)   # overrides are found in argv
+    values(argv)
+    return values.config
+
+  infogan, udgan = parsed(runs["infogan"]), parsed(runs["udgan"])
+  assert infogan.method == "infogan" and infogan.batch_size == udgan.batch_size == 32
+  shared = set(infogan.evaluation.protocol) & set(udgan.evaluation.protocol)
+  assert {"factor_vae_num_train", "beta_vae_num_train", "mig_num_points"} <= shared
+  assert {k: infogan.evaluation.protocol[k] for k in shared} == {k: udgan.evaluation.protocol[k] for k in shared}
+  assert tuple(infogan.evaluation.metrics) == tuple(udgan.evaluation.metrics)
 
 
 # ---------------------------------------------------------------------------------------------------------------
