@@ -110,6 +110,21 @@ def selected(runs: Sequence[Run], out: str, only: str) -> list[Run]:
   return chosen
 
 
+def aligned_budget(config: str, reference: str, cwd: str = REPO) -> tuple[str, ...]:
+  """`--config.*` overrides giving the run of `config` the batch size and every evaluation-protocol budget it shares
+  with `reference` (config files relative to `cwd`), for a table whose rows must differ by the method only: a
+  baseline scored on 10000 FactorVAE votes beside rows scored on 1000 differs by its estimator's noise as well.
+  Only the values that differ are overridden; keys `reference` has and `config` lacks are left alone."""
+  from ganlatent_jax import cli
+  run, ref = (cli.load_config(os.path.join(cwd, path)) for path in (config, reference))
+  overrides = [f"--config.batch_size={ref.batch_size}"] if run.batch_size != ref.batch_size else []
+  run_protocol, ref_protocol = run.evaluation.get("protocol", {}), ref.evaluation.get("protocol", {})
+  for key in sorted(set(run_protocol) & set(ref_protocol)):
+    if run_protocol[key] != ref_protocol[key]:
+      overrides.append(f"--config.evaluation.protocol.{key}={ref_protocol[key]}")
+  return tuple(overrides)
+
+
 def run_table(args: argparse.Namespace, plan: Callable[[], Sequence[Run]], cwd: str = REPO) -> int:
   """Creates --out and executes the plan (its --only selection) unless --table_only: 0, or the first failed run's
   exit code."""

@@ -2,13 +2,13 @@
 UD-GAN-G 100.0) on procedural dSprites.
 
   python launch/udgan_table.py --out=/work/udgan_table                     # seeds 0,1,2, each config's steps
-  python launch/udgan_table.py --out=/work/udgan_table --steps=3000 --seeds=0   # the README's budget
+  python launch/udgan_table.py --out=/work/udgan_table --steps=3000     # the README's budget (configs: 10000)
   python launch/udgan_table.py --out=/work/udgan_table --table_only        # aggregate what exists
 
 Every cell is one `python -m ganlatent_jax.main` run in its own workdir OUT/ROW/seedS (resumable: a run whose
 metrics.json exists is skipped; command.txt holds its exact command and wall time). Rows:
   InfoGAN                   configs/infogan_dsprites.py at UD-GAN's batch size and evaluation budget
-                            (udgan_budget()), scores of its Q head (β-VAE asked for, as UD-GAN's)
+                            (INFOGAN_AS_UDGAN), scores of its Q head (β-VAE asked for, as UD-GAN's)
   UD-GAN                    configs/udgan_dsprites.py, scores of the concatenated siamese outputs
   UD-GAN-G                  configs/udgan_g_dsprites.py (knobs 7, 8, 9 guided by centre of mass x, y and size)
   guidance measures only    the UD-GAN-G runs' `guidance_only` entry: the same protocol on the three guidance
@@ -24,8 +24,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from ganlatent_jax import cli  # noqa: E402  (after the path insert: runnable from a checkout)
-from ganlatent_jax.metrics import report  # noqa: E402
+from ganlatent_jax.metrics import report  # noqa: E402  (after the path insert: runnable from a checkout)
 from ganlatent_jax import runs as table_runs  # noqa: E402
 from ganlatent_jax.runs import Run  # noqa: E402
 
@@ -35,22 +34,14 @@ PAPER = {"InfoGAN": "88.4", "UD-GAN": "99.1", "UD-GAN-G": "100.0"}   # Table 1, 
 ALL_METRICS = '--config.evaluation.metrics=("beta_vae","factor_vae","mig")'
 
 
-def udgan_budget() -> tuple[str, ...]:
-  """UD-GAN's batch size and evaluation budget as overrides for the InfoGAN row: the same protocol scores every row,
-  and both GANs see the same images per step. InfoGAN's own config (batch 16, disentanglement_lib's FactorVAE budget
-  of 10000 votes) would make its row differ in two more ways than the method; at batch 16 its EMA samples were also
-  still all black at steps 1000, 2000 and 3000 (seed 0, 2026-12-03, D real/fake logit +2.3/−2.5), where UD-GAN at 32
-  drew sprites from step ~1000."""
-  infogan = cli.config_module(os.path.join(REPO, "configs", "x.py"), "infogan_dsprites").get_config()
-  udgan = cli.config_module(os.path.join(REPO, "configs", "x.py"), "udgan_dsprites").get_config()
-  shared = sorted(set(infogan.evaluation.protocol) & set(udgan.evaluation.protocol))
-  return (f"--config.batch_size={udgan.batch_size}",
-          *(f"--config.evaluation.protocol.{key}={udgan.evaluation.protocol[key]}" for key in shared))
-
-
+# InfoGAN's own config (batch 16, disentanglement_lib's 10000 FactorVAE votes) would make its row differ from UD-GAN's
+# (batch 32, 2000 votes) in two more ways than the method; at batch 16 its EMA samples were also still all black at
+# steps 1000, 2000 and 3000 (seed 0, 2026-12-03, D real/fake logit +2.3/−2.5), where UD-GAN at 32 drew sprites from
+# step ~1000.
+INFOGAN_AS_UDGAN = table_runs.aligned_budget("configs/infogan_dsprites.py", "configs/udgan_dsprites.py")
 # row: (run directory, config, overrides, metrics.json entry)
 ROWS = {
-    "InfoGAN": ("infogan", "configs/infogan_dsprites.py", (ALL_METRICS, *udgan_budget()), "q_head"),
+    "InfoGAN": ("infogan", "configs/infogan_dsprites.py", (ALL_METRICS, *INFOGAN_AS_UDGAN), "q_head"),
     "UD-GAN": ("udgan", "configs/udgan_dsprites.py", (), "siamese"),
     "UD-GAN-G": ("udgan_g", "configs/udgan_g_dsprites.py", (), "siamese"),
     "guidance measures only": ("udgan_g", None, (), "guidance_only"),   # read from the UD-GAN-G runs

@@ -345,29 +345,48 @@ def test_udgan_table_reads_the_guidance_control_from_the_guided_runs(tmp_path):
   assert "| InfoGAN | 0.500 ± 0.000 | 0.500 ± 0.000 | — | 1 | 88.4 |" in text
 
 
-def test_udgan_table_infogan_row_runs_at_udgan_batch_and_evaluation_budget(tmp_path):
-  """Parsed by absl as `ganlatent_jax.main` parses them, the InfoGAN row's overrides give it UD-GAN's batch size and
-  every protocol budget the two configs share (a row scored on 10000 FactorVAE votes against 2000 differed in more
-  than the method)."""
+def _parsed_config(command: list[str]):
+  """The config a run's command gives `ganlatent_jax.main`, parsed by absl and ml_collections as main parses it."""
   from absl import flags
   from ml_collections import config_flags
-  launcher = _launcher("udgan_table")
-  runs = {os.path.basename(os.path.dirname(r.workdir)): r for r in launcher.plan(str(tmp_path), [0], 0, [])}
+  argv = [sys.executable, *[a.replace("configs/", os.path.join(REPO, "configs") + "/", 1)
+                            for a in command if a.startswith("--config")]]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)   # overrides are found in argv
+  values(argv)
+  return values.config
 
-  def parsed(run):
-    argv = [sys.executable, *[a.replace("configs/", os.path.join(REPO, "configs") + "/", 1)
-                              for a in run.command if a.startswith("--config")]]
-    values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)   # overrides are found in argv
-    values(argv)
-    return values.config
 
-  infogan, udgan = parsed(runs["infogan"]), parsed(runs["udgan"])
-  assert infogan.method == "infogan" and infogan.batch_size == udgan.batch_size == 32
-  shared = set(infogan.evaluation.protocol) & set(udgan.evaluation.protocol)
-  assert {"factor_vae_num_train", "beta_vae_num_train", "mig_num_points"} <= shared
-  assert {k: infogan.evaluation.protocol[k] for k in shared} == {k: udgan.evaluation.protocol[k] for k in shared}
-  assert tuple(infogan.evaluation.metrics) == tuple(udgan.evaluation.metrics)
+@pytest.mark.parametrize("name, baseline, reference", [
+    ("udgan_table", "infogan/seed0", "udgan/seed0"),
+    ("pssc_table", "dsprites/infogan/seed0", "dsprites/ps/seed0"),
+    ("pssc_table", "3dshapes/infogan/seed0", "3dshapes/ps_sc/seed0")])
+def test_table_baseline_rows_run_at_the_method_rows_batch_and_evaluation_budget(tmp_path, name, baseline, reference):
+  """The InfoGAN rows' commands give them the batch size and every protocol budget they share with the method they
+  are compared with (UD-GAN's 2000 FactorVAE votes and batch 32; PS-SC's 1000 votes), so the rows differ by the
+  method only — InfoGAN's own config counts 10000 votes."""
+  launcher = _launcher(name)
+  plan = (launcher.plan(str(tmp_path), [0], 0, []) if name == "udgan_table" else
+          launcher.plan(str(tmp_path), ["3dshapes", "dsprites"], [0], steps=0, select_from=0, extra=[]))
+  runs = {os.path.relpath(r.workdir, tmp_path): r for r in plan}
+  infogan, method = _parsed_config(runs[baseline].command), _parsed_config(runs[reference].command)
+  assert infogan.method == "infogan" and method.method != "infogan"
+  assert infogan.batch_size == method.batch_size
+  shared = set(infogan.evaluation.protocol) & set(method.evaluation.protocol)
+  assert {"factor_vae_num_train", "factor_vae_num_eval", "mig_num_points"} <= shared
+  assert {k: infogan.evaluation.protocol[k] for k in shared} == {k: method.evaluation.protocol[k] for k in shared}
+
+
+def test_aligned_budget_overrides_only_what_differs_and_what_the_config_has(tmp_path):
+  body = """import ml_collections
+def get_config():
+  return ml_collections.ConfigDict(dict(batch_size={batch}, evaluation=dict(protocol=dict({protocol}))))
+"""
+  (tmp_path / "run.py").write_text(body.format(batch=16, protocol="votes=10000, points=100, own=1"))
+  (tmp_path / "ref.py").write_text(body.format(batch=32, protocol="votes=1000, points=100, extra=3"))
+  assert runs_lib.aligned_budget("run.py", "ref.py", cwd=str(tmp_path)) == (
+      "--config.batch_size=32", "--config.evaluation.protocol.votes=1000")
+  assert runs_lib.aligned_budget("ref.py", "ref.py", cwd=str(tmp_path)) == ()
 
 
 # ---------------------------------------------------------------------------------------------------------------
