@@ -21,7 +21,7 @@ SCORE_KEYS = {"MIG": "mig", "FactorVAE": "factor_vae_eval_accuracy", "DCI": "dci
 
 # The columns of a directions table: the encoder protocol's scores, then the generated-domain ones; on an oracle
 # generator also direction recovery.
-DIRECTION_SCORES = ("MIG", "FactorVAE", "gen. MIG", "gen. DCI", "gen. FactorVAE")
+DIRECTION_SCORES = ("MIG", "FactorVAE", "DCI", "gen. MIG", "gen. DCI", "gen. FactorVAE")
 RECOVERY_SCORES = ("recovery mean abs cos", "recovered (abs cos ≥ 0.9)")
 
 
