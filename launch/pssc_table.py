@@ -12,7 +12,8 @@ whose metrics.json exists is skipped; command.txt holds its exact command and wa
             PS only                the same with C_global modules (no SC)
             SC only (InfoGAN-L2)   SC modules, upstream's InfoGAN loss λ‖Q(G(c)) − c‖₂ instead of PS
             InfoGAN-L2 (upstream)  C_global modules and the InfoGAN loss: upstream's baseline
-            InfoGAN (ours)         configs/infogan_3dshapes.py (StyleGAN2 G, Q head on D), the PS-SC rows' protocol budget
+            InfoGAN (ours)         configs/infogan_3dshapes.py (StyleGAN2 G, Q head on D), the PS-SC rows'
+                                   protocol budget
   dsprites  PS (no SC)             configs/pssc_dsprites.py (the paper's Table 5 model)
             PS-SC (SC)             C_spgroup-4-2 modules in place of C_global-2
             InfoGAN-L2 (upstream)  C_global-2 and the InfoGAN loss

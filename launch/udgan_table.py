@@ -34,8 +34,8 @@ PAPER = {"InfoGAN": "88.4", "UD-GAN": "99.1", "UD-GAN-G": "100.0"}   # Table 1, 
 ALL_METRICS = '--config.evaluation.metrics=("beta_vae","factor_vae","mig")'
 
 
-# InfoGAN's own config (batch 16, disentanglement_lib's 10000 FactorVAE votes) would make its row differ from UD-GAN's
-# (batch 32, 2000 votes) in two more ways than the method. Measured 2026-12-03, seed 0, 3000 steps: at either batch
+# InfoGAN's own config (batch 16, disentanglement_lib's 10000 FactorVAE votes) would make its row differ from
+# UD-GAN's (batch 32, 2000 votes) in two more ways than the method. Measured 2026-12-03, seed 0, 3000 steps: at either batch
 # (16 and 32) InfoGAN's generator collapses to black — its exported EMA generator's tanh output is saturated at −1 on
 # 99.9% of the pixels with a per-pixel std over z of 0.0005, D's real/fake logits +3/−2.7, Q's code NLL at its
 # no-information value 5.4 — while UD-GAN at batch 32 and the same 2e-4 recipe draws sprites from step ~1000 (14% of
