@@ -35,13 +35,15 @@ ALL_METRICS = '--config.evaluation.metrics=("beta_vae","factor_vae","mig")'
 
 
 # InfoGAN's own config (batch 16, disentanglement_lib's 10000 FactorVAE votes) would make its row differ from
-# UD-GAN's (batch 32, 2000 votes) in two more ways than the method. Measured 2026-12-03, seed 0, 3000 steps: at either batch
-# (16 and 32) InfoGAN's generator collapses to black — its exported EMA generator's tanh output is saturated at −1 on
-# 99.9% of the pixels with a per-pixel std over z of 0.0005, D's real/fake logits +3/−2.7, Q's code NLL at its
-# no-information value 5.4 — while UD-GAN at batch 32 and the same 2e-4 recipe draws sprites from step ~1000 (14% of
-# pixels above −0.99, per-pixel std 0.19 at step 2000). A likely reason, not isolated: the siamese loss (λ 5) rewards
-# visible changes from the start, the MI term (weight 1, fixed-std Gaussian) far less. So at this budget the InfoGAN
-# row scores a collapsed generator; the README says so beside it.
+# UD-GAN's (batch 32, 2000 votes) in two more ways than the method. Measured 2026-12-03, seed 0, 3000 steps: at
+# either batch (16 and 32) InfoGAN's generator collapses to black — its exported EMA generator's tanh output is
+# saturated at −1 on 99.9% of the pixels with a per-pixel std over z of 0.0005, D's real/fake logits +3/−2.7, Q's
+# code NLL at its no-information value 5.4 — while UD-GAN at batch 32 and the same 2e-4 recipe draws sprites from
+# step ~1000 (14% of pixels above −0.99, per-pixel std 0.19 at step 2000). A likely reason, not isolated: the
+# siamese loss (λ 5) rewards visible changes from the start, the MI term (weight 1, fixed-std Gaussian) far less.
+# So at this budget the InfoGAN row scores a collapsed generator (the README's UD-GAN line says so). With the
+# testbed's G recipe (lr 1e-4, β (0.7071, 0.995); batch 32) InfoGAN draws sprites at step 1500, where UD-GAN was
+# still black: no recipe that both learn under yet.
 INFOGAN_AS_UDGAN = table_runs.aligned_budget("configs/infogan_dsprites.py", "configs/udgan_dsprites.py")
 # row: (run directory, config, overrides, metrics.json entry)
 ROWS = {
