@@ -196,8 +196,8 @@ def test_latentclr_table_reads_every_row_of_what_its_runs_write(tmp_path, genera
     # the files the runs would write: the method's rows with both kinds of scores, the reference rows likewise
     os.makedirs(run.workdir)
     scores = {"mig": 0.1 * seed, "factor_vae_eval_accuracy": 0.5, "dci_disentanglement": 0.7,
-              "generated_mig": 0.2, "generated_dci_disentanglement":
-              0.3, "generated_factor_vae_eval_accuracy": 0.6, "recovery_mean_abs_cos": 0.4, "recovery_fraction": 0.0}
+              "generated_mig": 0.2, "generated_dci_disentanglement": 0.3, "generated_factor_vae_eval_accuracy": 0.6,
+              "recovery_mean_abs_cos": 0.4, "recovery_fraction": 0.0}
     with open(run.done, "w") as f:
       json.dump({entry: scores for entry in launcher.ROWS.values()}, f)
   assert launcher.main([f"--out={out}", "--seeds=0,1", f"--generator={generator}", "--table_only"]) == 0
