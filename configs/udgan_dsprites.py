@@ -6,12 +6,13 @@ knob, the paper's shared unguided network; spec A3, A4, A7).
   python -m ganlatent_jax.main --config=configs/udgan_dsprites.py:quick --workdir=/tmp/udgan_quick   # seconds
   python -m ganlatent_jax.evaluate --config=configs/udgan_dsprites.py --workdir=/tmp/udgan_dsprites
 
-The engine recipe (lr 2e-4, β1 0.5, R1 γ = 10, EMA) is configs/gan_dsprites.py's engine_config(), the same as InfoGAN's (the paper's
-"same G/D" condition); the paper's Table-5 architecture is not used. Why DCGAN's 2e-4 although the plain GAN diverged
-on dSprites at it (25000 steps, README "Testbed generators"): for the UD-GAN table's budgets it is the recipe that
-learns. Measured 2026-12-03 (2000 steps, seed 0, evaluation off): at 2e-4 the EMA samples show sprites from step ~1000;
-at the testbed's G recipe (lr 1e-4, β (0.7071, 0.995)) they were still all black at step 1500 (D winning, real/fake
-logit +1.7/−1.9). λ_φ = 5 (the paper's 2D-shapes value); batch 32 = 8 quadruplets. Overrides:
+The engine recipe (lr 2e-4, β1 0.5, R1 γ = 10, EMA) is configs/gan_dsprites.py's engine_config(); InfoGAN's G/D
+networks are the same (the paper's "same G/D" condition), its G recipe is the testbed's (configs/infogan_dsprites.py
+says why); the paper's Table-5 architecture is not used. Why DCGAN's 2e-4 although the plain GAN diverged on dSprites
+at it (25000 steps, README "Testbed generators"): for the UD-GAN table's budgets it is the recipe that learns.
+Measured 2026-12-03 (seed 0, evaluation off): at 2e-4 the EMA samples show sprites from step ~1000; at the testbed's
+G recipe (lr 1e-4, β (0.7071, 0.995)) they were still black at step 3000 (isolated dots on 3.5% of the pixels, D's
+real/fake logits +2.6/−2.4). λ_φ = 5 (the paper's 2D-shapes value); batch 32 = 8 quadruplets. Overrides:
 --config.udgan.knob_sampling=per_batch (Eq. 3 literally), --config.udgan.margin=fixed (ablation of the adaptive margin). At the end: traversal PNGs per knob, samples, the EMA generator and metrics.json
 (β-VAE, FactorVAE, MIG of the siamese outputs on real images; knob_effect).
 """

@@ -7,8 +7,8 @@ UD-GAN-G 100.0) on procedural dSprites.
 
 Every cell is one `python -m ganlatent_jax.main` run in its own workdir OUT/ROW/seedS (resumable: a run whose
 metrics.json exists is skipped; command.txt holds its exact command and wall time). Rows:
-  InfoGAN                   configs/infogan_dsprites.py at UD-GAN's batch size and evaluation budget
-                            (INFOGAN_AS_UDGAN), scores of its Q head (β-VAE asked for, as UD-GAN's)
+  InfoGAN                   configs/infogan_dsprites.py (its G recipe: the testbed's) at UD-GAN's batch size and
+                            evaluation budget (INFOGAN_AS_UDGAN), scores of its Q head (β-VAE asked for, as UD-GAN's)
   UD-GAN                    configs/udgan_dsprites.py, scores of the concatenated siamese outputs
   UD-GAN-G                  configs/udgan_g_dsprites.py (knobs 7, 8, 9 guided by centre of mass x, y and size)
   guidance measures only    the UD-GAN-G runs' `guidance_only` entry: the same protocol on the three guidance
@@ -35,15 +35,16 @@ ALL_METRICS = '--config.evaluation.metrics=("beta_vae","factor_vae","mig")'
 
 
 # InfoGAN's own config (batch 16, disentanglement_lib's 10000 FactorVAE votes) would make its row differ from
-# UD-GAN's (batch 32, 2000 votes) in two more ways than the method. Measured 2026-12-03, seed 0, 3000 steps: at
-# either batch (16 and 32) InfoGAN's generator collapses to black — its exported EMA generator's tanh output is
-# saturated at −1 on 99.9% of the pixels with a per-pixel std over z of 0.0005, D's real/fake logits +3/−2.7, Q's
-# code NLL at its no-information value 5.4 — while UD-GAN at batch 32 and the same 2e-4 recipe draws sprites from
-# step ~1000 (14% of pixels above −0.99, per-pixel std 0.19 at step 2000). A likely reason, not isolated: the
-# siamese loss (λ 5) rewards visible changes from the start, the MI term (weight 1, fixed-std Gaussian) far less.
-# So at this budget the InfoGAN row scores a collapsed generator (the README's UD-GAN line says so). With the
-# testbed's G recipe (lr 1e-4, β (0.7071, 0.995); batch 32) InfoGAN draws sprites at step 1500, where UD-GAN was
-# still black: no recipe that both learn under yet.
+# UD-GAN's (batch 32, 2000 votes) in two more ways than the method: INFOGAN_AS_UDGAN aligns both. The G recipes differ
+# and say so (same G/D networks, the paper's condition): measured 2026-12-03, seed 0, 3000 steps, at DCGAN's 2e-4 for
+# both nets InfoGAN collapses to black by step 1000 (batch 16 and 32; 99.9% of pixels at −1, per-pixel std over z
+# 0.0005, Q's code NLL at its no-information 5.4) while UD-GAN draws sprites from step ~1000; at the testbed's G
+# recipe (lr 1e-4, β (0.7071, 0.995), batch 32) InfoGAN draws sprites from step 1500 while UD-GAN is still black at
+# step 3000 (3.5% of pixels above −0.99, isolated dots; per-pixel std over z 0.003; D's logits +2.6/−2.4). A likely
+# reason, not isolated: the siamese loss (λ 5) pushes G to make visible changes early, which the faster G recipe
+# serves, while InfoGAN's MI term (weight 1, fixed-std Gaussian) gives G no such push against a winning D. So each row
+# runs at the recipe it learns under: configs/infogan_dsprites.py carries the testbed G recipe, the UD-GAN configs
+# DCGAN's.
 INFOGAN_AS_UDGAN = table_runs.aligned_budget("configs/infogan_dsprites.py", "configs/udgan_dsprites.py")
 # row: (run directory, config, overrides, metrics.json entry)
 ROWS = {
