@@ -360,13 +360,15 @@ def test_style_mixing_index_is_a_crossover_with_the_given_probability():
 
 def test_style_mixing_gives_two_ws_split_at_the_crossover():
   _, eng = gan.setup(tiny_shapes3d_config(style_mixing=1.0, num_devices=2))
-  state = eng.init_fn(jax.random.key(0))
+  state = jax.jit(eng.init_fn)(jax.random.key(0))   # jitted: op-by-op StyleGAN2 init is most of the test's time
   latents, z, kwargs, _ = eng.draw(jax.random.key(1), 4)
   index = int(kwargs["inject_index"])
   assert kwargs["mix_latent"].shape == z.shape and 1 <= index < eng.gen.info.num_ws
-  styles = np.asarray(eng.gen.styles(state.params["generator"], state.generator_buffers, z, **kwargs))
-  first = np.asarray(eng.gen.styles(state.params["generator"], state.generator_buffers, z))
-  second = np.asarray(eng.gen.styles(state.params["generator"], state.generator_buffers, kwargs["mix_latent"]))
+  styles_of = jax.jit(eng.gen.styles)
+  args = (state.params["generator"], state.generator_buffers)
+  styles = np.asarray(styles_of(*args, z, **kwargs))
+  first = np.asarray(styles_of(*args, z))
+  second = np.asarray(styles_of(*args, kwargs["mix_latent"]))
   np.testing.assert_allclose(styles[:, :index], first[:, :index], rtol=1e-6)
   np.testing.assert_allclose(styles[:, index:], second[:, index:], rtol=1e-6)
   # Without mixing the engine draws exactly what it drew before mixing existed (the README's runs reproduce).
