@@ -11,6 +11,8 @@ not DCGAN's 2e-4 for both. Measured 2026-12-03, seed 0, batch 16 and 32, 3000 st
 generator collapsed to black by step 1000 (99.9% of pixels at −1, per-pixel std over z 0.0005, Q's code NLL at its
 no-information 5.4); at the testbed recipe (batch 32) it draws sprites at steps 1500–2750, D's logits near 0.
 UD-GAN is the opposite (configs/udgan_dsprites.py), so the two run at different G recipes on the same G/D networks.
+A likely reason, not isolated: UD-GAN's siamese loss (λ 5) pushes G to make visible changes early, which the faster
+recipe serves; InfoGAN's MI term (weight 1, fixed-std Gaussian) gives G no such push against a winning D.
 """
 from ganlatent_jax import cli
 

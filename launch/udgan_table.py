@@ -36,15 +36,8 @@ ALL_METRICS = '--config.evaluation.metrics=("beta_vae","factor_vae","mig")'
 
 # InfoGAN's own config (batch 16, disentanglement_lib's 10000 FactorVAE votes) would make its row differ from
 # UD-GAN's (batch 32, 2000 votes) in two more ways than the method: INFOGAN_AS_UDGAN aligns both. The G recipes differ
-# and say so (same G/D networks, the paper's condition): measured 2026-12-03, seed 0, 3000 steps, at DCGAN's 2e-4 for
-# both nets InfoGAN collapses to black by step 1000 (batch 16 and 32; 99.9% of pixels at −1, per-pixel std over z
-# 0.0005, Q's code NLL at its no-information 5.4) while UD-GAN draws sprites from step ~1000; at the testbed's G
-# recipe (lr 1e-4, β (0.7071, 0.995), batch 32) InfoGAN draws sprites from step 1500 while UD-GAN is still black at
-# step 3000 (3.5% of pixels above −0.99, isolated dots; per-pixel std over z 0.003; D's logits +2.6/−2.4). A likely
-# reason, not isolated: the siamese loss (λ 5) pushes G to make visible changes early, which the faster G recipe
-# serves, while InfoGAN's MI term (weight 1, fixed-std Gaussian) gives G no such push against a winning D. So each row
-# runs at the recipe it learns under: configs/infogan_dsprites.py carries the testbed G recipe, the UD-GAN configs
-# DCGAN's.
+# on the same G/D networks, each the one that method learns under (InfoGAN collapses at DCGAN's 2e-4, UD-GAN stays
+# black at the testbed's G recipe): the measurements are in configs/infogan_dsprites.py and configs/udgan_dsprites.py.
 INFOGAN_AS_UDGAN = table_runs.aligned_budget("configs/infogan_dsprites.py", "configs/udgan_dsprites.py")
 # row: (run directory, config, overrides, metrics.json entry)
 ROWS = {
