@@ -3,7 +3,10 @@ siamese bank (per-sample, guided columns = an MLP on the standardised guidance),
 sharded engine step whose contrastive metric matches the reference and whose siamese networks train with D's
 optimizer, and quick runs writing traversals + metrics that `evaluate` reproduces from the checkpoint."""
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import types
 
 import jax
@@ -168,6 +171,57 @@ def test_sharded_step_reports_eq2_and_trains_the_siamese_networks_with_d():
   np.testing.assert_allclose(metrics["d/udgan_contrastive"], expected, rtol=1e-4)
   assert np.isfinite(metrics["g/udgan_contrastive"])
   assert any(jax.tree.leaves(jax.tree.map(lambda a, b: np.any(a != b), before["siamese"], after["siamese"])))
+
+
+def _two_steps(num_devices):
+  """Two quick UD-GAN steps at batch 32 (8 quadruplets: one per device of 8) on `num_devices` devices."""
+  config = _config()
+  config.update(num_devices=num_devices, batch_size=32)
+  mesh, engine = _gan.setup(config, udgan.terms_factory(config, num_devices=num_devices))
+  state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
+  history = []
+  for step in range(2):
+    state, metrics = engine.jitted_step(state, engine.real_batch(step), parallel.step_rng(config.seed, step))
+    history.append(jax.device_get(metrics))
+  return jax.device_get(state.params), history
+
+
+@pytest.mark.slow   # two engines compiled (8 devices, 1 device): minutes on a loaded machine
+def test_sharded_step_equals_the_one_device_step():
+  """The same latents, quadruplets and real batch whatever the device count: 8 devices × 1 quadruplet give the
+  1-device step's losses and parameters (to reduction order)."""
+  sharded, sharded_metrics = _two_steps(8)
+  single, single_metrics = _two_steps(1)
+  for got, want in zip(sharded_metrics, single_metrics):
+    assert set(got) == set(want) and {"d/udgan_contrastive", "g/udgan_contrastive", "d/loss"} <= set(got)
+    for key in want:
+      np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-6, err_msg=key)
+  # Adam's first steps are ±lr whatever a gradient's size, so last-bit differences of a near-zero gradient (another
+  # reduction order over 8 devices) become whole-step moves. The siamese trunk's biases have such gradients: Eq. 2
+  # sees only differences of embeddings, so the output bias's gradient is exactly 0 up to rounding (seen: 5 of its
+  # 10 entries, 3 of the hidden bias's 8, moved differently, by ≤ 2.1 lr). Elsewhere: a quarter of a step.
+  lr = max(_config().architecture.learning_rate, _config().discriminator.learning_rate)
+  flat_single = dict(jax.tree_util.tree_flatten_with_path(single)[0])
+  for path, got in jax.tree_util.tree_flatten_with_path(sharded)[0]:
+    name = jax.tree_util.keystr(path)
+    unidentified = name.startswith("['siamese']['trunk']['aux_") and name.endswith("['bias']")
+    np.testing.assert_allclose(got, flat_single[path], rtol=1e-4, atol=(4.0 if unidentified else 0.25) * lr,
+                               err_msg=name)
+
+
+@pytest.mark.slow   # a subprocess quick run through main, then its resume: minutes on a loaded machine
+def test_quick_config_runs_through_main_and_resumes(tmp_path):
+  workdir = tmp_path / "run"
+  command = [sys.executable, "-m", "ganlatent_jax.main", "--config=configs/udgan_g_dsprites.py:quick",
+             f"--workdir={workdir}"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  subprocess.run(command, check=True, env=env, cwd=REPO, capture_output=True, timeout=1200)
+  first = json.loads((workdir / "metrics.json").read_text())
+  assert first["siamese"]["step"] == 2 and (workdir / "traversals" / "knob_9_size.png").exists()
+  subprocess.run(command + ["--config.steps=3"], check=True, env=env, cwd=REPO, capture_output=True, timeout=1200)
+  resumed = json.loads((workdir / "metrics.json").read_text())
+  assert resumed["siamese"]["step"] == 3
+  assert json.loads((workdir / "training_time.json").read_text())["sessions"] == 2
 
 
 @pytest.mark.slow   # ~75 s each on an idle 2-core machine (measured 2026-12-01): the default suite took 22.6 min
