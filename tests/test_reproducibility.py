@@ -64,8 +64,11 @@ def test_ld_numbers_are_unchanged(tmp_path):
   matrix = dirs.load(tmp_path / "ld" / "directions.npz").matrix
   np.testing.assert_allclose(matrix[:6].ravel(), LD_DIRECTIONS_HEAD, **TOLERANCE)
   np.testing.assert_allclose(np.abs(matrix).sum(), LD_DIRECTIONS_ABS_SUM, rtol=1e-5)
-  np.testing.assert_allclose([results["accuracy"], results["shift_error"]], [LD_ACCURACY, LD_SHIFT_ERROR],
-                             rtol=1e-5)
+  # The reconstructor's accuracy is an argmax over 32 predictions and its shift error a mean of them: on another CPU
+  # (2026-12-03, an AVX-512 Xeon, same jax/jaxlib 0.10.2) the directions still agreed to TOLERANCE but one near-tied
+  # prediction flipped (0.1875 vs 0.21875) and the error moved by 6e-4 relative. Pinned to one prediction and 1e-3.
+  np.testing.assert_allclose(results["accuracy"], LD_ACCURACY, atol=1 / 32 + 1e-9)
+  np.testing.assert_allclose(results["shift_error"], LD_SHIFT_ERROR, rtol=1e-3)
 
 
 # The GAN engine after 4 steps of tiny runs (recorded on main at 5231edf, before the engine moved onto the method
