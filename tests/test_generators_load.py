@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
@@ -149,3 +150,36 @@ def test_stylegan2_with_a_billion_mapping_layers_is_refused_before_tracing(tmp_p
 def test_large_seeds_are_not_mistaken_for_sizes(converted):
   _edit_meta(converted, lambda m: m["config"].update(seed=2**40))  # dcgan ignores it; a bound must not refuse it
   load._read_converted(converted)
+
+
+def test_a_latent_prior_round_trips_and_sample_z_draws_it(tmp_path):
+  """A generator trained on U(−1, 1) knobs (UD-GAN, InfoGAN's codes) is exported with its prior; `sample_z` draws
+  it. Without one, `sample_z` stays exactly N(0, I)."""
+  config, variables = _conversion()
+  plain = load.load(TESTBED)
+  dim = plain.latent_dim
+  key = jax.random.key(3)
+  assert plain.info.latent_prior == ()
+  np.testing.assert_array_equal(plain.sample_z(key, 5), jax.random.normal(key, (5, dim)))
+  prior = (("uniform", 3), ("normal", dim - 3))
+  load.save_converted(tmp_path / "gen", config, variables, latent_prior=prior)
+  gen = load.load(tmp_path / "gen")
+  assert gen.info.latent_prior == prior
+  z = np.asarray(gen.sample_z(key, 20000))
+  assert z.shape == (20000, dim) and np.abs(z[:, :3]).max() <= 1.0
+  np.testing.assert_allclose(z[:, :3].var(axis=0), 1 / 3, rtol=0.05)    # U(−1, 1)
+  np.testing.assert_allclose(z[:, 3:].var(axis=0), 1.0, rtol=0.06)      # N(0, 1)
+  assert np.abs(z[:, 3:]).max() > 3.0
+  assert gen.info == plain.info.__class__(**{**plain.info.__dict__, "latent_prior": prior})
+
+
+@pytest.mark.parametrize("prior, message", [
+    ("uniform", r"expected a list of \[kind, size\] pairs, got 'uniform'"),
+    ([["cauchy", 4]], r"segment \['cauchy', 4\] needs a kind in \('normal', 'uniform'\)"),
+    ([["uniform", 2.5]], r"segment \['uniform', 2.5\] needs a kind .* integer size >= 1"),
+    ([["uniform", 3]], r"segment sizes \[3\] add up to 3, not the generator's latent_dim"),
+])
+def test_a_bad_latent_prior_is_refused_naming_the_file(converted, prior, message):
+  _edit_meta(converted, lambda m: m.update(latent_prior=prior))
+  with pytest.raises(ValueError, match=rf"{converted}/generator\.json: latent_prior: {message}"):
+    load.load(converted)

@@ -51,6 +51,21 @@ def test_bad_code_settings_give_clear_errors():
     infogan.InfoGANTerms(latent_dim=8, num_codes=2, code_prior="beta")
 
 
+@pytest.mark.parametrize("prior, noise, expected", [
+    ("uniform", 6, (("uniform", 2), ("normal", 6))), ("uniform", 0, (("uniform", 2),)), ("normal", 6, ())])
+def test_the_exported_prior_is_what_sample_latents_draws(prior, noise, expected):
+  """G's input [c; z]: the exported generator's `latent_prior` segments, and draws that follow them."""
+  terms = infogan.InfoGANTerms(latent_dim=2 + noise, num_codes=2, code_prior=prior)
+  assert terms.latent_prior() == expected
+  latents = terms.sample_latents(jax.random.key(0), 4000)
+  g_input = np.asarray(terms.generator_input(latents))
+  start = 0
+  for kind, size in expected:
+    part = g_input[:, start:start + size]
+    assert (np.abs(part).max() <= 1.0) == (kind == "uniform")
+    start += size
+
+
 @pytest.mark.slow   # ~70 s each on an idle 2-core machine (measured 2026-12-01): the default suite took 22.6 min
 @pytest.mark.parametrize("name", ["infogan_dsprites", "infogan_3dshapes"])
 def test_quick_run_writes_traversals_and_metrics_that_evaluate_reproduces(name, tmp_path):
@@ -60,7 +75,10 @@ def test_quick_run_writes_traversals_and_metrics_that_evaluate_reproduces(name, 
                           "traversal_code_2"}
   assert all(pathlib.Path(p).exists() for p in outputs.values())
   # Rows: 6 base latents, columns: 9 code values, 2-pixel gaps; grey dSprites shown as RGB.
-  h, w, _ = generators.load(outputs["generator"]).image_shape
+  exported = generators.load(outputs["generator"])
+  h, w, _ = exported.image_shape
+  assert exported.info.latent_prior == (("uniform", config.infogan.num_codes),
+                                        ("normal", exported.latent_dim - config.infogan.num_codes))
   with Image.open(outputs["traversal_code_0"]) as picture:
     assert picture.mode == "RGB" and picture.size == (9 * (w + 2) + 2, 6 * (h + 2) + 2)
   metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -147,6 +147,22 @@ def test_configuration_errors_name_the_culprit():
     udgan.terms_factory(_config(margin="soft"), num_devices=1)(spec)
 
 
+def test_the_exported_generator_draws_the_knobs_uniform_prior(tmp_path):
+  """Every dimension of z is a U(−1, 1) knob: the export says so, and `generators.load(...).sample_z` draws it (not
+  the N(0, I) of the other families, whose tails G never saw)."""
+  spec = trainable.make_generator_spec(_config().architecture)
+  terms = udgan.terms_factory(_config(), num_devices=1)(spec)
+  assert terms.latent_prior() == (("uniform", 10),)
+  variables = dict(_gan.family_module(spec.config["family"]).init_variables(spec.config, jax.random.key(0)))
+  engine = types.SimpleNamespace(gen=spec, terms=terms)
+  state = types.SimpleNamespace(generator_ema=variables.pop("params"), generator_buffers=variables)
+  _gan.export_generator(engine, state, str(tmp_path / "gen"))
+  for gen in (generators.load(tmp_path / "gen"), _gan.ema_generator(engine, state)):
+    assert gen.info.latent_prior == (("uniform", 10),)
+    z = np.asarray(gen.sample_z(jax.random.key(1), 2000))
+    assert np.abs(z).max() <= 1.0 and abs(z.var() - 1 / 3) < 0.02
+
+
 @pytest.mark.slow   # 158 s on the loaded 2-core box: compiles a DCGAN step on 2 devices
 def test_sharded_step_reports_eq2_and_trains_the_siamese_networks_with_d():
   """2 devices × 1 quadruplet: the step's d/udgan_contrastive is Eq. 2 of the pre-step G and φ on the latents the
@@ -236,7 +252,7 @@ def test_quick_run_writes_traversals_and_metrics_that_evaluate_reproduces(name, 
   assert all(pathlib.Path(p).exists() for p in outputs.values())
   gen = generators.load(outputs["generator"])
   h, w, _ = gen.image_shape
-  assert gen.latent_dim == 10
+  assert gen.latent_dim == 10 and gen.info.latent_prior == (("uniform", 10),)
   with Image.open(outputs["traversal_knob_0"]) as picture:
     assert picture.size == (9 * (w + 2) + 2, 6 * (h + 2) + 2)
   metrics = json.loads((tmp_path / "metrics.json").read_text())

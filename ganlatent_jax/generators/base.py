@@ -35,6 +35,10 @@ class GeneratorInfo:
   output_range: tuple[float, float] = (-1.0, 1.0)
   feature_layers: tuple[str, ...] = ()      # names accepted by `features(..., layers=)`
   config: tuple[tuple[str, Any], ...] = ()  # the architecture hyper-parameters, as sorted (key, value) pairs
+  # The prior z was trained with, as consecutive (kind, size) segments of z's dims ('normal': N(0, 1), 'uniform':
+  # U(−1, 1)); () is N(0, I) everywhere, what every upstream family and most of our methods train with. UD-GAN's
+  # knobs and InfoGAN's uniform codes are not: their exported generators carry it (see `check_latent_prior`).
+  latent_prior: tuple[tuple[str, int], ...] = ()
   # Where the weights came from. Not part of equality/hash: generators of one architecture loaded from different
   # files must share compiled functions (GeneratorInfo is static, i.e. part of the jit cache key).
   source: str = dataclasses.field(default="", compare=False)
@@ -83,11 +87,47 @@ class Generator:
     return self.info.image_shape
 
   def sample_z(self, rng: jax.Array, num: int) -> jax.Array:
-    """z ~ N(0, I) of shape (num, latent_dim), the prior every supported family is trained with."""
-    return jax.random.normal(rng, (num, self.info.latent_dim), jnp.float32)
+    """(num, latent_dim) draws of the prior z was trained with: N(0, I) unless `info.latent_prior` says otherwise.
+    Without a uniform segment this is exactly `jax.random.normal(rng, (num, latent_dim))`."""
+    return sample_prior(rng, num, self.info.latent_dim, self.info.latent_prior)
 
   def with_variables(self, variables) -> "Generator":
     return self.replace(variables=variables)
+
+
+PRIOR_KINDS = ("normal", "uniform")
+
+
+def check_latent_prior(prior: Any, latent_dim: int | None, where: str = "latent_prior"
+                       ) -> tuple[tuple[str, int], ...]:
+  """A latent prior as `GeneratorInfo.latent_prior` holds it, from any sequence of (kind, size) pairs (e.g. read from
+  JSON); refuses anything else, unknown kinds, sizes that are not positive integers and (unless `latent_dim` is
+  None) sizes that do not add up to `latent_dim`, naming `where`."""
+  if isinstance(prior, (str, bytes)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in prior):
+    raise ValueError(f"{where}: expected a list of [kind, size] pairs, got {prior!r:.100}")
+  for kind, size in prior:
+    if kind not in PRIOR_KINDS or isinstance(size, bool) or not isinstance(size, int) or size < 1:
+      raise ValueError(f"{where}: segment [{kind!r:.30}, {size!r:.30}] needs a kind in {PRIOR_KINDS} and an "
+                       f"integer size >= 1")
+  segments = tuple((str(kind), int(size)) for kind, size in prior)
+  if segments and latent_dim is not None and sum(size for _, size in segments) != latent_dim:
+    raise ValueError(f"{where}: segment sizes {[size for _, size in segments]} add up to "
+                     f"{sum(size for _, size in segments)}, not the generator's latent_dim {latent_dim}")
+  return segments
+
+
+def sample_prior(rng: jax.Array, num: int, latent_dim: int, prior: tuple[tuple[str, int], ...] = ()) -> jax.Array:
+  """(num, latent_dim) float32 draws of a `check_latent_prior` prior. One normal and one uniform draw of the full
+  shape, each segment taken from its kind's (so an all-normal prior is bit-identical to N(0, I))."""
+  normal = jax.random.normal(rng, (num, latent_dim), jnp.float32)
+  if all(kind == "normal" for kind, _ in prior):
+    return normal
+  uniform = jax.random.uniform(jax.random.fold_in(rng, 1), (num, latent_dim), jnp.float32, -1.0, 1.0)
+  parts, start = [], 0
+  for kind, size in prior:
+    parts.append((uniform if kind == "uniform" else normal)[:, start:start + size])
+    start += size
+  return jnp.concatenate(parts, axis=1)
 
 
 def config_items(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -14,6 +14,7 @@ and `variables.msgpack`; `testbed:NAME` points at such a directory shipped in th
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -25,7 +26,7 @@ import jax
 import numpy as np
 
 from ganlatent_jax import io as gio
-from ganlatent_jax.generators.base import Generator
+from ganlatent_jax.generators.base import Generator, check_latent_prior
 from ganlatent_jax.port import nvlabs_pickle
 
 FORMATS: dict[str, str] = {
@@ -171,7 +172,7 @@ def _previous_remote_conversion_problem(directory: str, exact: bool) -> str | No
 
 
 def save_converted(directory: str | os.PathLike, config: dict[str, Any], variables: Any, source: str = "", *,
-                   exact: bool = False) -> None:
+                   exact: bool = False, latent_prior: tuple[tuple[str, int], ...] = ()) -> None:
   """Writes a converted generator: built in a directory beside `directory`, then swapped in (rename the old one
   aside, rename the new one in, delete the old) — a crash leaves the old or the new one, never a mix.
 
@@ -181,10 +182,12 @@ def save_converted(directory: str | os.PathLike, config: dict[str, Any], variabl
   problem = previous_conversion_problem(directory, exact=exact)
   if problem:
     raise FileExistsError(problem)
+  meta = {"format_version": 1, "family": config["family"], "config": config, "source": source}
+  if latent_prior:   # z's training prior when it is not N(0, I) (`GeneratorInfo.latent_prior`)
+    meta["latent_prior"] = [list(segment) for segment in latent_prior]
   with gio.staging_directory(directory) as tmp:
     gio.save_variables(tmp / CONVERTED_VARIABLES, variables)
-    gio.write_json(tmp / CONVERTED_META,
-                   {"format_version": 1, "family": config["family"], "config": config, "source": source})
+    gio.write_json(tmp / CONVERTED_META, meta)
 
 
 # Bounds on a converted directory's generator.json, checked before a family builds (and traces) anything: a config
@@ -227,8 +230,9 @@ def _check_config_value(value: Any, key: str, where: str, depth: int = 0) -> Non
     raise ValueError(f"{where}: config.{key} has type {type(value).__name__}")
 
 
-def _read_converted(directory: pathlib.Path) -> tuple[str, dict[str, Any], Any]:
-  """(family, config, variables) of a converted directory, validated before anything is built."""
+def _read_converted(directory: pathlib.Path) -> tuple[str, dict[str, Any], Any, Any]:
+  """(family, config, variables, latent prior as written) of a converted directory, validated before anything is
+  built (the prior once the generator's latent_dim is known)."""
   where = str(directory / CONVERTED_META)
   try:
     meta = json.loads((directory / CONVERTED_META).read_text())
@@ -248,6 +252,7 @@ def _read_converted(directory: pathlib.Path) -> tuple[str, dict[str, Any], Any]:
     raise ValueError(f"{where}: config.family {config['family']!r:.60} disagrees with family {family!r}")
   for key, value in config.items():
     _check_config_value(value, key, where)
+  check_latent_prior(meta.get("latent_prior", ()), None, f"{where}: latent_prior")   # its sum once built
   variables_path = directory / CONVERTED_VARIABLES
   try:
     variables = gio.load_variables(variables_path)
@@ -257,20 +262,27 @@ def _read_converted(directory: pathlib.Path) -> tuple[str, dict[str, Any], Any]:
     if not isinstance(leaf, np.ndarray) or not (np.issubdtype(leaf.dtype, np.number) or leaf.dtype == bool):
       raise ValueError(f"{variables_path}: {jax.tree_util.keystr(path)} is not a numeric array "
                        f"({type(leaf).__name__})")
-  return family, config, variables
+  return family, config, variables, meta.get("latent_prior", ())
 
 
 def _load_converted(directory: pathlib.Path, source: str, allow_nonfinite: bool = False) -> Generator:
-  family, config, variables = _read_converted(directory)
+  family, config, variables, prior = _read_converted(directory)
   if not allow_nonfinite:
     check_finite(variables, str(directory / CONVERTED_VARIABLES))
   try:
-    return family_module(family).build(config, variables, source)
+    gen = family_module(family).build(config, variables, source)
   except (KeyError, TypeError, ValueError) as e:
     if isinstance(e, ValueError) and str(directory) in str(e):
       raise
     detail = f"missing config key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
     raise ValueError(f"{directory}: the converted generator does not build ({detail})") from e
+  return with_latent_prior(gen, prior, f"{directory / CONVERTED_META}: latent_prior")
+
+
+def with_latent_prior(gen: Generator, prior: Any, where: str = "latent_prior") -> Generator:
+  """`gen` whose `sample_z` draws `prior` (checked against its latent_dim; () = N(0, I))."""
+  segments = check_latent_prior(prior, gen.latent_dim, where)
+  return gen.replace(info=dataclasses.replace(gen.info, latent_prior=segments)) if segments else gen
 
 
 def load(path: str | os.PathLike, format: str | None = None, *, allow_nonfinite: bool = False) -> Generator:

@@ -1,7 +1,8 @@
 """How to sample a generator — one object per run, used by every method, picture, metric and CLI.
 
 A `Sampler` says what "a sample of this generator" means for a run:
-  * the prior: z ~ N(0, I), or a class-conditional generator's truncated noise z = ψ·truncnorm(−2, 2) (BigGAN-deep,
+  * the prior: the generator's `sample_z` (N(0, I) unless its `latent_prior` says what it was trained on, e.g. UD-GAN's
+    U(−1, 1) knobs), or a class-conditional generator's truncated noise z = ψ·truncnorm(−2, 2) (BigGAN-deep,
     the pytorch-pretrained-biggan convention, whose batch-norm statistics are picked by the same ψ);
   * class conditioning: the classes a run draws from (per example) and shows in its pictures (the first);
   * truncation, `None` for none: for a generator with a W space (StyleGAN2) w ← w̄ + ψ (w − w̄) around w̄, the mean
@@ -58,7 +59,7 @@ class Sampler:
     return bool(self.gen.info.num_classes)
 
   def z(self, rng: jax.Array, num: int) -> jax.Array:
-    """(num, latent_dim) prior samples: N(0, I), or a class-conditional generator's truncated noise."""
+    """(num, latent_dim) prior samples: `gen.sample_z`, or a class-conditional generator's truncated noise."""
     if self.conditional:
       return truncated_noise(rng, num, self.truncation, self.gen.latent_dim)
     return self.gen.sample_z(rng, num)

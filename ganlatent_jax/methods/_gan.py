@@ -50,7 +50,7 @@ import numpy as np
 import optax
 
 from ganlatent_jax import io, parallel, viz
-from ganlatent_jax.generators.load import family_module, save_converted
+from ganlatent_jax.generators.load import family_module, save_converted, with_latent_prior
 from ganlatent_jax.generators.trainable import GeneratorSpec, make_generator_spec
 from ganlatent_jax.losses.gan import (ema_decay_at, ema_update, lazy_adam, nonsaturating_d_loss,  # noqa: F401
                                       nonsaturating_g_loss, path_length_penalty, path_lengths, r1_penalty,
@@ -76,6 +76,11 @@ class GANTerms:
 
   def __init__(self, latent_dim: int):
     self.latent_dim = latent_dim
+
+  def latent_prior(self) -> tuple[tuple[str, int], ...]:
+    """The prior of G's input that `sample_latents` draws, as `GeneratorInfo.latent_prior` segments (() = N(0, I)):
+    the exported generator carries it, so `generators.load(...).sample_z` draws what G was trained on."""
+    return ()
 
   def init_nets(self, rng: jax.Array) -> dict[str, Any]:
     del rng
@@ -455,12 +460,14 @@ def _ema_variables(state: State):
 
 def export_generator(engine: Engine, state: State, directory: str, source: str = "") -> None:
   """Writes the EMA generator as a converted generator dir (`generators.load(directory)` works)."""
-  save_converted(directory, engine.gen.config, _ema_variables(state), source=source)
+  save_converted(directory, engine.gen.config, _ema_variables(state), source=source,
+                 latent_prior=engine.terms.latent_prior())
 
 
 def ema_generator(engine: Engine, state: State, source: str = ""):
   """The EMA generator as a `generators.Generator` in memory (what `export_generator` writes, loaded back)."""
-  return family_module(engine.gen.config["family"]).build(engine.gen.config, _ema_variables(state), source)
+  gen = family_module(engine.gen.config["family"]).build(engine.gen.config, _ema_variables(state), source)
+  return with_latent_prior(gen, engine.terms.latent_prior())
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -65,6 +65,12 @@ class InfoGANTerms(_gan.GANTerms):
       return jax.random.uniform(rng, (batch, self.num_codes), jnp.float32, -1.0, 1.0)
     return jax.random.normal(rng, (batch, self.num_codes), jnp.float32)
 
+  def latent_prior(self):
+    """G's input is [c; z]: the codes' prior, then N(0, I) noise."""
+    if self.code_prior == "normal":
+      return ()
+    return (("uniform", self.num_codes),) + ((("normal", self.noise_dim),) if self.noise_dim else ())
+
   def sample_latents(self, rng, batch):
     code_key, noise_key = jax.random.split(rng)
     return {"c": self.sample_codes(code_key, batch),

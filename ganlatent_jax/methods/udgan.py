@@ -155,6 +155,10 @@ class UDGANTerms(_gan.GANTerms):
     self.margin, self.margin_value = margin, margin_value
     self.embed_dim = siamese.embed_dim
 
+  def latent_prior(self):
+    """Every dimension of z — knobs and extra noise — is drawn U(−1, 1) (`quadruplet_latents`)."""
+    return (("uniform", self.latent_dim),)
+
   def knob_names(self) -> list[str]:
     return [f"knob_{k}" for k in range(self.siamese.num_unguided)] + [
         f"knob_{self.siamese.num_unguided + j}_{name}" for j, name in enumerate(self.siamese.guided)]

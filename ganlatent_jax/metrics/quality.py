@@ -276,9 +276,9 @@ def classifier_cache_path(directory: str, dataset_name: str, shape, classifier_s
 
 
 def generated_samples(generator, num_samples: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-  """(`num_samples` images of z ~ N(0, I) drawn with key(seed), NHWC in [0, 1]; their latents {'z', and 'w' where
-  the generator has a W space}) — the same set for every measurement of one generator."""
-  z = jax.random.normal(jax.random.key(seed), (num_samples, generator.latent_dim))
+  """(`num_samples` images of z drawn from the generator's prior (`sample_z`) with key(seed), NHWC in [0, 1]; their
+  latents {'z', and 'w' where the generator has a W space}) — the same set for every measurement of one generator."""
+  z = generator.sample_z(jax.random.key(seed), num_samples)
   parts = [jax.device_get(_render_with_latents(generator, z[i:i + 100])) for i in range(0, num_samples, 100)]
   images = np.clip((np.concatenate([p[0] for p in parts]) + 1.0) / 2.0, 0.0, 1.0)
   latents = {"w": np.concatenate([p[1] for p in parts])} if "w" in generator.info.latent_spaces else {}
