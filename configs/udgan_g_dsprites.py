@@ -14,6 +14,7 @@ udgan_dsprites = cli.config_module(__file__, "udgan_dsprites")
 
 
 def get_config(arg=None):
-  c = udgan_dsprites.add_udgan(gan_dsprites.engine_config(), num_unguided=7, guided=("com_x", "com_y", "size"))
+  c = udgan_dsprites.with_generated_domain(udgan_dsprites.add_udgan(gan_dsprites.engine_config(), num_unguided=7,
+                                                                     guided=("com_x", "com_y", "size")))
   c.steps = 10000
   return cli.config_variant(c, arg, quick=udgan_dsprites.quick_udgan)

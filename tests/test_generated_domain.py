@@ -181,3 +181,19 @@ def test_one_direction_has_no_mig_but_its_other_scores():
   scores = generated_domain.scores_from_arrays(codes, labels, 150, metrics=("mig", "factor_vae"))
   assert "mig" not in scores and scores["mig_undefined"].startswith("MIG needs at least 2 codes; these directions give 1")
   assert 0.0 <= scores["factor_vae_eval_accuracy"] <= 1.0
+
+
+def test_labels_with_no_varying_factor_leave_every_score_undefined():
+  """A barely trained GAN can draw images that all get one label per factor: no score, a sentence saying why."""
+  gen = load("testbed:oracle-dsprites")
+
+  class Constant(generated_domain.OracleLabeller):
+    def __call__(self, *args):
+      labels, mask = super().__call__(*args)
+      return np.zeros_like(labels), mask
+
+  result = generated_domain.generated_domain_scores(gen, oracle.true_directions(gen), Constant(gen), num_train=64,
+                                                    num_test=16, batch_size=32)
+  assert result["generated_scores_undefined"].startswith("no factor takes two values over the 64 samples' labels")
+  assert not any(key in result for key in ("generated_mig", "generated_dci_disentanglement"))
+  assert result["generated_factors"] == [] and len(result["generated_factors_left_out"]) == 5

@@ -53,6 +53,10 @@ def probe_from_arrays(latents: np.ndarray, labels: np.ndarray, method: str = "re
   return np.stack(columns, axis=1).astype(np.float32)
 
 
+class NoVaryingFactor(ValueError):
+  """No factor is labelled on every sample with two values or more: nothing to fit a probe to."""
+
+
 def probe_directions(gen: Generator, labeller, space: str = "z", *, num: int = 6000, batch_size: int = 64,
                      seed: int = 0, method: str = "regression", truncation: float | None = None) -> Directions:
   """One probe direction per factor the labeller labels on every sample, fitted on `num` generated samples."""
@@ -64,8 +68,8 @@ def probe_directions(gen: Generator, labeller, space: str = "z", *, num: int = 6
   names = np.asarray(labeller.factor_names)
   kept = mask.all(axis=0) & (np.ptp(labels, axis=0) > 0)
   if not kept.any():
-    raise ValueError(f"no factor of {list(names)} is labelled on every one of the {num} samples with two values or "
-                     f"more: no probe direction can be fitted (an untrained classifier, or too few samples?)")
+    raise NoVaryingFactor(f"no factor of {list(names)} is labelled on every one of the {num} samples with two values "
+                          f"or more: no probe direction can be fitted (an untrained classifier, or too few samples?)")
   matrix = probe_from_arrays(latents, labels[:, kept], method, seed)
   return Directions(matrix, space=space, meta=dict(
       method="probe", probe=method, num_samples=num, seed=seed, source=gen.info.source,

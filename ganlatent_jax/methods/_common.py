@@ -187,7 +187,8 @@ def evaluate_directions(config, workdir: str, sampler: sampling.Sampler, named: 
     for name, scores in rows.items():
       results[name].update(scores)
     for name, (directions, scores) in references.items():
-      results[name] = {**(protocol_scores(name, directions) if settings["references_protocol"] else {}), **scores}
+      with_protocol = settings["references_protocol"] and directions is not None
+      results[name] = {**(protocol_scores(name, directions) if with_protocol else {}), **scores}
     results["generated_domain"] = about
   write_json(os.path.join(workdir, "metrics.json"), results)
   return results
@@ -275,7 +276,8 @@ def generated_domain_labeller(config, workdir: str, gen: generators.Generator, s
 def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
                                 named: Sequence[tuple[str, Directions]], rng: jax.Array,
                                 settings: Mapping[str, Any] | None = None):
-  """(rows: {name: generated-domain scores} of the named directions, references: {row: (Directions, scores)},
+  """(rows: {name: generated-domain scores} of the named directions, references: {row: (Directions or None where
+  none could be made, scores)},
   about: how the samples were labelled). Every set is scored on the same samples (seed config.seed), so only the
   directions differ. Reference rows, in the named directions' space (the first one's; 'w+' is scored in 'w'):
     probe  — the supervised ceiling: one least-squares (or logistic) probe direction per factor, fitted on
@@ -311,9 +313,13 @@ def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
   for reference in settings["references"]:
     if reference == "probe":
       with console.phase("probe directions"):
-        directions = probe.probe_directions(gen, labeller, space, num=int(settings["probe_num_samples"]),
-                                            batch_size=int(settings["batch_size"]), seed=seed + PROBE_SEED_OFFSET,
-                                            method=settings["probe"], truncation=truncation)
+        try:
+          directions = probe.probe_directions(gen, labeller, space, num=int(settings["probe_num_samples"]),
+                                              batch_size=int(settings["batch_size"]), seed=seed + PROBE_SEED_OFFSET,
+                                              method=settings["probe"], truncation=truncation)
+        except probe.NoVaryingFactor as e:   # e.g. a barely trained GAN: the row says why it has no scores
+          references[reference] = (None, {"generated_scores_undefined": str(e)})
+          continue
       directions.save(os.path.join(workdir, "probe_directions.npz"))
     else:
       latent_dim = first.latent_dim
@@ -322,6 +328,23 @@ def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
     references[reference] = (directions, score(reference, directions))
   about.update(space=space, truncation=None if space == "z" else truncation, num_samples=score_kwargs["num_train"] + score_kwargs["num_test"])
   return rows, references, about
+
+
+def code_axes_generated_domain(config, workdir: str, gen: generators.Generator, num_codes: int, name: str,
+                               rng: jax.Array) -> dict[str, Any]:
+  """Generated-domain scores of a GAN trained with a structured code — the first `num_codes` dims of z (UD-GAN's
+  knobs, InfoGAN's c) — as {name: scores, 'probe': ..., 'random': ..., 'generated_domain': how they were labelled},
+  or {} when config.evaluation.generated_domain is absent or disabled. The code's own axes are its 'directions', so
+  each sample's code is the code it was drawn with (from `gen.sample_z`: the prior G was trained on): the paper's
+  claim (this code controls that factor) measured on G's own images, no encoder, beside the same probe and random
+  rows as every direction method's."""
+  settings = generated_domain_settings(config)
+  if settings is None:
+    return {}
+  axes = Directions(np.eye(gen.latent_dim, num_codes, dtype=np.float32), space="z", meta={"source": name})
+  rows, references, about = generated_domain_evaluation(config, workdir, sampling.make_sampler(gen),
+                                                        [(name, axes)], rng, settings)
+  return {name: rows[name], **{ref: scores for ref, (_, scores) in references.items()}, "generated_domain": about}
 
 
 def load_directions(workdir: str, name: str = "directions") -> Directions:

@@ -30,7 +30,7 @@ from ganlatent_jax import viz
 from ganlatent_jax.methods import _common, _gan
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
-STREAMS = dict(init=0, evaluation=0, traversals=7, samples=_gan.SAMPLES_STREAM)
+STREAMS = dict(init=0, evaluation=0, traversals=7, generated_domain=17, samples=_gan.SAMPLES_STREAM)
 EVALUATION_METRICS = ("mig", "factor_vae", "beta_vae")
 State = _gan.State   # the engine's: params {'generator', 'discriminator' (with the Q head)}, batch_stats, opt_state
 
@@ -163,6 +163,9 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(),
              "q_head": _scores(config, engine, state)}
+  results.update(_common.code_axes_generated_domain(config, workdir, _gan.ema_generator(engine, state),
+                                                    engine.terms.num_codes, "codes",
+                                                    _common.stream(config, STREAMS, "generated_domain")))
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   logging.info("InfoGAN metrics: %s", results["q_head"])
   return results

@@ -47,7 +47,8 @@ from ganlatent_jax.methods import _common, _gan
 from ganlatent_jax.nets import discriminators, guidance
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
-STREAMS = dict(init=0, evaluation=0, standardization=0, traversals=7, knob_effect=11, samples=_gan.SAMPLES_STREAM)
+STREAMS = dict(init=0, evaluation=0, standardization=0, traversals=7, knob_effect=11, generated_domain=17,
+               samples=_gan.SAMPLES_STREAM)
 EVALUATION_METRICS = ("beta_vae", "factor_vae", "mig")
 MARGINS = ("adaptive", "fixed")
 SIAMESE = "siamese"
@@ -369,6 +370,9 @@ def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State)
   guidance_only = _guidance_only_scores(config, engine)
   if guidance_only:
     results["guidance_only"] = guidance_only
+  results.update(_common.code_axes_generated_domain(config, workdir, _gan.ema_generator(engine, state),
+                                                    engine.terms.num_knobs, "knobs",
+                                                    _common.stream(config, STREAMS, "generated_domain")))
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   logging.info("UD-GAN metrics: %s", results["siamese"])
   return results

@@ -200,7 +200,11 @@ def generated_domain_scores(gen: Generator, directions: Directions, labeller: La
   # A factor is scored only if every sample shows it and the sample has two values of it (MIG divides by its
   # entropy; DCI needs two classes).
   kept = mask.all(axis=0) & np.array([len(np.unique(column)) > 1 for column in labels[:num_train].T])
-  scores = scores_from_arrays(codes, labels[:, kept], num_train, metrics, seed, dci_num_train)
+  if kept.any():
+    scores = scores_from_arrays(codes, labels[:, kept], num_train, metrics, seed, dci_num_train)
+  else:   # e.g. a barely trained GAN whose images all get one label: nothing to score, said so
+    scores = {"scores_undefined": f"no factor takes two values over the {num_train} samples' labels "
+                                  f"(of {list(names)}): every metric is undefined"}
   results: dict[str, Any] = {f"generated_{name}": value for name, value in scores.items()}
   results.update(generated_num_samples=num_train + num_test, generated_factors=names[kept].tolist(),
                  generated_factors_left_out=names[~kept].tolist())
