@@ -14,7 +14,11 @@ metrics.json exists is skipped; command.txt holds its exact command and wall tim
   guidance measures only    the UD-GAN-G runs' `guidance_only` entry: the same protocol on the three guidance
                             measures themselves — how much of UD-GAN-G's score the guidance alone gives
 Scores on real procedural images (the paper's representation): β-VAE (Higgins) accuracy, FactorVAE accuracy, MIG.
-Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json in --out.
+A second table, in the generated domain (the instrument's scores, no encoder): each generator's own images labelled
+by the factor classifier trained on procedural dSprites, the code each image was drawn with as its representation —
+InfoGAN's c, UD-GAN's knobs — and, per generator, its probe (one least-squares direction of z per factor: the best a
+linear code does on that generator) and random rows (random orthonormal directions of z: the floor): gen. MIG,
+DCI, FactorVAE. Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json in --out.
 """
 from __future__ import annotations
 
@@ -47,6 +51,14 @@ ROWS = {
     "guidance measures only": ("udgan_g", None, (), "guidance_only"),   # read from the UD-GAN-G runs
 }
 
+GENERATED_SCORES = ("gen. MIG", "gen. DCI", "gen. FactorVAE")
+# generated-domain rows: (run directory, metrics.json entry) — each generator's code, its probe and random rows
+GENERATED_ROWS = {f"{row}: {label}": (directory, entry if label == code else label)
+                  for row, directory, code, entry in (("InfoGAN", "infogan", "codes", "codes"),
+                                                      ("UD-GAN", "udgan", "knobs", "knobs"),
+                                                      ("UD-GAN-G", "udgan_g", "knobs", "knobs"))
+                  for label in (code, "probe", "random")}
+
 
 def plan(out: str, seeds, steps: int, extra: list[str]) -> list[Run]:
   runs = []
@@ -71,8 +83,18 @@ def aggregate(out: str, seeds) -> dict[str, dict[str, list[float]]]:
                                  for row, (directory, _, _, entry) in ROWS.items()}, SCORES, keys=KEYS)
 
 
-def markdown(table: dict) -> str:
-  return report.markdown_table(table, SCORES, first_column="dSprites model", last_column=("paper β-VAE ×100", PAPER))
+def aggregate_generated(out: str, seeds) -> dict[str, dict[str, list[float]]]:
+  """The generated-domain table from the same files (rows whose runs predate these scores are left out)."""
+  return report.collect_present({row: [(os.path.join(out, directory, f"seed{seed}", "metrics.json"), entry)
+                                       for seed in seeds]
+                                 for row, (directory, entry) in GENERATED_ROWS.items()}, GENERATED_SCORES)
+
+
+def markdown(table: dict, generated: dict | None = None) -> str:
+  text = report.markdown_table(table, SCORES, first_column="dSprites model", last_column=("paper β-VAE ×100", PAPER))
+  if generated:
+    text += "\n\n" + report.markdown_table(generated, GENERATED_SCORES, first_column="generated domain: code")
+  return text
 
 
 def main(argv=None) -> int:
@@ -83,9 +105,10 @@ def main(argv=None) -> int:
   code = table_runs.run_table(args, lambda: plan(args.out, seeds, args.steps, extra))
   if code:
     return code
-  table = aggregate(args.out, seeds)
-  text = markdown(table)
-  report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "extra": extra, "table": table}, text)
+  table, generated = aggregate(args.out, seeds), aggregate_generated(args.out, seeds)
+  text = markdown(table, generated)
+  report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "extra": extra, "table": table,
+                                "generated_domain": generated}, text)
   print(text)
   return 0
 

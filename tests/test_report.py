@@ -344,6 +344,15 @@ def test_udgan_table_reads_the_guidance_control_from_the_guided_runs(tmp_path):
   text = launcher.markdown(table)
   assert "| UD-GAN-G | 0.950 ± 0.071 | 0.850 ± 0.071 | 0.400 ± 0.141 | 2 | 100.0 |" in text
   assert "| InfoGAN | 0.500 ± 0.000 | 0.500 ± 0.000 | — | 1 | 88.4 |" in text
+  # The generated-domain table: each generator's code, probe and random rows; runs without these scores left out.
+  generated = lambda mig, dci, fvae: {"generated_mig": mig, "generated_dci_disentanglement": dci,
+                                      "generated_factor_vae_eval_accuracy": fvae}
+  write("udgan", 0, {"siamese": scores(0.6, 0.4, 0.01), "knobs": generated(0.1, 0.2, 0.5),
+                     "probe": generated(0.6, 0.7, 0.9), "random": generated(0.02, 0.03, 0.3)})
+  rows = launcher.aggregate_generated(str(tmp_path), [0, 1])
+  assert list(rows) == ["UD-GAN: knobs", "UD-GAN: probe", "UD-GAN: random"]
+  assert rows["UD-GAN: probe"]["gen. DCI"] == [0.7] and rows["UD-GAN: knobs"]["gen. MIG"] == [0.1]
+  assert "| UD-GAN: random | 0.020 ± 0.000 | 0.030 ± 0.000 | 0.300 ± 0.000 | 1 |" in launcher.markdown(table, rows)
 
 
 def _parsed_config(command: list[str]):

@@ -69,8 +69,9 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
   """{row: [(metrics.json path, entry inside it), ...]} → {row: {score: [value per run]}}.
 
   `entry` is the key holding one set of directions' results in that file (e.g. 'init_directions'). A score a result
-  lacks is an error naming it, unless `missing_ok` (rows that have only some of the columns, e.g. a probe row with
-  generated-domain scores and no encoder protocol): then it is left out and the table prints '—'. `keys` maps a
+  lacks (or an entry a file lacks) is an error naming it, unless `missing_ok` (rows that have only some of the
+  columns, e.g. a probe row with generated-domain scores and no encoder protocol; runs that predate an entry): then
+  it is left out and the table prints '—'. `keys` maps a
   score to its key (a 'a/b' path) where a table's results name it otherwise than SCORE_KEYS.
   """
   keys = {**SCORE_KEYS, **(keys or {})}
@@ -78,7 +79,12 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
   for row, runs in rows.items():
     table[row] = {score: [] for score in scores}
     for path, entry in runs:
-      result = lookup(read_json(path), entry)
+      try:
+        result = lookup(read_json(path), entry)
+      except KeyError:
+        if missing_ok:   # a run older than the entry (e.g. before generated-domain scores existed)
+          continue
+        raise
       for score in scores:
         try:
           value = lookup(result, keys.get(score, score))
