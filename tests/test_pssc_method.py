@@ -175,6 +175,7 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   assert 0.0 <= metrics["q"]["mig"] <= 1.0
   assert 0.0 <= metrics["q"]["factor_vae"]["eval_accuracy"] <= 1.0
   assert len(metrics["tpl_pixel"]["per_dim"]) == 4
+  assert metrics["generated_domain"]["labels"] == "classifier" and {"codes", "probe", "random"} <= set(metrics)
   assert pssc.evaluate(config, str(tmp_path)).keys() == metrics.keys()
   config.steps = 3
   pssc.train(config, str(tmp_path))

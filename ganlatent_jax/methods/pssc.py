@@ -45,7 +45,7 @@ from ganlatent_jax.methods import _common, _gan
 from ganlatent_jax.nets import discriminators
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
-STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, samples=_gan.SAMPLES_STREAM)
+STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, generated_domain=17, samples=_gan.SAMPLES_STREAM)
 EVALUATION_METRICS = ("mig", "factor_vae", "tpl")
 LOSSES = ("ps", "infogan_l2")
 RECOGNIZER = "q"
@@ -247,6 +247,9 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
 
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(), **_scores(config, engine, state)}
+  results.update(_common.code_axes_generated_domain(config, workdir, _gan.ema_generator(engine, state),
+                                                    engine.terms.latent_dim, "codes",
+                                                    _common.stream(config, STREAMS, "generated_domain")))
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
   logging.info("PS-SC metrics: %s", {k: v for k, v in results.items() if k != "evaluation"})
   return results
