@@ -175,6 +175,7 @@ def test_a_latent_prior_round_trips_and_sample_z_draws_it(tmp_path):
 
 @pytest.mark.parametrize("prior, message", [
     ("uniform", r"expected a list of \[kind, size\] pairs, got 'uniform'"),
+    (5, r"expected a list of \[kind, size\] pairs, got 5"),
     ([["cauchy", 4]], r"segment \['cauchy', 4\] needs a kind in \('normal', 'uniform'\)"),
     ([["uniform", 2.5]], r"segment \['uniform', 2.5\] needs a kind .* integer size >= 1"),
     ([["uniform", 3]], r"segment sizes \[3\] add up to 3, not the generator's latent_dim"),

@@ -103,7 +103,7 @@ def check_latent_prior(prior: Any, latent_dim: int | None, where: str = "latent_
   """A latent prior as `GeneratorInfo.latent_prior` holds it, from any sequence of (kind, size) pairs (e.g. read from
   JSON); refuses anything else, unknown kinds, sizes that are not positive integers and (unless `latent_dim` is
   None) sizes that do not add up to `latent_dim`, naming `where`."""
-  if isinstance(prior, (str, bytes)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in prior):
+  if not isinstance(prior, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in prior):
     raise ValueError(f"{where}: expected a list of [kind, size] pairs, got {prior!r:.100}")
   for kind, size in prior:
     if kind not in PRIOR_KINDS or isinstance(size, bool) or not isinstance(size, int) or size < 1:
