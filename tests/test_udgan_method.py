@@ -225,15 +225,15 @@ def test_sharded_step_equals_the_one_device_step():
                                err_msg=name)
 
 
-@pytest.mark.slow   # a subprocess quick run through main, then its resume: minutes on a loaded machine
-def test_quick_config_runs_through_main_and_resumes(tmp_path):
+@pytest.mark.slow   # a subprocess quick run through main, then its resume: a minute or more each
+@pytest.mark.parametrize("name, last_knob", [("udgan_dsprites", "knob_9"), ("udgan_g_dsprites", "knob_9_size")])
+def test_quick_config_runs_through_main_and_resumes(tmp_path, name, last_knob):
   workdir = tmp_path / "run"
-  command = [sys.executable, "-m", "ganlatent_jax.main", "--config=configs/udgan_g_dsprites.py:quick",
-             f"--workdir={workdir}"]
+  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config=configs/{name}.py:quick", f"--workdir={workdir}"]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   subprocess.run(command, check=True, env=env, cwd=REPO, capture_output=True, timeout=1200)
   first = json.loads((workdir / "metrics.json").read_text())
-  assert first["siamese"]["step"] == 2 and (workdir / "traversals" / "knob_9_size.png").exists()
+  assert first["siamese"]["step"] == 2 and (workdir / "traversals" / f"{last_knob}.png").exists()
   subprocess.run(command + ["--config.steps=3"], check=True, env=env, cwd=REPO, capture_output=True, timeout=1200)
   resumed = json.loads((workdir / "metrics.json").read_text())
   assert resumed["siamese"]["step"] == 3
