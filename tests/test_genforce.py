@@ -5,6 +5,7 @@ amplifies rounding), 1e-5 for w. One jitted function per fixture computes every 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 
@@ -42,6 +43,16 @@ def edit_latents(codes, boundaries, distances):
   return grid.reshape(-1, *codes.shape[1:])
 
 
+def in_upstream_order(directions, values, upstream_values):
+  """Our order='upstream' SeFa put in the fixture's order. Both are `np.linalg.eig`'s (LAPACK geev's) order, which
+  is not defined and differs between machines: on 2026-12-03's AVX-512 Xeon (numpy 2.4.6) 8 of PGGAN's 32
+  eigenvalues came out in another order than on the machine that wrote the fixture. Matched by eigenvalue (a
+  permutation, checked)."""
+  perm = np.argmin(np.abs(np.asarray(values)[None, :] - np.asarray(upstream_values)[:, None]), axis=1)
+  assert sorted(perm) == list(range(len(values))), "eigenvalues do not match one to one"
+  return dataclasses.replace(directions, matrix=directions.matrix[:, perm]), np.asarray(values)[perm]
+
+
 def aligned(ours, theirs):
   """Our eigenvectors (K, dim) with each sign matched to upstream's (an eigenvector's sign is arbitrary)."""
   signs = np.sign(np.sum(ours * theirs, axis=1, keepdims=True))
@@ -52,7 +63,8 @@ def aligned(ours, theirs):
 def pg():
   io = dict(np.load(os.path.join(FIXTURES, "genforce_pggan_tiny_io.npz")))
   g, _ = load("pggan", pggan_genforce, pggan)
-  directions, values = closed_form.sefa(g, 32, variant="first_layer", order="upstream")
+  directions, values = in_upstream_order(*closed_form.sefa(g, 32, variant="first_layer", order="upstream"),
+                                         io["sefa_eigen_values"])
   boundaries = aligned(directions.matrix.T[:2], io["sefa_boundaries"][:2])
   edits = edit_latents(io["sefa_codes"], boundaries, io["sefa_distances"].astype(np.float32))
   out = _pggan_outputs(g, io["z"], edits)
@@ -83,7 +95,7 @@ def test_pggan_features_and_normalised_latent(pg):
 def test_pggan_sefa_reproduces_genforce(pg):
   _, io, directions, values, out = pg
   assert list(io["sefa_layers"]) == [0]
-  np.testing.assert_allclose(values, io["sefa_eigen_values"], rtol=1e-5, atol=1e-5)  # eig's order, unsorted
+  np.testing.assert_allclose(values, io["sefa_eigen_values"], rtol=1e-5, atol=1e-5)  # eig's values, its order
   dots = np.abs(np.sum(directions.matrix.T * io["sefa_boundaries"], axis=1))
   assert dots.min() > 1 - 1e-5
   assert not np.all(np.diff(io["sefa_eigen_values"]) <= 0)  # the upstream order is not the sorted one
@@ -102,7 +114,8 @@ def test_pggan_generator_entry_differs(pg):
 def sg():
   io = dict(np.load(os.path.join(FIXTURES, "genforce_stylegan_tiny_io.npz")))
   g, _ = load("stylegan", stylegan_genforce, stylegan)
-  directions, values = closed_form.sefa(g, 32, variant="genforce", order="upstream")
+  directions, values = in_upstream_order(*closed_form.sefa(g, 32, variant="genforce", order="upstream"),
+                                         io["sefa_eigen_values"])
   boundaries = aligned(directions.matrix.T[:2], io["sefa_boundaries"][:2])
   edits = edit_latents(io["sefa_codes"], boundaries[:, None, :], io["sefa_distances"].astype(np.float32))
   out = _stylegan_outputs(g, io["z"], io["wp_in"], edits)

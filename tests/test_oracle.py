@@ -47,7 +47,9 @@ def test_assets_are_what_the_writer_makes(gen):
   """The shipped A is `init_variables` of the shipped config (the seed regenerates it)."""
   config = gen.info.config_dict()
   expected = oracle.init_variables(config)["params"]["mapping"]["kernel"]
-  np.testing.assert_allclose(gen.variables["params"]["mapping"]["kernel"], expected, rtol=1e-6)
+  # float32 QR: another CPU's kernels round differently (2026-12-03, an AVX-512 Xeon: 3e-6 absolute, 6e-5 relative
+  # on entries near 0.1); the seed still regenerates A.
+  np.testing.assert_allclose(gen.variables["params"]["mapping"]["kernel"], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_renders_the_procedural_dataset_at_its_factors(gen):
