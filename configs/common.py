@@ -52,6 +52,21 @@ def generated_domain_evaluation(enabled: bool = True) -> ml_collections.ConfigDi
       probe="regression", probe_num_samples=6000, classifier_steps=1500, classifier_dir=""))
 
 
+def code_generated_domain(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A GAN method's generated-domain scores of its code (`methods._common.code_axes_generated_domain`): G's images
+  labelled by a factor classifier trained on the training data (`c.data`), with the probe and random rows."""
+  c.evaluation.dataset = ml_collections.ConfigDict(c.data.to_dict())
+  c.evaluation.generated_domain = generated_domain_evaluation()
+  return c
+
+
+def quick_code_generated_domain(c: ml_collections.ConfigDict) -> None:
+  """`code_generated_domain`'s token budget, on the quick variant's data (its resolution), where it is configured."""
+  if "generated_domain" in c.evaluation:
+    c.evaluation.dataset = ml_collections.ConfigDict(c.data.to_dict())
+    quick_generated_domain(c.evaluation.generated_domain)
+
+
 def quick_generated_domain(section: ml_collections.ConfigDict) -> None:
   """A token budget (seconds): every step, no measurement (a 20-step classifier, a few hundred samples, no DCI)."""
   section.update(num_train=128, num_test=32, dci_num_train=64, batch_size=32, metrics=("mig", "factor_vae"),

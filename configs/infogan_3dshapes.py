@@ -30,11 +30,7 @@ def add_infogan(c, num_codes):
                                               factor_vae_num_train=10000, factor_vae_num_eval=5000,
                                               factor_vae_num_variance=10000, beta_vae_batch_size=64,
                                               beta_vae_num_train=2000, beta_vae_num_eval=1000))))
-  # The codes' generated-domain scores: G's images labelled by a factor classifier trained on the training data
-  # (`methods._common.code_axes_generated_domain`), with the probe and random rows of the instrument.
-  c.evaluation.dataset = ml_collections.ConfigDict(c.data.to_dict())
-  c.evaluation.generated_domain = common.generated_domain_evaluation()
-  return c
+  return common.code_generated_domain(c)
 
 
 def quick_infogan(c):
@@ -44,8 +40,7 @@ def quick_infogan(c):
   c.evaluation.protocol.update(mig_num_points=200, factor_vae_batch_size=8, factor_vae_num_train=8,
                                factor_vae_num_eval=4, factor_vae_num_variance=200, beta_vae_batch_size=8,
                                beta_vae_num_train=20, beta_vae_num_eval=10)
-  c.evaluation.dataset = ml_collections.ConfigDict(c.data.to_dict())   # the quick data's resolution
-  common.quick_generated_domain(c.evaluation.generated_domain)
+  common.quick_code_generated_domain(c)
   return c
 
 

@@ -65,11 +65,7 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
           factor_vae_num_train=1000, factor_vae_num_eval=500, factor_vae_num_variance=4000,
           tpl_num_traversals=20, tpl_points_per_dim=49, tpl_active_threshold=0.1,
           tpl_vgg16_path="", tpl_lpips_heads="shipped"))))
-  # The codes' generated-domain scores: G's images labelled by a factor classifier trained on the training data
-  # (`methods._common.code_axes_generated_domain`), with the probe and random rows of the instrument.
-  c.evaluation.dataset = ml_collections.ConfigDict(c.data.to_dict())
-  c.evaluation.generated_domain = common.generated_domain_evaluation()
-  return c
+  return common.code_generated_domain(c)
 
 
 def quick_evaluation(c):
@@ -77,9 +73,7 @@ def quick_evaluation(c):
   c.evaluation.protocol.update(mig_num_points=200, factor_vae_batch_size=8, factor_vae_num_train=8,
                                factor_vae_num_eval=4, factor_vae_num_variance=200, tpl_num_traversals=2,
                                tpl_points_per_dim=5)
-  if "generated_domain" in c.evaluation:
-    c.evaluation.dataset = ml_collections.ConfigDict(c.data.to_dict())   # the quick data's resolution
-    common.quick_generated_domain(c.evaluation.generated_domain)
+  common.quick_code_generated_domain(c)
   return c
 
 

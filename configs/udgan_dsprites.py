@@ -48,15 +48,6 @@ def add_udgan(c, num_unguided, guided=(), weight=5.0):
   return c
 
 
-def with_generated_domain(c):
-  """Generated-domain scores of the knobs: G's own images labelled by a factor classifier trained on procedural
-  dSprites (cached beside the run), each knob's value as its code, with the probe and random rows of the instrument
-  (`methods._common.code_axes_generated_domain`)."""
-  c.evaluation.dataset = ml_collections.ConfigDict(dict(name="dsprites", source="procedural"))
-  c.evaluation.generated_domain = common.generated_domain_evaluation()
-  return c
-
-
 def quick_udgan(c):
   """Tiny networks, 2 steps, a token evaluation budget (measures nothing)."""
   c = gan_dsprites.quick_training(c)
@@ -68,12 +59,11 @@ def quick_udgan(c):
                                factor_vae_batch_size=8, factor_vae_num_train=8, factor_vae_num_eval=4,
                                factor_vae_num_variance=64, mig_num_points=300, knob_effect_num=4,
                                guidance_num_points=64)
-  if "generated_domain" in c.evaluation:
-    common.quick_generated_domain(c.evaluation.generated_domain)
+  common.quick_code_generated_domain(c)
   return c
 
 
 def get_config(arg=None):
-  c = with_generated_domain(add_udgan(gan_dsprites.engine_config(), num_unguided=10))
+  c = common.code_generated_domain(add_udgan(gan_dsprites.engine_config(), num_unguided=10))
   c.steps = 10000
   return cli.config_variant(c, arg, quick=quick_udgan)

@@ -9,12 +9,13 @@ metrics.json adds guidance_factor_correlation (the paper's Table 7 on our data).
 """
 from ganlatent_jax import cli
 
+common = cli.config_module(__file__, "common")
 gan_dsprites = cli.config_module(__file__, "gan_dsprites")
 udgan_dsprites = cli.config_module(__file__, "udgan_dsprites")
 
 
 def get_config(arg=None):
-  c = udgan_dsprites.with_generated_domain(udgan_dsprites.add_udgan(gan_dsprites.engine_config(), num_unguided=7,
-                                                                     guided=("com_x", "com_y", "size")))
+  c = common.code_generated_domain(
+      udgan_dsprites.add_udgan(gan_dsprites.engine_config(), num_unguided=7, guided=("com_x", "com_y", "size")))
   c.steps = 10000
   return cli.config_variant(c, arg, quick=udgan_dsprites.quick_udgan)

@@ -53,11 +53,10 @@ ROWS = {
 
 GENERATED_SCORES = ("gen. MIG", "gen. DCI", "gen. FactorVAE")
 # generated-domain rows: (run directory, metrics.json entry) — each generator's code, its probe and random rows
-GENERATED_ROWS = {f"{row}: {label}": (directory, entry if label == code else label)
-                  for row, directory, code, entry in (("InfoGAN", "infogan", "codes", "codes"),
-                                                      ("UD-GAN", "udgan", "knobs", "knobs"),
-                                                      ("UD-GAN-G", "udgan_g", "knobs", "knobs"))
-                  for label in (code, "probe", "random")}
+GENERATED_ROWS = {f"{row}: {entry}": (directory, entry)
+                  for row, directory, code in (("InfoGAN", "infogan", "codes"), ("UD-GAN", "udgan", "knobs"),
+                                               ("UD-GAN-G", "udgan_g", "knobs"))
+                  for entry in (code, "probe", "random")}
 
 
 def plan(out: str, seeds, steps: int, extra: list[str]) -> list[Run]:

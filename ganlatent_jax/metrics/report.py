@@ -71,8 +71,8 @@ def collect(rows: Mapping[str, Sequence[tuple[str, str]]], scores: Sequence[str]
   `entry` is the key holding one set of directions' results in that file (e.g. 'init_directions'). A score a result
   lacks (or an entry a file lacks) is an error naming it, unless `missing_ok` (rows that have only some of the
   columns, e.g. a probe row with generated-domain scores and no encoder protocol; runs that predate an entry): then
-  it is left out and the table prints '—'. `keys` maps a
-  score to its key (a 'a/b' path) where a table's results name it otherwise than SCORE_KEYS.
+  it is left out and the table prints '—'. `keys` maps a score to its key (a 'a/b' path) where a table's results
+  name it otherwise than SCORE_KEYS.
   """
   keys = {**SCORE_KEYS, **(keys or {})}
   table: dict[str, dict[str, list]] = {}
