@@ -101,7 +101,9 @@ class _FakeClassifier:
     return [np.eye(size)[labels[:, i]] for i, size in enumerate(sizes)], None
 
 
-def test_classifier_labels_leave_out_a_factor_some_images_do_not_show():
+@pytest.mark.parametrize("partial_factors", ["per_factor", "drop"])
+def test_classifier_labels_of_a_factor_some_images_do_not_show(partial_factors):
+  """dSprites' orientation is told apart for hearts only: scored on the hearts ('per_factor'), or left out."""
   gen = load("testbed:oracle-dsprites")
   classifier = _FakeClassifier(gen)
 
@@ -113,8 +115,14 @@ def test_classifier_labels_leave_out_a_factor_some_images_do_not_show():
 
   labeller = Recording(classifier, dsprites_procedural.DSprites())
   result = generated_domain.generated_domain_scores(gen, oracle.true_directions(gen), labeller, num_train=400,
-                                                    num_test=100, batch_size=64, metrics=("mig",))
-  assert result["generated_factors_left_out"] == ["orientation"]   # squares and ellipses do not show it
+                                                    num_test=100, batch_size=64, metrics=("mig", "dci"),
+                                                    partial_factors=partial_factors)
+  if partial_factors == "drop":
+    assert result["generated_factors_left_out"] == ["orientation"]   # squares and ellipses do not show it
+    assert result["generated_factors_partial"] == []
+  else:
+    assert result["generated_factors_left_out"] == [] and result["generated_factors_partial"] == ["orientation"]
+    assert "orientation" in result["generated_factors"]
   assert result["generated_mig"] > 0.5
 
 
@@ -140,6 +148,42 @@ def test_probe_from_arrays_is_least_squares_and_logistic_finds_the_axis():
   assert logistic[:, 0] @ axis > 0.98
   with pytest.raises(ValueError, match="constant"):
     probe.probe_from_arrays(latents, np.zeros((3000, 1), int))
+
+
+def test_probe_from_arrays_fits_a_partly_known_factor_on_its_known_samples():
+  rs = np.random.RandomState(1)
+  latents = rs.normal(size=(2000, 5)) + 0.3
+  labels = np.stack([np.digitize(latents[:, 0], [0, 1]), np.digitize(latents[:, 1] - latents[:, 2], [0])], axis=1)
+  known = np.ones(labels.shape, bool)
+  known[:, 1] = latents[:, 3] > 0.5                       # factor 1 shown by some samples only
+  scrambled = labels.copy()
+  scrambled[~known[:, 1], 1] = 7                          # whatever stands where it is unknown
+  found = probe.probe_from_arrays(latents, scrambled, known=known)
+  rows = known[:, 1]
+  centred = latents[rows] - latents[rows].mean(0)
+  target = labels[rows, 1] - labels[rows, 1].mean()
+  reference = np.linalg.lstsq(centred, target, rcond=None)[0]
+  np.testing.assert_allclose(found[:, 1], reference / np.linalg.norm(reference), rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(found[:, 0], probe.probe_from_arrays(latents, labels[:, :1])[:, 0])
+
+
+@pytest.mark.parametrize("partial_factors", ["per_factor", "drop"])
+def test_probe_directions_of_a_factor_some_images_do_not_show(partial_factors):
+  gen = load("testbed:oracle-dsprites")
+
+  class HeartsOnlyOrientation(generated_domain.OracleLabeller):
+    def __call__(self, *args):
+      labels, mask = super().__call__(*args)
+      return dsprites_procedural.identifiable_labels(labels)
+
+  found = probe.probe_directions(gen, HeartsOnlyOrientation(gen), "z", num=2000, partial_factors=partial_factors)
+  if partial_factors == "drop":
+    assert "orientation" not in found.meta["factor_names"] and found.meta["factors_left_out"] == ["orientation"]
+  else:
+    assert found.meta["factors_partial"] == ["orientation"]
+    column = found.meta["factor_names"].index("orientation")
+    true = oracle.true_directions(gen).matrix[:, list(oracle.factor_names(gen)).index("orientation")]
+    assert abs(found.matrix[:, column] @ true) > 0.9     # fitted on the hearts, it still finds orientation's axis
 
 
 def _protocol_mig(gen, directions, config, seed=0):

@@ -68,24 +68,26 @@ def run(metric, represent_fn, seed=0):
 # Independent numpy re-computations of the formulas.
 
 
+def numpy_mutual_info(a, b):
+  """Plug-in mutual information in nats of two integer arrays, from their contingency table."""
+  joint = np.zeros((a.max() + 1, b.max() + 1))
+  np.add.at(joint, (a, b), 1.0)
+  joint /= len(a)
+  outer = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
+  nonzero = joint > 0
+  return np.sum(joint[nonzero] * np.log(joint[nonzero] / outer[nonzero]))
+
+
 def numpy_mig(codes, factors, num_bins):
   def bins(column):
     left_edges = np.linspace(column.min(), column.max(), num_bins + 1)[:-1]
     return np.searchsorted(left_edges, column, side="right")  # number of left edges <= value, i.e. 1..num_bins
 
-  def mutual_info(a, b):
-    joint = np.zeros((a.max() + 1, b.max() + 1))
-    np.add.at(joint, (a, b), 1.0)
-    joint /= len(a)
-    outer = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
-    nonzero = joint > 0
-    return np.sum(joint[nonzero] * np.log(joint[nonzero] / outer[nonzero]))
-
   discrete = [bins(column) for column in codes.T]
   gaps = []
   for factor in factors.T:
-    informations = sorted((mutual_info(code, factor) for code in discrete), reverse=True)
-    gaps.append((informations[0] - informations[1]) / mutual_info(factor, factor))
+    informations = sorted((numpy_mutual_info(code, factor) for code in discrete), reverse=True)
+    gaps.append((informations[0] - informations[1]) / numpy_mutual_info(factor, factor))
   return np.mean(gaps)
 
 
@@ -249,3 +251,86 @@ def test_factor_vae_variance_sample_in_chunks_draws_like_one_call():
   assert [len(chunk) for chunk in chunks] == [64, 64, 22]
   random_state = np.random.RandomState(9)
   np.testing.assert_array_equal(np.concatenate(chunks), dataset.sample(150, random_state)[1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Known-label masks: a factor some points do not show (dSprites' orientation of symmetric shapes) is scored on the
+# points that show it.
+
+
+def _masked_case(seed=3, num=400):
+  rng = np.random.RandomState(seed)
+  factors = rng.randint(0, [3, 4, 5], size=(num, 3))
+  codes = np.concatenate([factors + 0.5 * rng.normal(size=factors.shape), rng.normal(size=(num, 1))], axis=1)
+  known = np.ones(factors.shape, bool)
+  known[:, 1] = rng.rand(num) < 0.4            # factor 1 shown by 40% of the points
+  return codes, factors, known
+
+
+def numpy_masked_mig(codes, factors, known, num_bins):
+  """Independent reference: codes binned over all points (left edges as np.histogram), each factor's mutual
+  information and entropy from the contingency table of its known points."""
+  discrete = np.stack([np.searchsorted(np.linspace(c.min(), c.max(), num_bins + 1)[:-1], c, side="right")
+                       for c in codes.T], axis=1)
+
+  gaps = []
+  for j in range(factors.shape[1]):
+    rows = known[:, j]
+    informations = sorted((numpy_mutual_info(code[rows], factors[rows, j]) for code in discrete.T), reverse=True)
+    gaps.append((informations[0] - informations[1]) / numpy_mutual_info(factors[rows, j], factors[rows, j]))
+  return np.mean(gaps)
+
+
+def test_masked_mig_matches_numpy_reference():
+  codes, factors, known = _masked_case()
+  result = dis.mig_from_arrays(codes, factors, known=known)["mig"]
+  assert result == pytest.approx(numpy_masked_mig(codes, factors, known, 20), abs=1e-10)
+  # and differs from scoring the unknown labels as if they were known
+  assert result != pytest.approx(dis.mig_from_arrays(codes, factors)["mig"], abs=1e-6)
+
+
+def test_masked_dci_fits_each_factor_on_its_known_points():
+  codes, factors, known = _masked_case(num=300)
+  train, test = slice(None, 200), slice(200, None)
+  result = dis.dci_from_arrays(codes[train], factors[train], codes[test], factors[test], random_state=5,
+                               known_train=known[train], known_test=known[test])
+  importance, test_accuracy = np.zeros((4, 3)), []
+  for j in range(3):
+    fit_rows, test_rows = known[train][:, j], known[test][:, j]
+    model = ensemble.GradientBoostingClassifier(random_state=5).fit(codes[train][fit_rows], factors[train][fit_rows, j])
+    importance[:, j] = model.feature_importances_
+    test_accuracy.append(np.mean(model.predict(codes[test][test_rows]) == factors[test][test_rows, j]))
+  np.testing.assert_allclose([result["disentanglement"], result["completeness"]], numpy_dci(importance), atol=1e-12)
+  assert result["informativeness_test"] == pytest.approx(np.mean(test_accuracy))
+
+
+@pytest.mark.parametrize("metric", ["mig", "dci", "factor_vae"])
+def test_masked_scores_ignore_the_unknown_labels_and_all_true_is_unmasked(metric):
+  codes, factors, known = _masked_case()
+  scramble = factors.copy()
+  scramble[~known] = np.random.RandomState(9).randint(0, 3, size=(~known).sum())   # any value where unknown
+
+  def score(labels, mask):
+    if metric == "mig":
+      return dis.mig_from_arrays(codes, labels, known=mask)
+    if metric == "dci":
+      return dis.dci_from_arrays(codes[:300], labels[:300], codes[300:], labels[300:], random_state=0,
+                                 known_train=None if mask is None else mask[:300],
+                                 known_test=None if mask is None else mask[300:])
+    return dis.factor_vae_from_arrays(codes, labels, random_state=0, num_train=500, num_eval=300, known=mask)
+
+  assert score(factors, known) == score(scramble, known)
+  assert score(factors, np.ones_like(known)) == score(factors, None)
+
+
+def test_masked_factor_vae_votes_only_on_known_points():
+  # Factor 1 is known on 40% of the points; a vote for it must draw its anchor and batch there: with the unknown
+  # labels set to a value no known point has, an unmasked vote would find batches of that value.
+  codes, factors, known = _masked_case()
+  factors = factors.copy()
+  factors[~known[:, 1], 1] = 9
+  masked = dis.factor_vae_from_arrays(codes, factors, random_state=0, num_train=500, num_eval=300, known=known)
+  unmasked = dis.factor_vae_from_arrays(codes, factors, random_state=0, num_train=500, num_eval=300)
+  assert min(masked["train_accuracy"], masked["eval_accuracy"]) > 0.95 > unmasked["train_accuracy"], (masked, unmasked)
+  with pytest.raises(ValueError, match="bool array of the factors' shape"):
+    dis.factor_vae_from_arrays(codes, factors, known=known[:, :2])

@@ -24,19 +24,23 @@ METHODS = ("regression", "logistic")
 
 
 def probe_from_arrays(latents: np.ndarray, labels: np.ndarray, method: str = "regression",
-                      seed: int = 0) -> np.ndarray:
-  """(D, F) unit directions of linear probes from latents (N, D) to integer labels (N, F)."""
+                      seed: int = 0, known: np.ndarray | None = None) -> np.ndarray:
+  """(D, F) unit directions of linear probes from latents (N, D) to integer labels (N, F); with `known` (N, F) bool,
+  each factor's probe is fitted on the samples where its label is known."""
   if method not in METHODS:
     raise ValueError(f"probe method={method!r}; expected one of {METHODS}")
   latents, labels = np.asarray(latents, np.float64), np.asarray(labels)
   if latents.ndim != 2 or labels.ndim != 2 or len(latents) != len(labels):
     raise ValueError(f"latents (N, D) and labels (N, F) must have the same N, got {latents.shape}, {labels.shape}")
-  centred = latents - latents.mean(0)
+  if known is not None and np.shape(known) != labels.shape:
+    raise ValueError(f"known must have the labels' shape {labels.shape}, got {np.shape(known)}")
   columns = []
   for factor in range(labels.shape[1]):
-    target = labels[:, factor].astype(np.float64)
-    if np.ptp(target) == 0:
-      raise ValueError(f"factor column {factor} is constant in the sample: no direction predicts it")
+    rows = slice(None) if known is None else np.asarray(known[:, factor], bool)
+    centred = latents[rows] - latents[rows].mean(0)
+    target = labels[rows, factor].astype(np.float64)
+    if target.size < 2 or np.ptp(target) == 0:
+      raise ValueError(f"factor column {factor} is constant (or unknown) in the sample: no direction predicts it")
     if method == "regression":
       direction = np.linalg.lstsq(centred, (target - target.mean()) / target.std(), rcond=None)[0]
     else:
@@ -54,23 +58,32 @@ def probe_from_arrays(latents: np.ndarray, labels: np.ndarray, method: str = "re
 
 
 class NoVaryingFactor(ValueError):
-  """No factor is labelled on every sample with two values or more: nothing to fit a probe to."""
+  """No factor takes two values or more over the samples labelled with it: nothing to fit a probe to."""
 
 
 def probe_directions(gen: Generator, labeller, space: str = "z", *, num: int = 6000, batch_size: int = 64,
-                     seed: int = 0, method: str = "regression", truncation: float | None = None) -> Directions:
-  """One probe direction per factor the labeller labels on every sample, fitted on `num` generated samples."""
-  from ganlatent_jax.metrics.generated_domain import sample_latents_and_labels
+                     seed: int = 0, method: str = "regression", truncation: float | None = None,
+                     partial_factors: str = "per_factor") -> Directions:
+  """One probe direction per factor that takes two values, fitted on `num` generated samples — for a factor some
+  samples do not show, on those that show it ('per_factor'), or none ('drop': only factors every sample shows)."""
+  from ganlatent_jax.metrics.generated_domain import PARTIAL_FACTORS, sample_latents_and_labels, scorable_factors
   if space not in ("z", "w"):
     raise ValueError(f"probe directions live in 'z' or 'w', not {space!r}")
+  if partial_factors not in PARTIAL_FACTORS:
+    raise ValueError(f"partial_factors={partial_factors!r}; expected one of {PARTIAL_FACTORS}")
   latents, labels, mask = sample_latents_and_labels(gen, labeller, num, space, batch_size=batch_size, seed=seed,
                                                     truncation=truncation)
   names = np.asarray(labeller.factor_names)
-  kept = mask.all(axis=0) & (np.ptp(labels, axis=0) > 0)
+  if partial_factors == "drop":
+    mask = np.broadcast_to(mask.all(axis=0), mask.shape)
+  kept = scorable_factors(labels, mask, num)
   if not kept.any():
-    raise NoVaryingFactor(f"no factor of {list(names)} is labelled on every one of the {num} samples with two values "
-                          f"or more: no probe direction can be fitted (an untrained classifier, or too few samples?)")
-  matrix = probe_from_arrays(latents, labels[:, kept], method, seed)
+    raise NoVaryingFactor(f"no factor of {list(names)} takes two values or more over the {num} samples labelled "
+                          f"with it: no probe direction can be fitted (an untrained classifier, a generator that "
+                          f"draws one image, or too few samples?)")
+  known = mask[:, kept]
+  matrix = probe_from_arrays(latents, labels[:, kept], method, seed, None if known.all() else known)
   return Directions(matrix, space=space, meta=dict(
       method="probe", probe=method, num_samples=num, seed=seed, source=gen.info.source,
-      factor_names=names[kept].tolist(), factors_left_out=names[~kept].tolist()))
+      factor_names=names[kept].tolist(), factors_partial=names[kept & ~mask.all(axis=0)].tolist(),
+      factors_left_out=names[~kept].tolist()))

@@ -200,7 +200,8 @@ def evaluate_directions(config, workdir: str, sampler: sampling.Sampler, named: 
 GENERATED_DOMAIN_DEFAULTS = dict(
     enabled=True, labels="auto", num_train=6000, num_test=1000, dci_num_train=2000, batch_size=64,
     metrics=("mig", "dci", "factor_vae"), references=("probe", "random"), references_protocol=False,
-    probe="regression", probe_num_samples=6000, classifier_steps=1500, classifier_dir="")
+    probe="regression", probe_num_samples=6000, classifier_steps=1500, classifier_dir="",
+    partial_factors="per_factor")
 REFERENCES = ("probe", "random")
 LABELS = ("auto", "exact", "classifier")
 # Offsets of the reference rows' draws from config.seed / the evaluation key: the probe is fitted on other samples
@@ -230,7 +231,9 @@ def generated_domain_settings(config) -> dict[str, Any] | None:
             ("metrics", bool(settings["metrics"]) and set(settings["metrics"]) <= set(generated_domain.METRICS),
              f"a non-empty subset of {generated_domain.METRICS}"),
             ("references", set(settings["references"]) <= set(REFERENCES), f"a subset of {REFERENCES}"),
-            ("probe", settings["probe"] in probe.METHODS, f"one of {probe.METHODS}")]
+            ("probe", settings["probe"] in probe.METHODS, f"one of {probe.METHODS}"),
+            ("partial_factors", settings["partial_factors"] in generated_domain.PARTIAL_FACTORS,
+             f"one of {generated_domain.PARTIAL_FACTORS}")]
   for key, ok, expected in checks:
     if not ok:
       raise ValueError(f"config.evaluation.generated_domain.{key}={settings[key]!r}: expected {expected}")
@@ -300,7 +303,8 @@ def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
   seed = int(config.seed)
   score_kwargs = dict(num_train=int(settings["num_train"]), num_test=int(settings["num_test"]),
                       dci_num_train=int(settings["dci_num_train"]), batch_size=int(settings["batch_size"]),
-                      metrics=settings["metrics"], seed=seed, truncation=truncation)
+                      metrics=settings["metrics"], seed=seed, truncation=truncation,
+                      partial_factors=settings["partial_factors"])
 
   def score(name: str, directions: Directions) -> dict[str, Any]:
     with console.phase(f"generated-domain scores: {name}"):
@@ -316,7 +320,8 @@ def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,
         try:
           directions = probe.probe_directions(gen, labeller, space, num=int(settings["probe_num_samples"]),
                                               batch_size=int(settings["batch_size"]), seed=seed + PROBE_SEED_OFFSET,
-                                              method=settings["probe"], truncation=truncation)
+                                              method=settings["probe"], truncation=truncation,
+                                              partial_factors=settings["partial_factors"])
         except probe.NoVaryingFactor as e:   # e.g. a barely trained GAN: the row says why it has no scores
           references[reference] = (None, {"generated_scores_undefined": str(e)})
           continue

@@ -73,6 +73,23 @@ def _check_factors(factors: Any, num_points: int, name: str = "factors") -> np.n
   return factors
 
 
+def _check_known(known: Any, factors: np.ndarray, name: str = "known") -> np.ndarray | None:
+  """`known` (N, F) bool — whether each point's factor value is known (None: all are) — checked against `factors`."""
+  if known is None:
+    return None
+  known = np.asarray(known)
+  if known.shape != factors.shape or known.dtype != bool:
+    raise ValueError(f"{name} must be a bool array of the factors' shape {factors.shape}, got {known.dtype} "
+                     f"{known.shape}")
+  return known
+
+
+def _known_rows(known: np.ndarray | None, factor: int, num_points: int) -> np.ndarray:
+  """The points whose value of `factor` is known: all of them when `known` is None (the same index array, so the
+  unmasked computation is unchanged)."""
+  return np.arange(num_points) if known is None else np.flatnonzero(known[:, factor])
+
+
 def _check_dataset(dataset: Any) -> None:
   needed = ("num_factors", "factors_num_values", "sample_factors", "sample_observations_from_factors", "sample")
   missing = [name for name in needed if not hasattr(dataset, name)]
@@ -149,18 +166,27 @@ def represent_in_batches(observations: np.ndarray, represent_fn: RepresentFn, ba
 # MIG (Chen et al. 2018, "Isolating Sources of Disentanglement in VAEs").
 
 
-def mig_from_arrays(codes: Any, factors: Any, num_bins: int = 20) -> dict[str, float]:
+def mig_from_arrays(codes: Any, factors: Any, num_bins: int = 20, known: Any = None) -> dict[str, float]:
   """Mutual information gap: mean over factors of (top − second mutual information with any code) / H(factor).
 
   Codes are discretised by `histogram_discretize` (20 bins is disentanglement_lib's default), mutual information and
   entropy are plug-in estimates in nats. This is disentanglement_lib's "discrete_mig", returned as "mig".
+  With `known` (N, F) bool, each factor's mutual information and entropy use only the points where it is known
+  (codes are binned over all points), e.g. an orientation that only asymmetric shapes show.
   """
   codes = _check_codes(codes)
   factors = _check_factors(factors, codes.shape[0])
+  known = _check_known(known, factors)
   if codes.shape[1] < 2:
     raise ValueError(f"MIG needs at least 2 codes (it is a gap between the two most informative), got {codes.shape[1]}")
-  mutual_info = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)
-  entropy = discrete_entropy(factors)
+  discrete = histogram_discretize(codes, num_bins)
+  if known is None:
+    mutual_info, entropy = discrete_mutual_info(discrete, factors), discrete_entropy(factors)
+  else:
+    rows = [_known_rows(known, j, len(codes)) for j in range(factors.shape[1])]
+    mutual_info = np.stack([discrete_mutual_info(discrete[r], factors[r][:, [j]])[:, 0] for j, r in enumerate(rows)],
+                           axis=1)
+    entropy = np.array([discrete_entropy(factors[r][:, [j]])[0] for j, r in enumerate(rows)])
   constant = np.flatnonzero(entropy == 0)
   if constant.size:
     raise ValueError(f"factor column(s) {constant.tolist()} are constant in the sample: their entropy is 0 and MIG "
@@ -182,16 +208,20 @@ def mig(dataset: Any, represent_fn: RepresentFn, random_state: Any, num_train: i
 
 
 def dci_importance_matrix(codes_train: Any, factors_train: Any, codes_test: Any, factors_test: Any,
-                          random_state: Any = 0) -> tuple[np.ndarray, float, float]:
+                          random_state: Any = 0, known_train: Any = None,
+                          known_test: Any = None) -> tuple[np.ndarray, float, float]:
   """Gradient-boosted-tree importances (num_codes, num_factors) and the mean train/test accuracy over factors.
 
   One default `GradientBoostingClassifier` per factor, as `dci.compute_importance_gbt`; `random_state` (an int, a
   RandomState, or None for disentanglement_lib's unseeded behaviour) only breaks ties between equally good splits.
+  With `known_train` / `known_test` (N, F) bool, each factor's model is fitted and tested on its known points only.
   """
   codes_train = _check_codes(codes_train, "codes_train")
   codes_test = _check_codes(codes_test, "codes_test")
   factors_train = _check_factors(factors_train, codes_train.shape[0], "factors_train")
   factors_test = _check_factors(factors_test, codes_test.shape[0], "factors_test")
+  known_train = _check_known(known_train, factors_train, "known_train")
+  known_test = _check_known(known_test, factors_test, "known_test")
   if codes_test.shape[1] != codes_train.shape[1] or factors_test.shape[1] != factors_train.shape[1]:
     raise ValueError(f"train and test widths differ: codes {codes_train.shape[1]} vs {codes_test.shape[1]}, "
                      f"factors {factors_train.shape[1]} vs {factors_test.shape[1]}")
@@ -199,11 +229,15 @@ def dci_importance_matrix(codes_train: Any, factors_train: Any, codes_test: Any,
   importance = np.zeros((num_codes, num_factors), dtype=np.float64)
   train_accuracy, test_accuracy = [], []
   for j in console.progress(range(num_factors), "DCI: boosted trees", unit="factor"):
+    train = _known_rows(known_train, j, len(codes_train))
+    test = _known_rows(known_test, j, len(codes_test))
+    if len(test) == 0:
+      raise ValueError(f"factor column {j} is known on none of the {len(codes_test)} test points")
     model = ensemble.GradientBoostingClassifier(random_state=random_state)
-    model.fit(codes_train, factors_train[:, j])
+    model.fit(codes_train[train], factors_train[train, j])
     importance[:, j] = np.abs(model.feature_importances_)
-    train_accuracy.append(np.mean(model.predict(codes_train) == factors_train[:, j]))
-    test_accuracy.append(np.mean(model.predict(codes_test) == factors_test[:, j]))
+    train_accuracy.append(np.mean(model.predict(codes_train[train]) == factors_train[train, j]))
+    test_accuracy.append(np.mean(model.predict(codes_test[test]) == factors_test[test, j]))
   return importance, float(np.mean(train_accuracy)), float(np.mean(test_accuracy))
 
 
@@ -231,11 +265,13 @@ def dci_scores_from_importance(importance: Any) -> dict[str, float]:
 
 
 def dci_from_arrays(codes_train: Any, factors_train: Any, codes_test: Any, factors_test: Any,
-                    random_state: Any = 0) -> dict[str, float]:
+                    random_state: Any = 0, known_train: Any = None, known_test: Any = None) -> dict[str, float]:
   """DCI disentanglement, completeness and informativeness (mean classification accuracy, as disentanglement_lib:
-  higher is better) on a train and a test split. Deterministic for a fixed `random_state`."""
+  higher is better) on a train and a test split (each factor on its known points when masks are given).
+  Deterministic for a fixed `random_state`."""
   importance, train_accuracy, test_accuracy = dci_importance_matrix(codes_train, factors_train, codes_test,
-                                                                    factors_test, random_state)
+                                                                    factors_test, random_state, known_train,
+                                                                    known_test)
   return {**dci_scores_from_importance(importance),
           "informativeness_train": train_accuracy, "informativeness_test": test_accuracy}
 
@@ -323,17 +359,19 @@ def factor_vae_score(dataset: Any, represent_fn: RepresentFn, random_state: Any,
 
 def factor_vae_from_arrays(codes: Any, factors: Any, random_state: Any = 0, batch_size: int = 64,
                            num_train: int = 10000, num_eval: int = 5000,
-                           prune_threshold: float = 0.05) -> dict[str, float]:
+                           prune_threshold: float = 0.05, known: Any = None) -> dict[str, float]:
   """The FactorVAE score of codes (N, C) of observations with known factors (N, F), for samples that cannot be
   drawn on demand (e.g. a generator's images labelled after the fact).
 
   As `factor_vae_score`, but a batch "with factor k fixed" is `batch_size` points drawn without replacement (all of
   them if fewer) among those whose factor k equals that of a uniformly drawn point; votes with fewer than 2 such
   points are skipped. Global variances (ddof=1) and the pruning use all points; the points are split at random
-  into halves, the train votes drawn from one and the eval votes from the other.
+  into halves, the train votes drawn from one and the eval votes from the other. With `known` (N, F) bool, a vote
+  for factor k draws its anchor and its batch among the points where k is known.
   """
   codes = _check_codes(codes)
   factors = _check_factors(factors, codes.shape[0])
+  known = _check_known(known, factors)
   random_state = as_random_state(random_state)
   if codes.shape[0] < 4:
     raise ValueError(f"the FactorVAE score needs at least 4 points, got {codes.shape[0]}")
@@ -348,8 +386,11 @@ def factor_vae_from_arrays(codes: Any, factors: Any, random_state: Any = 0, batc
     counts = np.zeros((factors.shape[1], codes.shape[1]), dtype=np.int64)
     for _ in range(num_points):
       factor_index = random_state.randint(factors.shape[1])
-      value = factors[rows[random_state.randint(len(rows))], factor_index]
-      same = rows[factors[rows, factor_index] == value]
+      candidates = rows if known is None else rows[known[rows, factor_index]]
+      if len(candidates) == 0:
+        continue
+      value = factors[candidates[random_state.randint(len(candidates))], factor_index]
+      same = candidates[factors[candidates, factor_index] == value]
       if len(same) < 2:
         continue
       batch = same if len(same) <= batch_size else random_state.choice(same, batch_size, replace=False)

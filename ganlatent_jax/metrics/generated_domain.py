@@ -10,7 +10,10 @@ Labels come from a labeller:
   * `OracleLabeller(gen)`: an oracle generator's exact factors (`generators.oracle`), no image rendered;
   * `ClassifierLabeller(classifier, dataset)`: the factor classifier of `metrics.quality` on the rendered images,
     read through the dataset's `identifiable_labels`; a factor that some image does not show (dSprites' orientation
-    of squares and ellipses) is left out of the scores and named under 'factors_left_out'.
+    of squares and ellipses) is scored on the samples that show it (`partial_factors='per_factor'`: each metric's
+    per-factor part — mutual information, boosted trees, FactorVAE votes — uses that factor's known samples), or
+    left out (`'drop'`); a factor scored on fewer than all samples is named under 'factors_partial', one left out
+    under 'factors_left_out'.
 On an oracle, `direction_recovery` also matches the directions to the true ones (Hungarian on |cos|).
 
     scores = generated_domain_scores(gen, directions, OracleLabeller(gen))      # or ClassifierLabeller(...)
@@ -33,6 +36,9 @@ from ganlatent_jax.metrics import disentanglement
 
 METRICS = ("mig", "dci", "factor_vae")
 RECOVERED_COSINE = 0.9
+# A factor that some samples do not show (a labeller's mask): 'per_factor' scores it on the samples that show it
+# (dSprites' orientation on the hearts), 'drop' leaves it out for all (the behaviour before 2026-12-03).
+PARTIAL_FACTORS = ("per_factor", "drop")
 
 
 class Labeller(Protocol):
@@ -155,27 +161,52 @@ def recovery_trace(gen, initial: Directions) -> Callable[[Directions], dict[str,
   return trace
 
 
+def _dci_train_size(num_train: int, dci_num_train: int | None) -> int:
+  return num_train if dci_num_train is None else min(int(dci_num_train), num_train)
+
+
+def scorable_factors(labels: np.ndarray, known: np.ndarray, num_train: int,
+                     dci_num_train: int | None = None) -> np.ndarray:
+  """(F,) bool: the factors every score is defined for — two values or more among the known labels of the first
+  num_train rows (MIG divides by the factor's entropy) and, when DCI is computed (`dci_num_train` given), of its
+  first dci_num_train rows (a boosted tree needs two classes) with a known label among the test rows after
+  num_train."""
+  def varies(rows):
+    return np.array([len(np.unique(labels[rows][known[rows][:, j], j])) > 1 for j in range(labels.shape[1])])
+  kept = varies(slice(None, num_train))
+  if dci_num_train is not None:
+    kept &= varies(slice(None, dci_num_train)) & known[num_train:].any(axis=0)
+  return kept
+
+
 def scores_from_arrays(codes: np.ndarray, labels: np.ndarray, num_train: int, metrics: Sequence[str] = METRICS,
-                       seed: int = 0, dci_num_train: int | None = None) -> dict[str, float]:
+                       seed: int = 0, dci_num_train: int | None = None,
+                       known: np.ndarray | None = None) -> dict[str, float]:
   """MIG on the first num_train rows, DCI trained on the first dci_num_train of them (all when None: its boosted
   trees cost ~100 s per 1000 samples of 6 factors on a loaded 2-core CPU) and tested on the rows after num_train,
-  FactorVAE on all rows."""
+  FactorVAE on all rows; with `known` (rows, factors) bool, each factor on its known rows only."""
   unknown = set(metrics) - set(METRICS)
   if unknown:
     raise ValueError(f"unknown generated-domain metric(s) {sorted(unknown)}; known: {list(METRICS)}")
+  if known is not None and known.all():
+    known = None   # the unmasked computation, bit for bit
+  part = (lambda rows: None) if known is None else (lambda rows: known[rows])
   results: dict[str, float] = {}
   if "mig" in metrics:
     if codes.shape[1] < 2:   # MIG is the gap between a factor's two most informative codes: undefined for one
       results["mig_undefined"] = f"MIG needs at least 2 codes; these directions give {codes.shape[1]}"
     else:
-      results["mig"] = disentanglement.mig_from_arrays(codes[:num_train], labels[:num_train])["mig"]
+      results["mig"] = disentanglement.mig_from_arrays(codes[:num_train], labels[:num_train],
+                                                       known=part(slice(None, num_train)))["mig"]
   if "dci" in metrics:
-    dci_train = num_train if dci_num_train is None else min(int(dci_num_train), num_train)
+    dci_train = _dci_train_size(num_train, dci_num_train)
     dci = disentanglement.dci_from_arrays(codes[:dci_train], labels[:dci_train], codes[num_train:],
-                                          labels[num_train:], random_state=seed)
+                                          labels[num_train:], random_state=seed,
+                                          known_train=part(slice(None, dci_train)),
+                                          known_test=part(slice(num_train, None)))
     results.update({f"dci_{name}": value for name, value in dci.items()})
   if "factor_vae" in metrics:
-    factor_vae = disentanglement.factor_vae_from_arrays(codes, labels, random_state=seed)
+    factor_vae = disentanglement.factor_vae_from_arrays(codes, labels, random_state=seed, known=part(slice(None)))
     results.update({f"factor_vae_{name}": value for name, value in factor_vae.items()})
   return results
 
@@ -183,7 +214,8 @@ def scores_from_arrays(codes: np.ndarray, labels: np.ndarray, num_train: int, me
 def generated_domain_scores(gen: Generator, directions: Directions, labeller: Labeller, *, num_train: int = 6000,
                             num_test: int = 2000, batch_size: int = 64, seed: int = 0,
                             metrics: Sequence[str] = METRICS, truncation: float | None = None,
-                            dci_num_train: int | None = None) -> dict[str, Any]:
+                            dci_num_train: int | None = None,
+                            partial_factors: str = "per_factor") -> dict[str, Any]:
   """MIG, DCI and FactorVAE of the directions' codes against the labeller's labels on num_train + num_test samples
   (DCI's test split is the last num_test; it trains on the first dci_num_train, all num_train when None), plus
   direction recovery when `gen` is an oracle. Keys are prefixed 'generated_' (e.g. 'generated_mig'), so they sit
@@ -193,20 +225,24 @@ def generated_domain_scores(gen: Generator, directions: Directions, labeller: La
                      f"(latent_dim {gen.latent_dim}, w_dim {gen.info.w_dim})")
   if num_train < 2 or num_test < 1:
     raise ValueError(f"num_train must be ≥ 2 and num_test ≥ 1, got {num_train} and {num_test}")
+  if partial_factors not in PARTIAL_FACTORS:
+    raise ValueError(f"partial_factors={partial_factors!r}; expected one of {PARTIAL_FACTORS}")
   latents, labels, mask = sample_latents_and_labels(gen, labeller, num_train + num_test, directions.space,
                                                     batch_size=batch_size, seed=seed, truncation=truncation)
   codes = latents @ directions.matrix
   names = np.asarray(labeller.factor_names)
-  # A factor is scored only if every sample shows it and the sample has two values of it (MIG divides by its
-  # entropy; DCI needs two classes).
-  kept = mask.all(axis=0) & np.array([len(np.unique(column)) > 1 for column in labels[:num_train].T])
+  if partial_factors == "drop":
+    mask = np.broadcast_to(mask.all(axis=0), mask.shape)
+  kept = scorable_factors(labels, mask, num_train, _dci_train_size(num_train, dci_num_train) if "dci" in metrics
+                          else None)
   if kept.any():
-    scores = scores_from_arrays(codes, labels[:, kept], num_train, metrics, seed, dci_num_train)
+    scores = scores_from_arrays(codes, labels[:, kept], num_train, metrics, seed, dci_num_train, mask[:, kept])
   else:   # e.g. a barely trained GAN whose images all get one label: nothing to score, said so
     scores = {"scores_undefined": f"no factor takes two values over the {num_train} samples' labels "
                                   f"(of {list(names)}): every metric is undefined"}
   results: dict[str, Any] = {f"generated_{name}": value for name, value in scores.items()}
   results.update(generated_num_samples=num_train + num_test, generated_factors=names[kept].tolist(),
+                 generated_factors_partial=names[kept & ~mask.all(axis=0)].tolist(),
                  generated_factors_left_out=names[~kept].tolist())
   if gen.info.family == oracle.FAMILY and directions.space in ("z", "w"):
     results.update(direction_recovery(directions, oracle.true_directions(gen, directions.space)))
