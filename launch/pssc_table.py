@@ -21,7 +21,8 @@ whose metrics.json exists is skipped; command.txt holds its exact command and wa
 With --select_from=N (N ≥ number of seeds), PS-SC is also trained on seeds 0..N−1 and the row "PS-SC + TPL" reports
 the len(seeds) runs with the lowest TPL among those with at least --min_active active codes
 (`metrics.tpl.select_by_tpl`; the paper: 10 best of 30). Scores: FactorVAE and MIG of Q on real images (the PS-SC
-runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its active codes. Extra `--config.*`
+runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its active codes, and the generated-domain
+MIG and FactorVAE of the codes (G's own images labelled by the factor classifier) with the probe's MIG beside them. Extra `--config.*`
 overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
 """
 from __future__ import annotations
@@ -37,7 +38,11 @@ from ganlatent_jax.metrics import report, tpl  # noqa: E402
 from ganlatent_jax import runs as table_runs  # noqa: E402
 from ganlatent_jax.runs import Run  # noqa: E402
 
-SCORES = ("FactorVAE", "MIG", "TPL", "active codes")
+SCORES = ("FactorVAE", "MIG", "TPL", "active codes", "gen. MIG", "gen. FactorVAE", "probe gen. MIG")
+# The generated-domain columns (metrics.json 'codes' and 'probe': `_common.code_axes_generated_domain`): the codes of
+# G's own images against the factor classifier's labels of them, no Q, and the linear probe's ceiling on that G.
+GENERATED = (("gen. MIG", "codes", "generated_mig"), ("gen. FactorVAE", "codes", "generated_factor_vae_eval_accuracy"),
+             ("probe gen. MIG", "probe", "generated_mig"))
 PAPER = {  # Table 5, FactorVAE × 100 on the real datasets, 10 seeds, full-length training
     "3dshapes": {"PS-SC": "92.04 ± 6.49", "PS-SC + TPL": "93.41 ± 3.34", "InfoGAN-L2 (upstream)": "83.65 ± 9.49"},
     "dsprites": {"PS (no SC)": "83.54 ± 6.91", "PS-SC (SC)": "81.47 ± 5.39", "PS-SC + TPL": "84.22",
@@ -123,6 +128,10 @@ def _scores(path: str, entry: str) -> dict[str, float]:
   summary = _tpl_summary(metrics)
   if summary is not None:
     scores.update({"TPL": float(summary["tpl"]), "active codes": float(summary["num_active"])})
+  for column, entry, key in GENERATED:   # absent in runs without the section, undefined for a G that draws one image
+    value = metrics.get(entry, {}).get(key)
+    if value is not None:
+      scores[column] = float(value)
   return scores
 
 
