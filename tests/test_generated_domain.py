@@ -186,6 +186,26 @@ def test_probe_directions_of_a_factor_some_images_do_not_show(partial_factors):
     assert abs(found.matrix[:, column] @ true) > 0.9     # fitted on the hearts, it still finds orientation's axis
 
 
+def test_known_labels_keeps_the_mask_per_factor_and_drops_a_partial_factor_everywhere():
+  mask = np.array([[True, True], [True, False], [True, True]])
+  np.testing.assert_array_equal(generated_domain.known_labels(mask, "per_factor"), mask)
+  np.testing.assert_array_equal(generated_domain.known_labels(mask, "drop"), [[True, False]] * 3)
+
+
+def test_an_unknown_partial_factors_is_refused_before_sampling():
+  gen = load("testbed:oracle-dsprites")
+
+  class NeverCalled(generated_domain.OracleLabeller):
+    def __call__(self, *args):
+      raise AssertionError("sampled before refusing the setting")
+
+  with pytest.raises(ValueError, match="partial_factors='sometimes'"):
+    generated_domain.generated_domain_scores(gen, oracle.true_directions(gen), NeverCalled(gen), num_train=8,
+                                             num_test=2, partial_factors="sometimes")
+  with pytest.raises(ValueError, match="partial_factors='sometimes'"):
+    probe.probe_directions(gen, NeverCalled(gen), "z", num=8, partial_factors="sometimes")
+
+
 def _protocol_mig(gen, directions, config, seed=0):
   dataset = DATASETS[gen.info.config_dict()["dataset"]]()
   return encoder_protocol.evaluate_directions(gen, directions, dataset, config, jax.random.key(seed),

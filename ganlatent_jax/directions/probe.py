@@ -34,6 +34,8 @@ def probe_from_arrays(latents: np.ndarray, labels: np.ndarray, method: str = "re
     raise ValueError(f"latents (N, D) and labels (N, F) must have the same N, got {latents.shape}, {labels.shape}")
   if known is not None and np.shape(known) != labels.shape:
     raise ValueError(f"known must have the labels' shape {labels.shape}, got {np.shape(known)}")
+  if known is not None and np.all(known):
+    known = None   # the unmasked fit, bit for bit
   columns = []
   for factor in range(labels.shape[1]):
     rows = slice(None) if known is None else np.asarray(known[:, factor], bool)
@@ -66,23 +68,21 @@ def probe_directions(gen: Generator, labeller, space: str = "z", *, num: int = 6
                      partial_factors: str = "per_factor") -> Directions:
   """One probe direction per factor that takes two values, fitted on `num` generated samples — for a factor some
   samples do not show, on those that show it ('per_factor'), or none ('drop': only factors every sample shows)."""
-  from ganlatent_jax.metrics.generated_domain import PARTIAL_FACTORS, sample_latents_and_labels, scorable_factors
+  from ganlatent_jax.metrics.generated_domain import (check_partial_factors, known_labels, sample_latents_and_labels,
+                                                      scorable_factors)
   if space not in ("z", "w"):
     raise ValueError(f"probe directions live in 'z' or 'w', not {space!r}")
-  if partial_factors not in PARTIAL_FACTORS:
-    raise ValueError(f"partial_factors={partial_factors!r}; expected one of {PARTIAL_FACTORS}")
+  check_partial_factors(partial_factors)
   latents, labels, mask = sample_latents_and_labels(gen, labeller, num, space, batch_size=batch_size, seed=seed,
                                                     truncation=truncation)
   names = np.asarray(labeller.factor_names)
-  if partial_factors == "drop":
-    mask = np.broadcast_to(mask.all(axis=0), mask.shape)
+  mask = known_labels(mask, partial_factors)
   kept = scorable_factors(labels, mask, num)
   if not kept.any():
     raise NoVaryingFactor(f"no factor of {list(names)} takes two values or more over the {num} samples labelled "
                           f"with it: no probe direction can be fitted (an untrained classifier, a generator that "
                           f"draws one image, or too few samples?)")
-  known = mask[:, kept]
-  matrix = probe_from_arrays(latents, labels[:, kept], method, seed, None if known.all() else known)
+  matrix = probe_from_arrays(latents, labels[:, kept], method, seed, mask[:, kept])
   return Directions(matrix, space=space, meta=dict(
       method="probe", probe=method, num_samples=num, seed=seed, source=gen.info.source,
       factor_names=names[kept].tolist(), factors_partial=names[kept & ~mask.all(axis=0)].tolist(),

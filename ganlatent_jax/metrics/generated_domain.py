@@ -161,6 +161,19 @@ def recovery_trace(gen, initial: Directions) -> Callable[[Directions], dict[str,
   return trace
 
 
+def check_partial_factors(partial_factors: str) -> None:
+  """Refuses an unknown `partial_factors` before any sampling is paid for."""
+  if partial_factors not in PARTIAL_FACTORS:
+    raise ValueError(f"partial_factors={partial_factors!r}; expected one of {PARTIAL_FACTORS}")
+
+
+def known_labels(mask: np.ndarray, partial_factors: str) -> np.ndarray:
+  """(N, F) bool: which labels the scores may use. 'per_factor' keeps the labeller's mask (a factor is scored on the
+  samples that show it); 'drop' marks a factor unknown everywhere unless every sample shows it (left out)."""
+  check_partial_factors(partial_factors)
+  return np.broadcast_to(mask.all(axis=0), mask.shape) if partial_factors == "drop" else mask
+
+
 def _dci_train_size(num_train: int, dci_num_train: int | None) -> int:
   return num_train if dci_num_train is None else min(int(dci_num_train), num_train)
 
@@ -225,14 +238,12 @@ def generated_domain_scores(gen: Generator, directions: Directions, labeller: La
                      f"(latent_dim {gen.latent_dim}, w_dim {gen.info.w_dim})")
   if num_train < 2 or num_test < 1:
     raise ValueError(f"num_train must be ≥ 2 and num_test ≥ 1, got {num_train} and {num_test}")
-  if partial_factors not in PARTIAL_FACTORS:
-    raise ValueError(f"partial_factors={partial_factors!r}; expected one of {PARTIAL_FACTORS}")
+  check_partial_factors(partial_factors)
   latents, labels, mask = sample_latents_and_labels(gen, labeller, num_train + num_test, directions.space,
                                                     batch_size=batch_size, seed=seed, truncation=truncation)
   codes = latents @ directions.matrix
   names = np.asarray(labeller.factor_names)
-  if partial_factors == "drop":
-    mask = np.broadcast_to(mask.all(axis=0), mask.shape)
+  mask = known_labels(mask, partial_factors)
   kept = scorable_factors(labels, mask, num_train, _dci_train_size(num_train, dci_num_train) if "dci" in metrics
                           else None)
   if kept.any():
