@@ -1,5 +1,6 @@
 """PS-SC on the GAN engine (methods/pssc.py): the terms' losses against numpy, Q as an encoder of real images, the
 sharded step against the 1-device step, a quick train → evaluate → resume run."""
+import importlib.util
 import json
 import pathlib
 
@@ -177,6 +178,13 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   assert len(metrics["tpl_pixel"]["per_dim"]) == 4
   assert metrics["generated_domain"]["labels"] == "classifier" and {"codes", "probe", "random"} <= set(metrics)
   assert pssc.evaluate(config, str(tmp_path)).keys() == metrics.keys()
+  # The README table's reader reads what a run writes (its test fixture once had another layout than this).
+  spec = importlib.util.spec_from_file_location("pssc_table", CONFIGS.parent / "launch" / "pssc_table.py")
+  table = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(table)
+  row = table._scores(str(tmp_path / "metrics.json"), "q")
+  assert row["FactorVAE"] == metrics["q"]["factor_vae"]["eval_accuracy"] and row["MIG"] == metrics["q"]["mig"]
+  assert row["TPL"] == metrics["tpl_pixel"]["tpl"] and "probe gen. MIG" in row
   config.steps = 3
   pssc.train(config, str(tmp_path))
   assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 3
