@@ -35,6 +35,8 @@ def test_true_directions_score_high_and_random_ones_low(gen, space):
   # The MIG ceiling of exact labels is below 1: 20 histogram bins cannot separate 32 or 40 values (0.70 dSprites,
   # 0.78 3DShapes measured with 5000 samples).
   assert true["generated_mig"] >= 0.5, true
+  assert true["generated_mig_top_code"] == list(range(num_factors))   # each factor topped by its own direction
+  assert np.mean(true["generated_mig_per_factor"]) == true["generated_mig"]
   assert random["generated_mig"] <= true["generated_mig"] / 3, (true, random)
   assert true["generated_factor_vae_eval_accuracy"] == 1.0
   assert random["generated_factor_vae_eval_accuracy"] < 0.8
