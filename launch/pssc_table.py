@@ -23,7 +23,7 @@ the len(seeds) runs with the lowest TPL among those with at least --min_active a
 (`metrics.tpl.select_by_tpl`; the paper: 10 best of 30). Scores: FactorVAE and MIG of Q on real images (the PS-SC
 runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its active codes, and the generated-domain
 MIG, DCI disentanglement and FactorVAE of the codes (G's own images labelled by the factor classifier) with the
-probe's MIG beside them. Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
+probe's and random directions' MIG beside them. Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
 """
 from __future__ import annotations
 
@@ -38,15 +38,17 @@ from ganlatent_jax.metrics import report, tpl  # noqa: E402
 from ganlatent_jax import runs as table_runs  # noqa: E402
 from ganlatent_jax.runs import Run  # noqa: E402
 
-SCORES = ("FactorVAE", "MIG", "TPL", "active codes", "gen. MIG", "gen. DCI", "gen. FactorVAE", "probe gen. MIG")
+SCORES = ("FactorVAE", "MIG", "TPL", "active codes", "gen. MIG", "gen. DCI", "gen. FactorVAE", "probe gen. MIG",
+          "random gen. MIG")
 # The generated-domain columns (metrics.json 'codes' and 'probe': `_common.code_axes_generated_domain`): the codes of
-# G's own images against the factor classifier's labels of them, no Q, and the linear probe's ceiling on that G.
+# G's own images against the factor classifier's labels of them, no Q, and the linear probe's ceiling and random
+# directions' floor on that G.
 # gen. DCI beside gen. MIG: MIG asks only that each factor have one code far ahead of the next, so a code that switches
 # a collapsed G between two modes (an object / an empty frame) scores high MIG for every factor it moves; DCI's
 # disentanglement asks that each code explain one factor.
 GENERATED = (("gen. MIG", "codes", "generated_mig"), ("gen. DCI", "codes", "generated_dci_disentanglement"),
              ("gen. FactorVAE", "codes", "generated_factor_vae_eval_accuracy"),
-             ("probe gen. MIG", "probe", "generated_mig"))
+             ("probe gen. MIG", "probe", "generated_mig"), ("random gen. MIG", "random", "generated_mig"))
 PAPER = {  # Table 5, FactorVAE × 100 on the real datasets, 10 seeds, full-length training
     "3dshapes": {"PS-SC": "92.04 ± 6.49", "PS-SC + TPL": "93.41 ± 3.34", "InfoGAN-L2 (upstream)": "83.65 ± 9.49"},
     "dsprites": {"PS (no SC)": "83.54 ± 6.91", "PS-SC (SC)": "81.47 ± 5.39", "PS-SC + TPL": "84.22",

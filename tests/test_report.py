@@ -270,6 +270,7 @@ def _pssc_metrics(path, factor_vae, mig, tpl=None, active=0, entry="q", tpl_key=
     metrics["codes"] = {"generated_mig": generated[0], "generated_factor_vae_eval_accuracy": generated[1],
                         "generated_dci_disentanglement": generated[3]}
     metrics["probe"] = {"generated_mig": generated[2]}
+    metrics["random"] = {"generated_mig": generated[4]}
   if tpl is not None:
     metrics[tpl_key] = {"tpl": tpl, "num_active": active}
   with open(path, "w") as f:
@@ -302,7 +303,7 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   for seed, (fv, tpl, active) in values.items():
     _pssc_metrics(str(tmp_path / "3dshapes" / "ps_sc" / f"seed{seed}" / "metrics.json"), fv, 0.1, tpl, active)
   _pssc_metrics(str(tmp_path / "3dshapes" / "infogan" / "seed0" / "metrics.json"), 0.5, 0.2, entry="q_head",
-                generated=(0.05, 0.6, 0.3, 0.02))
+                generated=(0.05, 0.6, 0.3, 0.02, 0.01))
   tables, selections = launcher.aggregate(out, ["3dshapes"], [0, 1], select_from=5, min_active=0)
   assert selections["3dshapes"]["selected"] == ["seed3", "seed2"]   # best 2 (= number of seeds) of 5 by TPL
   assert "seed1" in selections["3dshapes"]["excluded"]
@@ -313,7 +314,7 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   text = launcher.markdown(tables, ["3dshapes"])
   assert "| PS-SC + TPL | 0.850 ± 0.071 |" in text and text.count("93.41 ± 3.34") == 1
   assert ("| InfoGAN (ours) | 0.500 ± 0.000 | 0.200 ± 0.000 | — | — | 0.050 ± 0.000 | 0.020 ± 0.000 | 0.600 ± 0.000 "
-          "| 0.300 ± 0.000 "
+          "| 0.300 ± 0.000 | 0.010 ± 0.000 "
           "| 1 | — |") in text
 
 
