@@ -23,7 +23,8 @@ the len(seeds) runs with the lowest TPL among those with at least --min_active a
 (`metrics.tpl.select_by_tpl`; the paper: 10 best of 30). Scores: FactorVAE and MIG of Q on real images (the PS-SC
 runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its active codes, and the generated-domain
 MIG, DCI disentanglement and FactorVAE of the codes (G's own images labelled by the factor classifier) with the
-probe's and random directions' MIG beside them. Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
+probe's and random directions' MIG beside them; for runs whose G has SC modules, each SC code's mask area beside
+its TPL (`mask_records`: which codes kept a region). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
 """
 from __future__ import annotations
 
@@ -179,6 +180,53 @@ def aggregate(out: str, datasets, seeds, select_from: int, min_active: int) -> t
   return tables, selections
 
 
+def mask_records(out: str, datasets, seeds) -> list[dict]:
+  """Per finished run of a G with SC modules: each SC code's mask area beside its TPL, the active codes and the
+  largest mask. From metrics.json's `mask_area` (runs evaluated from 2026-12-04 on), else computed on the run's saved
+  EMA generator with the evaluation's own stream (`methods.pssc.mask_area_summary`: the same numbers)."""
+  records = []
+  for dataset in datasets:
+    for row in table_rows(dataset):
+      for seed in seeds:
+        workdir = _workdir(out, dataset, row, seed)
+        path, generator_dir = os.path.join(workdir, "metrics.json"), os.path.join(workdir, "generator")
+        if row.entry != "q" or not os.path.exists(path):
+          continue
+        metrics = report.read_json(path)
+        masks = metrics.get("mask_area")
+        if masks is None and os.path.isdir(generator_dir):
+          masks = _mask_area_of_saved_generator(generator_dir, seed)
+        if not masks:
+          continue
+        summary = _tpl_summary(metrics) or {}
+        per_dim = summary.get("per_dim")
+        records.append({"run": os.path.relpath(workdir, out), "codes": masks["codes"], "area": masks["area"],
+                        "largest": masks["largest"], "active": summary.get("active_dims"),
+                        "tpl": [per_dim[c] for c in masks["codes"]] if per_dim is not None else None})
+  return records
+
+
+def _mask_area_of_saved_generator(directory: str, seed: int) -> dict:
+  import jax
+  from ganlatent_jax import generators
+  from ganlatent_jax.methods import pssc
+  return pssc.mask_area_summary(generators.load(directory), jax.random.key(seed + pssc.STREAMS["masks"]))
+
+
+def masks_markdown(records: list[dict]) -> str:
+  """One line per run: `code: area (TPL)` for each SC code, the active codes, the code with the largest mask."""
+  if not records:
+    return ""
+  lines = ["| run | SC code: mask area (TPL) | active codes | largest mask |", "| --- | --- | --- | --- |"]
+  for r in records:
+    tpl_values = r["tpl"] or [None] * len(r["codes"])
+    cells = ", ".join(f"{c}: {a:.3f}" + (f" ({t:.3f})" if t is not None else "")
+                      for c, a, t in zip(r["codes"], r["area"], tpl_values))
+    active = "—" if r["active"] is None else ", ".join(map(str, r["active"])) or "none"
+    lines.append(f"| {r['run']} | {cells} | {active} | {r['largest']} |")
+  return "\n".join(lines)
+
+
 def _collect(runs: list[dict[str, float]]) -> dict[str, list[float]]:
   return {score: [r[score] for r in runs if score in r] for score in SCORES}
 
@@ -208,9 +256,12 @@ def main(argv=None) -> int:
   if code:
     return code
   tables, selections = aggregate(args.out, datasets, seeds, args.select_from, args.min_active)
+  masks = mask_records(args.out, datasets, seeds)
   text = markdown(tables, datasets)
+  if masks:
+    text += "\n\nSC mask areas (untrained ≈ 0.03) beside each code's TPL:\n\n" + masks_markdown(masks)
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "select_from": args.select_from,
-                                 "extra": extra, "tables": tables, "selections": selections}, text)
+                                 "extra": extra, "tables": tables, "selections": selections, "masks": masks}, text)
   print(text)
   return 0
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ganlatent_jax import cli, parallel
+from ganlatent_jax.generators import pssc as pssc_generators
 from ganlatent_jax.methods import _gan, pssc
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -116,7 +117,29 @@ def test_represent_fn_feeds_each_call_whole_and_pads_to_the_stddev_group():
 def test_mask_pictures_cover_the_codes_of_sc_modules(name, codes):
   config = _quick(name)
   _, engine = _gan.setup(config, pssc.terms_factory(config))
-  assert pssc.spatial_codes(engine) == codes
+  assert pssc.spatial_codes(engine.gen.module) == codes
+
+
+@pytest.mark.parametrize("name", ["pssc_3dshapes", "pssc_dsprites"])
+def test_mask_area_summary_averages_each_sc_codes_mask_over_codes_and_pixels(name):
+  config = _quick(name)
+  _, engine = _gan.setup(config, pssc.terms_factory(config))
+  generator = pssc_generators.build(engine.gen.config, pssc_generators.init_variables(engine.gen.config,
+                                                                                      jax.random.key(0)))
+  summary = pssc.mask_area_summary(generator, jax.random.key(3), num=6)
+  codes = pssc.spatial_codes(generator.module)
+  if not codes:   # C_global codes only: no mask to report
+    assert summary == {}
+    return
+  code_key, noise_key = jax.random.split(jax.random.key(3))
+  z = jax.random.normal(code_key, (6, generator.info.latent_dim))
+  masks = np.asarray(generator.module.apply(generator.variables, z, method="masks", noise_rng=noise_key))
+  assert summary["codes"] == codes and summary["num_samples"] == 6
+  want = masks.astype(np.float64).mean(axis=(0, 2, 3))
+  np.testing.assert_allclose(summary["area"], want[codes], rtol=1e-5)
+  assert summary["largest"] == codes[int(np.argmax(want[codes]))]
+  # Untrained masks are small rectangles (uniform gate logits would give ≈ 1/36), not the whole image.
+  assert all(0.0 < a < 0.5 for a in summary["area"]), summary
 
 
 def test_mask_overlay_tints_the_masked_pixels_red():
@@ -176,6 +199,7 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   assert 0.0 <= metrics["q"]["mig"] <= 1.0
   assert 0.0 <= metrics["q"]["factor_vae"]["eval_accuracy"] <= 1.0
   assert len(metrics["tpl_pixel"]["per_dim"]) == 4
+  assert "mask_area" not in metrics   # the dSprites config has C_global codes only
   assert metrics["generated_domain"]["labels"] == "classifier" and {"codes", "probe", "random"} <= set(metrics)
   assert pssc.evaluate(config, str(tmp_path)).keys() == metrics.keys()
   # The README table's reader reads what a run writes (its test fixture once had another layout than this).

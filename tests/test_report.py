@@ -318,6 +318,38 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
           "| 1 | — |") in text
 
 
+def test_pssc_table_mask_records_read_the_run_or_compute_them_from_its_saved_generator(tmp_path):
+  """A run's `mask_area` is reported beside its codes' TPL; a run evaluated before mask areas were written gets them
+  from its saved generator with the evaluation's stream (the numbers its evaluation would have written)."""
+  import jax
+  from ganlatent_jax import generators
+  from ganlatent_jax.generators import pssc as pssc_generators
+  from ganlatent_jax.methods import pssc
+  launcher = _launcher("pssc_table")
+  tpl_values = {"tpl": 0.3, "num_active": 1, "active_dims": [2], "per_dim": [0.0, 0.0, 0.3, 0.01]}
+  first = tmp_path / "dsprites" / "ps_sc" / "seed0" / "metrics.json"
+  _pssc_metrics(str(first), 0.5, 0.1)
+  metrics = json.loads(first.read_text())
+  metrics.update(tpl_pixel=tpl_values, mask_area={"codes": [0, 1, 2, 3], "area": [0.01, 0.02, 0.4, 0.05],
+                                                  "largest": 2, "num_samples": 256})
+  first.write_text(json.dumps(metrics))
+  second = tmp_path / "dsprites" / "ps_sc" / "seed1"
+  _pssc_metrics(str(second / "metrics.json"), 0.5, 0.1, tpl=0.3, active=1)
+  config = pssc_generators.make_config(["Const-16", "ResConv-up-1", "C_spgroup-2-2", "ResConv-up-1", "C_global-2"],
+                                       image_channels=1, fmap_base=16, fmap_max=8)
+  generators.save_converted(str(second / "generator"), config, pssc_generators.init_variables(config,
+                                                                                             jax.random.key(0)))
+  _pssc_metrics(str(tmp_path / "dsprites" / "ps" / "seed0" / "metrics.json"), 0.5, 0.1)   # no masks, no generator
+  records = launcher.mask_records(str(tmp_path), ["dsprites"], [0, 1])
+  assert [r["run"] for r in records] == ["dsprites/ps_sc/seed0", "dsprites/ps_sc/seed1"]
+  assert records[0]["tpl"] == [0.0, 0.0, 0.3, 0.01] and records[0]["active"] == [2] and records[0]["largest"] == 2
+  want = pssc.mask_area_summary(generators.load(str(second / "generator")), jax.random.key(1 + pssc.STREAMS["masks"]))
+  assert records[1]["codes"] == [0, 1] and records[1]["area"] == want["area"] and records[1]["tpl"] is None
+  text = launcher.masks_markdown(records)
+  assert "| dsprites/ps_sc/seed0 | 0: 0.010 (0.000), 1: 0.020 (0.000), 2: 0.400 (0.300), 3: 0.050 (0.010) | 2 | 2 |" in text
+  assert launcher.masks_markdown([]) == ""
+
+
 def test_pssc_table_refuses_a_selection_without_tpl(tmp_path):
   launcher = _launcher("pssc_table")
   _pssc_metrics(str(tmp_path / "dsprites" / "ps" / "seed0" / "metrics.json"), 0.7, 0.1)

@@ -379,6 +379,13 @@ def masks(generator: Generator, z: jax.Array, **kwargs) -> jax.Array:
   return generator.module.apply(generator.variables, z, method="masks", **kwargs)
 
 
+def mask_areas(generator: Generator, z: jax.Array, **kwargs) -> jax.Array:
+  """(d,): each code's mask averaged over pixels and the batch — the fraction of the image its AdaIN blends in
+  (1 for C_global codes). Masks start small (uniform gate logits give ≈ (1/6)² ≈ 0.03), so a code whose area has
+  fallen below that over training has lost its region: the diagnostic of an SC collapse."""
+  return jnp.mean(masks(generator, z, **kwargs), axis=(0, 2, 3))
+
+
 __all__ = ("ModuleSpec", "parse_module_list", "upstream_widths", "resolutions", "make_config", "PSSCGenerator",
            "ConvStack", "NoiseConvs", "module_from_config", "abstract_variables", "init_variables", "build", "masks",
-           "feature_layer_names")
+           "mask_areas", "feature_layer_names")

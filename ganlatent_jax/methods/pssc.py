@@ -23,7 +23,8 @@ masks/code_K.png (the same traversal with code K's spatial mask tinted red; code
 with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of a real image" on the training data
 (upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
 64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
-`tpl_pixel`; LPIPS needs VGG16 weights and is not wired here).
+`tpl_pixel`; LPIPS needs VGG16 weights and is not wired here), and for G's with SC modules `mask_area` (each SC
+code's mask area, `mask_area_summary`: which codes kept a region).
 
 Q's minibatch stddev makes its output depend on its batch-mates (as upstream); metric batches are fed whole, a batch
 that is not a multiple of the group is padded by repeating its last image and the padded rows dropped.
@@ -40,12 +41,15 @@ import ml_collections
 import numpy as np
 
 from ganlatent_jax import io, viz
+from ganlatent_jax.generators import pssc as pssc_generators
 from ganlatent_jax.losses import pssc as pssc_losses
 from ganlatent_jax.methods import _common, _gan
 from ganlatent_jax.nets import discriminators
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
-STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, generated_domain=17, samples=_gan.SAMPLES_STREAM)
+STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, masks=13, generated_domain=17,
+               samples=_gan.SAMPLES_STREAM)
+MASK_SAMPLES = 256   # codes (and noise draws) the SC mask areas are averaged over
 EVALUATION_METRICS = ("mig", "factor_vae", "tpl")
 LOSSES = ("ps", "infogan_l2")
 RECOGNIZER = "q"
@@ -167,14 +171,28 @@ def traversal_images(engine: _gan.Engine, state: _gan.State, code: int, num_rows
   return images, masks.reshape(num_rows, steps, *masks.shape[1:])
 
 
-def spatial_codes(engine: _gan.Engine) -> list[int]:
-  """The codes of SC modules (C_global codes act everywhere: they have no mask worth a picture)."""
+def spatial_codes(module: pssc_generators.PSSCGenerator) -> list[int]:
+  """The codes of G's SC modules (C_global codes act everywhere: they have no mask worth a picture)."""
   codes, start = [], 0
-  for spec in engine.gen.module.specs:
+  for spec in module.specs:
     if spec.kind in ("C_spgroup", "C_spgroup_sm"):
       codes += range(start, start + spec.num_codes)
     start += spec.num_codes
   return codes
+
+
+def mask_area_summary(generator, rng: jax.Array, num: int = MASK_SAMPLES) -> dict[str, Any]:
+  """A `pssc` generator's mask area per SC code (`generators.pssc.mask_areas` over `num` codes c ~ N(0, I) with fresh
+  noise): {'codes': SC codes, 'area': their areas, 'largest': the code of the largest area}; {} without SC modules.
+  Read beside TPL's per-code values: in a collapsed G the one active code is the one whose mask grew."""
+  codes = spatial_codes(generator.module)
+  if not codes:
+    return {}
+  code_key, noise_key = jax.random.split(rng)
+  z = jax.random.normal(code_key, (num, generator.info.latent_dim), jnp.float32)
+  areas = np.asarray(pssc_generators.mask_areas(generator, z, noise_rng=noise_key))[codes]
+  return {"codes": codes, "area": [float(a) for a in areas], "largest": int(codes[int(np.argmax(areas))]),
+          "num_samples": int(num)}
 
 
 def mask_overlay(images: np.ndarray, masks: np.ndarray, strength: float = 0.6) -> np.ndarray:
@@ -193,7 +211,7 @@ def write_outputs(engine: _gan.Engine, state: _gan.State, workdir: str, seed: in
   io.write_json(outputs["recognizer_config"], {**engine.terms.recognizer_config,
                                                "aux_outputs": engine.terms.latent_dim,
                                                "image_shape": list(engine.terms.image_shape)})
-  spatial = set(spatial_codes(engine))
+  spatial = set(spatial_codes(engine.gen.module))
   for code in range(engine.terms.latent_dim):
     images, masks = traversal_images(engine, state, code, seed=seed, with_masks=True) if code in spatial else (
         traversal_images(engine, state, code, seed=seed), None)
@@ -242,6 +260,9 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
         num_traversals=int(protocol.tpl_num_traversals), points_per_dim=int(protocol.tpl_points_per_dim),
         active_threshold=float(protocol.tpl_active_threshold))
     results[key] = summary
+  masks = mask_area_summary(_gan.ema_generator(engine, state), _common.stream(config, STREAMS, "masks"))
+  if masks:
+    results["mask_area"] = masks
   return results
 
 
