@@ -21,6 +21,8 @@ time). Rows:
   random, one direction        one random direction, no selection (the Plumerault run's random row)
 With --ablation (reading notes §2.6 b, c): Plumerault with the plain MSE, without the norm constraint, and with
 direct inversion (every target from z0, the same steps per target) instead of the recursive scheme.
+With --ablation also what each Plumerault row's inversions reached (the Figs. 6/7 analogue: unblurred masked MSE to
+the targets, ‖ẑ‖/√d, the fraction outside the ball, the fit's R²; `inversion_scores`).
 For K-direction methods the column is chosen per factor by rel_std on |t| ≤ 2 over 100 selection latents, then
 scored on 200 other latents (`configs/evaluate_control_dsprites.py`). Columns (core grid |t| ≤ 2 unless named):
 rel_std (≈ 1 no control, 0 perfect), rel_std on the paper's grid t ∈ [−5, 5], r2_t, |ρ|, gain (the factor's move
@@ -140,6 +142,59 @@ def aggregate(out: str, seeds, ablation: bool) -> dict:
   return tables
 
 
+INVERSION = ("masked MSE", "‖z‖/√d", "outside ball", "fit R²")   # the Figs. 6/7 analogue (reading notes §2.6 b)
+
+
+def inversion_scores(workdir: str, transform: str, generator) -> dict[str, float]:
+  """What a Plumerault run's inversions reached, comparable across its loss and constraint settings: the median
+  unblurred MSE of G(ẑ) to its target on the target's defined pixels (σ = 0 of Eq. 3, whatever loss the run used;
+  kept records), the median ‖ẑ‖/√d, the fraction of ẑ outside the ball ‖z‖ ≤ √d, and the R² of the fit of g."""
+  import jax.numpy as jnp
+  import numpy as np
+  from ganlatent_jax import inversion
+  with np.load(os.path.join(workdir, "trajectories", f"{transform}.npz")) as data:
+    records = {k: data[k] for k in ("z0", "z", "t", "kept")}
+  fill = float(report.lookup(report.read_json(os.path.join(workdir, "config.json")), "trajectories/fill"))
+  kept = records["kept"].astype(bool)
+  z0, z, t = (jnp.asarray(records[k][kept]) for k in ("z0", "z", "t"))
+  errors = []
+  for start in range(0, len(z), 256):   # bounded memory: 1728 kept records × 2 images of 64²
+    part = slice(start, start + 256)
+    targets, masks, _ = inversion.transform(transform, generator(z0[part]), t[part],
+                                            output_range=tuple(generator.info.output_range), fill=fill)
+    errors.append(np.asarray(inversion.blurred_loss(generator(z[part]), targets, 0.0, masks)))
+  norms = np.linalg.norm(records["z"][kept], axis=1) / np.sqrt(records["z"].shape[1])
+  fit = report.lookup(report.read_json(os.path.join(workdir, "results.json")), f"transforms/{transform}/fit_r2")
+  return {"masked MSE": float(np.median(np.concatenate(errors))), "‖z‖/√d": float(np.median(norms)),
+          "outside ball": float(np.mean(norms > 1.0 + 1e-4)), "fit R²": float(fit)}
+
+
+def aggregate_inversions(out: str, seeds, ablation: bool, generator_name: str = "testbed:dsprites") -> dict:
+  """{factor: {Plumerault row: {score: [value per finished seed]}}} of `inversion_scores` (rows whose runs kept
+  their trajectories)."""
+  from ganlatent_jax import generators
+  generator, tables = None, {}
+  for factor in FACTORS:
+    table = {}
+    for row in rows(ablation):
+      if not row.source.startswith("plumerault") or row.source != row.directory:
+        continue
+      values = {score: [] for score in INVERSION}
+      for seed in seeds:
+        workdir = os.path.join(out, row.directory, f"seed{seed}")
+        if not (os.path.exists(os.path.join(workdir, "metrics.json"))   # finished (a running one has some npz)
+                and os.path.exists(os.path.join(workdir, "trajectories", f"{factor}.npz"))):
+          continue
+        generator = generator or generators.load(generator_name)
+        for score, value in inversion_scores(workdir, factor, generator).items():
+          values[score].append(value)
+      if any(values.values()):
+        table[row.name] = values
+    if table:
+      tables[factor] = table
+  return tables
+
+
 def markdown(tables: dict) -> str:
   return "\n\n".join(report.markdown_table(table, list(SCORES), first_column=f"{FACTORS[factor]} ({factor})")
                      for factor, table in tables.items())
@@ -158,8 +213,14 @@ def main(argv=None) -> int:
     return code
   tables = aggregate(args.out, seeds, args.ablation)
   text = markdown(tables)
+  inversions = aggregate_inversions(args.out, seeds, args.ablation) if args.ablation else {}
+  if inversions:
+    text += "\n\nWhat the inversions reached (`inversion_scores`):\n\n" + "\n\n".join(
+        report.markdown_table(table, list(INVERSION), first_column=f"{FACTORS[factor]} ({factor})")
+        for factor, table in inversions.items())
   report.write_table(args.out, {"seeds": seeds, "ablation": args.ablation, "ld_steps": args.ld_steps,
-                                 "num_trajectories": args.num_trajectories, "tables": tables}, text)
+                                 "num_trajectories": args.num_trajectories, "tables": tables,
+                                 "inversions": inversions}, text)
   print(text)
   return 0
 

@@ -509,6 +509,40 @@ def test_plumerault_table_reads_the_control_rows(tmp_path):
   assert "| Plumerault | 0.200 ± 0.141 | 0.300 ± 0.141 |" in launcher.markdown(tables)
 
 
+class _RampGenerator:
+  """A stand-in generator: image = tanh(z₀ · ramp) on 8×8 (enough to make reconstructions differ)."""
+  info = type("Info", (), {"output_range": (-1.0, 1.0)})()
+
+  def __call__(self, z):
+    ramp = np.linspace(-1.0, 1.0, 64, dtype=np.float32).reshape(1, 8, 8, 1)
+    return np.tanh(np.asarray(z)[:, :1, None, None] * ramp)
+
+
+def test_plumerault_inversion_scores_measure_what_the_inversions_reached(tmp_path):
+  """The Figs. 6/7 analogue: unblurred MSE of G(ẑ) to the target on kept records (t = 0: the target is G(z0)), the
+  median ‖ẑ‖/√d and the fraction outside the ball, and the fit's R² — against numpy."""
+  launcher = _launcher("plumerault_table")
+  rng = np.random.default_rng(0)
+  z0 = rng.normal(size=(5, 4)).astype(np.float32)
+  z = z0 + rng.normal(scale=0.5, size=z0.shape).astype(np.float32)
+  z[4] *= 10.0   # far off and not kept: must not count
+  kept = np.array([1, 1, 1, 1, 0], bool)
+  workdir = tmp_path / "plumerault_mse" / "seed0"
+  (workdir / "trajectories").mkdir(parents=True)
+  np.savez(workdir / "trajectories" / "horizontal_position.npz", z0=z0, z=z, t=np.zeros(5, np.float32), kept=kept)
+  (workdir / "config.json").write_text(json.dumps({"trajectories": {"fill": 0.0}}))
+  (workdir / "results.json").write_text(json.dumps({"transforms": {"horizontal_position": {"fit_r2": 0.8}}}))
+  scores = launcher.inversion_scores(str(workdir), "horizontal_position", _RampGenerator())
+  g = _RampGenerator()
+  want_mse = np.median(np.mean((g(z[kept]) - g(z0[kept])) ** 2, axis=(1, 2, 3)))
+  norms = np.linalg.norm(z[kept], axis=1) / 2.0
+  np.testing.assert_allclose(scores["masked MSE"], want_mse, rtol=1e-5)
+  np.testing.assert_allclose(scores["‖z‖/√d"], np.median(norms), rtol=1e-6)
+  assert scores["outside ball"] == np.mean(norms > 1.0 + 1e-4) and scores["fit R²"] == 0.8
+  # The table reads finished runs only (a running one already has some trajectory files).
+  assert launcher.aggregate_inversions(str(tmp_path), [0], ablation=True) == {}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # launch/plumerault_convergence.py (Fig. 8)
 
