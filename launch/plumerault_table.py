@@ -19,8 +19,9 @@ time). Rows:
   probe (supervised)           least squares of the measured factor on z (the SeFa evaluation's probe row)
   random, best of 16           16 random orthonormal directions with the same selection (same evaluation)
   random, one direction        one random direction, no selection (the Plumerault run's random row)
-With --ablation (reading notes §2.6 b, c): Plumerault with the plain MSE, without the norm constraint, and with
-direct inversion (every target from z0, the same steps per target) instead of the recursive scheme.
+With --ablation (reading notes §2.6 b, c): Plumerault with the plain MSE, without the norm constraint, with both (the
+2×2 of Figs. 6/7 with the paper's blurred loss and ball), and with direct inversion (every target from z0, the same
+steps per target) instead of the recursive scheme.
 With --ablation also what each Plumerault row's inversions reached (the Figs. 6/7 analogue: unblurred masked MSE to
 the targets, ‖ẑ‖/√d, the fraction outside the ball, the fit's R²; `inversion_scores`).
 For K-direction methods the column is chosen per factor by rel_std on |t| ≤ 2 over 100 selection latents, then
@@ -63,6 +64,8 @@ def rows(ablation: bool) -> list[Row]:
   if ablation:
     plumerault += [Row("Plumerault, MSE loss (Figs. 6/7)", "plumerault_mse", "control/directions"),
                    Row("Plumerault, no norm constraint (Fig. 7)", "plumerault_free", "control/directions"),
+                   Row("Plumerault, MSE loss, no norm constraint (Fig. 7)", "plumerault_mse_free",
+                       "control/directions"),
                    Row("Plumerault, direct inversion (Fig. 8)", "plumerault_direct", "control/directions")]
   return plumerault + [
       Row("SeFa (best of 16)", "sefa", "control/directions"), Row("GANSpace (best of 16)", "ganspace",
@@ -76,6 +79,7 @@ def rows(ablation: bool) -> list[Row]:
 PLUMERAULT_OVERRIDES = {"plumerault": (), "plumerault_parity": ("--config.upstream_parity=True",),
                         "plumerault_mse": ("--config.trajectories.loss=mse",),
                         "plumerault_free": ("--config.trajectories.constraint=none",),
+                        "plumerault_mse_free": ("--config.trajectories.loss=mse", "--config.trajectories.constraint=none"),
                         "plumerault_direct": ("--config.trajectories.scheme=direct",)}
 
 
