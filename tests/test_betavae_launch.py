@@ -70,8 +70,13 @@ def test_table_reads_the_control_summary_and_the_vae_scores(tmp_path):
   assert table["β = 1"]["x probe rel_std"] == [0.05, 0.05] and table["β = 20"]["x erf R²"] == [0.99, 0.99]
   trends = launcher.trend(table, ["horizontal_position"])
   assert trends["horizontal_position"] < -0.8   # rel_std falls as β grows
-  text = launcher.markdown(table, ["horizontal_position"], trends)
+  # MIG paired per run (β 5's run has no control, its MIG is an error: neither counts): MIG 0.01, 0.01, 0.2, 0.2 vs
+  # rel_std 0.9, 0.7, 0.3, 0.1 — scipy's ρ with the ties, checked by hand: −0.894.
+  mig_trends = launcher.mig_trend(out, [1.0, 5.0, 20.0], [0, 1], ["horizontal_position"])
+  np.testing.assert_allclose(mig_trends["horizontal_position"], -2 / np.sqrt(5), rtol=1e-6)
+  text = launcher.markdown(table, ["horizontal_position"], trends, mig_trends)
   assert "| β = 1 | 0.8000 ± 0.1414 |" in text and "| β = 5 | — |" in text and "Spearman ρ(β, x rel_std)" in text
+  assert "Spearman ρ(MIG, x rel_std) over runs: -0.894" in text
 
 
 def test_bad_arguments_fail_before_any_run(tmp_path, capsys):
