@@ -94,33 +94,40 @@ def columns(transforms) -> list[str]:
   return names + [name for name, _ in VAE_SCORES]
 
 
+def run_scores(out: str, beta: float, seed: int, transforms) -> dict[str, float]:
+  """{column: value} of one (β, seed) from its files: the control columns once its Plumerault run finished, the
+  β-VAE's scores once it finished (a score it could not compute, e.g. MIG on too few points, is left out)."""
+  scores = {}
+  vae_dir, control_dir = workdirs(out, beta, seed)
+  path = os.path.join(control_dir, "metrics.json")
+  if os.path.exists(path):
+    metrics = report.read_json(path)
+    for transform in transforms:
+      short = SHORT.get(transform, transform)
+      found, probe = control_result(metrics, transform)
+      for name, key in CONTROL:
+        scores[f"{short} {name}"] = float(found["summary"][GRID][key])
+      if "erf_fit" in found:   # Fig. 5's shape: the median factor along the direction ≈ a·erf(b·t/√2) + c
+        scores[f"{short} erf R²"] = float(found["erf_fit"]["r2"])
+      if probe is not None:
+        scores[f"{short} probe rel_std"] = float(probe["summary"][GRID]["rel_std"])
+  path = os.path.join(vae_dir, "metrics.json")
+  if os.path.exists(path):
+    metrics = report.read_json(path)
+    for name, key in VAE_SCORES:
+      try:
+        scores[name] = float(report.lookup(metrics, key))
+      except KeyError:   # e.g. MIG on too few points ('mig_error'), or not asked for
+        pass
+  return scores
+
+
 def aggregate(out: str, betas, seeds, transforms) -> dict[str, dict[str, list[float]]]:
   """{'β = B': {column: [value per finished run]}} from the files."""
   table = {}
   for beta in betas:
-    values: dict[str, list[float]] = {name: [] for name in columns(transforms)}
-    for seed in seeds:
-      vae_dir, control_dir = workdirs(out, beta, seed)
-      path = os.path.join(control_dir, "metrics.json")
-      if os.path.exists(path):
-        metrics = report.read_json(path)
-        for transform in transforms:
-          short = SHORT.get(transform, transform)
-          found, probe = control_result(metrics, transform)
-          for name, key in CONTROL:
-            values[f"{short} {name}"].append(float(found["summary"][GRID][key]))
-          if "erf_fit" in found:   # Fig. 5's shape: the median factor along the direction ≈ a·erf(b·t/√2) + c
-            values[f"{short} erf R²"].append(float(found["erf_fit"]["r2"]))
-          if probe is not None:
-            values[f"{short} probe rel_std"].append(float(probe["summary"][GRID]["rel_std"]))
-      path = os.path.join(vae_dir, "metrics.json")
-      if os.path.exists(path):
-        metrics = report.read_json(path)
-        for name, key in VAE_SCORES:
-          try:
-            values[name].append(float(report.lookup(metrics, key)))
-          except KeyError:   # e.g. MIG on too few points ('mig_error'), or not asked for
-            pass
+    runs = [run_scores(out, beta, seed, transforms) for seed in seeds]
+    values = {name: [run[name] for run in runs if name in run] for name in columns(transforms)}
     if any(values.values()):
       table[f"β = {beta:g}"] = values
   return table
@@ -144,20 +151,12 @@ def mig_trend(out: str, betas, seeds, transforms) -> dict[str, float | None]:
   """Per transform, Spearman's ρ between the β-VAE's own MIG and rel_std, over every run that has both. β is the
   paper's proxy for disentanglement; when a budget leaves MIG flat across β, this is the claim's own variable."""
   from scipy import stats
+  runs = [run_scores(out, beta, seed, transforms) for beta in betas for seed in seeds]
   result = {}
   for transform in transforms:
-    pairs = []
-    for beta in betas:
-      for seed in seeds:
-        vae_dir, control_dir = workdirs(out, beta, seed)
-        paths = os.path.join(vae_dir, "metrics.json"), os.path.join(control_dir, "metrics.json")
-        if not all(os.path.exists(p) for p in paths):
-          continue
-        mig = report.read_json(paths[0]).get("encoder_mean", {}).get("mig")
-        found, _ = control_result(report.read_json(paths[1]), transform)
-        rel_std = float(found["summary"][GRID]["rel_std"])
-        if mig is not None and math.isfinite(float(mig)) and math.isfinite(rel_std):
-          pairs.append((float(mig), rel_std))
+    column = f"{SHORT.get(transform, transform)} rel_std"
+    pairs = [(run["MIG"], run[column]) for run in runs
+             if "MIG" in run and column in run and math.isfinite(run["MIG"]) and math.isfinite(run[column])]
     result[transform] = float(stats.spearmanr(*zip(*pairs)).statistic) if len(pairs) > 2 else None
   return result
 

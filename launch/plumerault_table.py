@@ -167,7 +167,7 @@ def inversion_scores(workdir: str, transform: str, generator) -> dict[str, float
     targets, masks, _ = inversion.transform(transform, generator(z0[part]), t[part],
                                             output_range=tuple(generator.info.output_range), fill=fill)
     errors.append(np.asarray(inversion.blurred_loss(generator(z[part]), targets, 0.0, masks)))
-  norms = np.linalg.norm(records["z"][kept], axis=1) / np.sqrt(records["z"].shape[1])
+  norms = np.linalg.norm(np.asarray(z), axis=1) / np.sqrt(z.shape[1])
   fit = report.lookup(report.read_json(os.path.join(workdir, "results.json")), f"transforms/{transform}/fit_r2")
   return {"masked MSE": float(np.median(np.concatenate(errors))), "‖z‖/√d": float(np.median(norms)),
           "outside ball": float(np.mean(norms > 1.0 + 1e-4)), "fit R²": float(fit)}
@@ -181,7 +181,7 @@ def aggregate_inversions(out: str, seeds, ablation: bool, generator_name: str = 
   for factor in FACTORS:
     table = {}
     for row in rows(ablation):
-      if not row.source.startswith("plumerault") or row.source != row.directory:
+      if row.directory not in PLUMERAULT_OVERRIDES:   # only Plumerault runs invert
         continue
       values = {score: [] for score in INVERSION}
       for seed in seeds:

@@ -237,8 +237,9 @@ def tpl_distance(protocol):
   return lpips.load_lpips(path, heads="shipped" if heads == "shipped" else None)
 
 
-def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
-  """MIG and FactorVAE of Q on real images of the training data; TPL of the EMA generator (`tpl_distance`)."""
+def _scores(config, engine: _gan.Engine, state: _gan.State, generator) -> dict[str, Any]:
+  """MIG and FactorVAE of Q on real images of the training data; TPL (`tpl_distance`) and the SC mask areas of the
+  EMA generator `generator`."""
   from ganlatent_jax.metrics import tpl
   metrics = tuple(config.evaluation.metrics)
   if not metrics or set(metrics) - set(EVALUATION_METRICS):
@@ -255,20 +256,22 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
     results["q"] = q_scores
   if "tpl" in metrics:
     key, summary = tpl.tpl_per_dimension(
-        _gan.ema_generator(engine, state), jax.random.key(int(config.seed) + STREAMS["tpl"]),
+        generator, jax.random.key(int(config.seed) + STREAMS["tpl"]),
         distance_fn=tpl_distance(protocol),
         num_traversals=int(protocol.tpl_num_traversals), points_per_dim=int(protocol.tpl_points_per_dim),
         active_threshold=float(protocol.tpl_active_threshold))
     results[key] = summary
-  masks = mask_area_summary(_gan.ema_generator(engine, state), _common.stream(config, STREAMS, "masks"))
+  masks = mask_area_summary(generator, _common.stream(config, STREAMS, "masks"))
   if masks:
     results["mask_area"] = masks
   return results
 
 
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
-  results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(), **_scores(config, engine, state)}
-  results.update(_common.code_axes_generated_domain(config, workdir, _gan.ema_generator(engine, state),
+  generator = _gan.ema_generator(engine, state)
+  results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(),
+             **_scores(config, engine, state, generator)}
+  results.update(_common.code_axes_generated_domain(config, workdir, generator,
                                                     engine.terms.latent_dim, "codes",
                                                     _common.stream(config, STREAMS, "generated_domain")))
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
