@@ -142,6 +142,39 @@ def test_mask_area_summary_averages_each_sc_codes_mask_over_codes_and_pixels(nam
   assert all(0.0 < a < 0.5 for a in summary["area"]), summary
 
 
+@pytest.mark.parametrize("name", ["pssc_3dshapes", "pssc_dsprites"])
+def test_mask_area_log_fn_logs_the_ema_generators_mask_areas(name):
+  config = _quick(name)
+  _, engine = _gan.setup(config, pssc.terms_factory(config))
+  log_fn = pssc.mask_area_log_fn(engine, config)
+  codes = pssc.spatial_codes(engine.gen.module)
+  if not codes:
+    assert log_fn is None
+    return
+  state = engine.init_fn(jax.random.key(0))
+  # An EMA G that differs from G: the log must follow the EMA weights (what the run exports), not G's.
+  state = state.replace(batch_stats={**state.batch_stats,
+                                     "generator_ema": jax.tree.map(lambda p: p * 1.5, state.generator_ema)})
+  logged = log_fn(state)
+  code_key, noise_key = jax.random.split(jax.random.key(int(config.seed) + pssc.STREAMS["masks"]))
+  z = jax.random.normal(code_key, (pssc.MASK_LOG_SAMPLES, engine.terms.latent_dim))
+  want = np.asarray(pssc_generators.mask_areas(_gan.ema_generator(engine, state), z, noise_rng=noise_key))
+  assert sorted(logged) == sorted(f"masks/area_code_{c}" for c in codes)
+  np.testing.assert_allclose([logged[f"masks/area_code_{c}"] for c in codes], want[codes], rtol=1e-5)
+  assert log_fn(state) == logged   # the same codes and noise at every log step: a curve, not resampling noise
+
+
+@pytest.mark.slow   # compiles the quick 3DShapes step
+def test_training_logs_mask_areas_at_every_log_step(tmp_path):
+  from ganlatent_jax.viz import report
+  config = _quick("pssc_3dshapes")
+  config.evaluation.enabled = False
+  pssc.train(config, str(tmp_path))
+  scalars = report.read_scalars(str(tmp_path))
+  for code in pssc.spatial_codes(_gan.setup(config, pssc.terms_factory(config))[1].gen.module):
+    assert [step for step, _ in scalars[f"masks/area_code_{code}"]] == [1, 2]
+
+
 def test_mask_overlay_tints_the_masked_pixels_red():
   images = np.full((2, 3, 4, 4, 1), 0.5, np.float32)
   masks = np.zeros((2, 3, 4, 4), np.float32)

@@ -484,11 +484,13 @@ def setup(config: ml_collections.ConfigDict, terms_factory=None) -> tuple[Any, E
   return mesh, engine
 
 
-def run_training(config, workdir: str, engine: Engine, mesh) -> State:
+def run_training(config, workdir: str, engine: Engine, mesh,
+                 log_fn: Callable[[State], Mapping[str, float]] | None = None) -> State:
+  """Trains (resuming) to config.steps; `log_fn` as `training.loop.run`'s (a method's host-side scalars)."""
   start = time.time()
   state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=engine.init_fn, train_step=engine.loop_step,
                    images_per_step=config.batch_size,
-                   image_fn=lambda s: {"samples": sample_grid(engine, s, 32)})
+                   image_fn=lambda s: {"samples": sample_grid(engine, s, 32)}, log_fn=log_fn)
   _record_time(workdir, time.time() - start, int(jax.device_get(state.step)))
   return state
 

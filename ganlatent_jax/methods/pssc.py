@@ -24,7 +24,8 @@ with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of
 (upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
 64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
 `tpl_pixel`; LPIPS needs VGG16 weights and is not wired here), and for G's with SC modules `mask_area` (each SC
-code's mask area, `mask_area_summary`: which codes kept a region).
+code's mask area, `mask_area_summary`: which codes kept a region). While G trains, TensorBoard's masks/area_code_K
+follow the same areas at every log step (`mask_area_log_fn`): when a code's region grows or dies.
 
 Q's minibatch stddev makes its output depend on its batch-mates (as upstream); metric batches are fed whole, a batch
 that is not a multiple of the group is padded by repeating its last image and the padded rows dropped.
@@ -50,6 +51,7 @@ from ganlatent_jax.nets import discriminators
 STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, masks=13, generated_domain=17,
                samples=_gan.SAMPLES_STREAM)
 MASK_SAMPLES = 256   # codes (and noise draws) the SC mask areas are averaged over
+MASK_LOG_SAMPLES = 64   # the same while training (TensorBoard masks/*, every log step): cheaper, the same codes each time
 EVALUATION_METRICS = ("mig", "factor_vae", "tpl")
 LOSSES = ("ps", "infogan_l2")
 RECOGNIZER = "q"
@@ -148,6 +150,8 @@ def make_represent_fn(engine: _gan.Engine, state: _gan.State):
 
 _APPLY = jax.jit(lambda module, variables, inputs: module.apply(variables, inputs), static_argnums=0)
 _MASKS = jax.jit(lambda module, variables, inputs: module.apply(variables, inputs, method="masks"), static_argnums=0)
+_MASK_AREAS = jax.jit(lambda module, variables, z, noise_rng: jnp.mean(
+    module.apply(variables, z, method="masks", noise_rng=noise_rng), axis=(0, 2, 3)), static_argnums=0)
 
 
 def _traversal_inputs(engine: _gan.Engine, code: int, num_rows: int, steps: int, seed: int) -> jax.Array:
@@ -193,6 +197,23 @@ def mask_area_summary(generator, rng: jax.Array, num: int = MASK_SAMPLES) -> dic
   areas = np.asarray(pssc_generators.mask_areas(generator, z, noise_rng=noise_key))[codes]
   return {"codes": codes, "area": [float(a) for a in areas], "largest": int(codes[int(np.argmax(areas))]),
           "num_samples": int(num)}
+
+
+def mask_area_log_fn(engine: _gan.Engine, config: ml_collections.ConfigDict):
+  """`training.loop.run`'s log_fn: each SC code's mask area of the EMA G at every log step (TensorBoard
+  masks/area_code_N; MASK_LOG_SAMPLES fixed codes and noise of stream 'masks') — whether the masks spread or shrink
+  while G trains, where metrics.json's `mask_area` sees only the end. None without SC modules."""
+  codes = spatial_codes(engine.gen.module)
+  if not codes:
+    return None
+  code_key, noise_key = jax.random.split(_common.stream(config, STREAMS, "masks"))
+  z = jax.random.normal(code_key, (MASK_LOG_SAMPLES, engine.terms.latent_dim), jnp.float32)
+
+  def log_fn(state: _gan.State) -> dict[str, float]:
+    variables = {"params": state.generator_ema, **state.generator_buffers}
+    areas = np.asarray(_MASK_AREAS(engine.gen.module, variables, z, noise_key))
+    return {f"masks/area_code_{code}": float(areas[code]) for code in codes}
+  return log_fn
 
 
 def mask_overlay(images: np.ndarray, masks: np.ndarray, strength: float = 0.6) -> np.ndarray:
@@ -281,7 +302,7 @@ def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State)
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
   mesh, engine = _gan.setup(config, terms_factory(config))
-  state = _gan.run_training(config, workdir, engine, mesh)
+  state = _gan.run_training(config, workdir, engine, mesh, log_fn=mask_area_log_fn(engine, config))
   outputs = _gan.write_outputs(engine, state, workdir, "pssc")
   outputs.update(write_outputs(engine, state, workdir, seed=int(config.seed) + STREAMS["traversals"]))
   if config.evaluation.enabled:
