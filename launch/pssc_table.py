@@ -24,7 +24,8 @@ the len(seeds) runs with the lowest TPL among those with at least --min_active a
 runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its active codes, and the generated-domain
 MIG, DCI disentanglement and FactorVAE of the codes (G's own images labelled by the factor classifier) with the
 probe's and random directions' MIG beside them; for runs whose G has SC modules, each SC code's mask area beside
-its TPL (`mask_records`: which codes kept a region). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
+its TPL (`mask_records`: which codes kept a region) and, for runs that logged them, the areas over training
+(`mask_curve`). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
 """
 from __future__ import annotations
 
@@ -202,8 +203,39 @@ def mask_records(out: str, datasets, seeds) -> list[dict]:
         per_dim = summary.get("per_dim")
         records.append({"run": os.path.relpath(workdir, out), "codes": masks["codes"], "area": masks["area"],
                         "largest": masks["largest"], "active": summary.get("active_dims"),
-                        "tpl": [per_dim[c] for c in masks["codes"]] if per_dim is not None else None})
+                        "tpl": [per_dim[c] for c in masks["codes"]] if per_dim is not None else None,
+                        "curve": mask_curve(workdir, masks["codes"])})
   return records
+
+
+MASK_TAG = "masks/area_code_{}"   # methods.pssc.mask_area_log_fn's TensorBoard tags
+
+
+def mask_curve(workdir: str, codes) -> dict[str, list] | None:
+  """{'steps': logged steps, 'area': per SC code its mask area at each of them} from the run's TensorBoard log
+  (`methods.pssc.mask_area_log_fn`, runs started from 2026-12-04 13:00 on); None for runs that did not log them."""
+  from ganlatent_jax.viz import report as event_report
+  scalars = event_report.read_scalars(workdir)
+  if any(MASK_TAG.format(c) not in scalars for c in codes):
+    return None
+  steps = [step for step, _ in scalars[MASK_TAG.format(codes[0])]]
+  return {"steps": steps, "area": [[value for _, value in scalars[MASK_TAG.format(c)]] for c in codes]}
+
+
+def mask_curves_markdown(records: list[dict], points: int = 5) -> str:
+  """One line per run and SC code whose areas were logged while it trained: the area at `points` logged steps
+  spread from the first to the last (the header's steps are the first run's)."""
+  logged = [r for r in records if r.get("curve")]
+  if not logged:
+    return ""
+  lines = []
+  for r in logged:
+    steps = r["curve"]["steps"]
+    picks = sorted({i * (len(steps) - 1) // max(points - 1, 1) for i in range(points)})
+    for code, areas in zip(r["codes"], r["curve"]["area"]):
+      cells = " → ".join(f"{areas[i]:.3f}" for i in picks)
+      lines.append(f"| {r['run']} | {code} | {', '.join(str(steps[i]) for i in picks)} | {cells} |")
+  return "\n".join(["| run | SC code | steps | mask area at those steps |", "| --- | --- | --- | --- |", *lines])
 
 
 def _mask_area_of_saved_generator(directory: str, seed: int) -> dict:
@@ -260,6 +292,9 @@ def main(argv=None) -> int:
   text = markdown(tables, datasets)
   if masks:
     text += "\n\nSC mask areas (untrained ≈ 0.03) beside each code's TPL:\n\n" + masks_markdown(masks)
+    curves = mask_curves_markdown(masks)
+    if curves:
+      text += "\n\nSC mask areas while G trained (TensorBoard masks/*):\n\n" + curves
   report.write_table(args.out, {"seeds": seeds, "steps": args.steps, "select_from": args.select_from,
                                  "extra": extra, "tables": tables, "selections": selections, "masks": masks}, text)
   print(text)

@@ -333,6 +333,11 @@ def test_pssc_table_mask_records_read_the_run_or_compute_them_from_its_saved_gen
   metrics.update(tpl_pixel=tpl_values, mask_area={"codes": [0, 1, 2, 3], "area": [0.01, 0.02, 0.4, 0.05],
                                                   "largest": 2, "num_samples": 256})
   first.write_text(json.dumps(metrics))
+  from ganlatent_jax.training.writer import MetricWriter
+  writer = MetricWriter(str(first.parent), enabled=True)   # what PS-SC's log_fn writes while G trains
+  for step in range(100, 1001, 100):
+    writer.scalars(step, {f"masks/area_code_{c}": c + step / 1000 for c in range(4)})
+  writer.close()
   second = tmp_path / "dsprites" / "ps_sc" / "seed1"
   _pssc_metrics(str(second / "metrics.json"), 0.5, 0.1, tpl=0.3, active=1)
   config = pssc_generators.make_config(["Const-16", "ResConv-up-1", "C_spgroup-2-2", "ResConv-up-1", "C_global-2"],
@@ -348,6 +353,11 @@ def test_pssc_table_mask_records_read_the_run_or_compute_them_from_its_saved_gen
   text = launcher.masks_markdown(records)
   assert "| dsprites/ps_sc/seed0 | 0: 0.010 (0.000), 1: 0.020 (0.000), 2: 0.400 (0.300), 3: 0.050 (0.010) | 2 | 2 |" in text
   assert launcher.masks_markdown([]) == ""
+  assert records[0]["curve"]["steps"] == list(range(100, 1001, 100)) and records[1]["curve"] is None
+  np.testing.assert_allclose(records[0]["curve"]["area"][2], [2 + s / 1000 for s in range(100, 1001, 100)], rtol=1e-6)
+  curves = launcher.mask_curves_markdown(records, points=3)
+  assert "| dsprites/ps_sc/seed0 | 2 | 100, 500, 1000 | 2.100 → 2.500 → 3.000 |" in curves
+  assert "seed1" not in curves and launcher.mask_curves_markdown(records[1:]) == ""
 
 
 def test_pssc_table_refuses_a_selection_without_tpl(tmp_path):
