@@ -184,7 +184,7 @@ def export_testbed(workdir: str, directory: str, name: str, num_samples: int = 2
   config = run_config(workdir)
   generator, generator_config, step = run_generator(workdir)
   save_converted(directory, generator_config, jax.device_get(generator.variables), source=f"testbed:{name}")
-  dataset = gan.make_dataset(config.data.name, **{k: v for k, v in dict(config.data).items() if k != "name"})
+  dataset = gan.dataset_from_config(config)
   # The classifier is cached next to the workdir: it depends only on the dataset, not on the run.
   cache = classifier_cache_path(os.path.dirname(os.path.abspath(workdir)), config.data.name,
                                 dataset.observation_shape, classifier_steps)

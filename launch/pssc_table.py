@@ -132,7 +132,7 @@ def _tpl_summary(metrics: dict) -> dict | None:
 def _scores(path: str, entry: str) -> dict[str, float]:
   metrics = report.read_json(path)
   q = report.lookup(metrics, entry)
-  # `_gan.representation_scores`' layout: {'factor_vae': {'eval_accuracy', …}, 'mig'}
+  # `_gan_data.representation_scores`' layout: {'factor_vae': {'eval_accuracy', …}, 'mig'}
   scores = {"FactorVAE": float(report.lookup(q, "factor_vae/eval_accuracy")), "MIG": float(q["mig"])}
   summary = _tpl_summary(metrics)
   if summary is not None:

@@ -1,5 +1,4 @@
 """The API reference builds from the docstrings (pdoc) and lists the public pieces with their signatures."""
-import pathlib
 import re
 import warnings
 

@@ -132,19 +132,19 @@ def test_celeb_a_batches_cover_one_epoch(mock_tfds):
 
 
 def test_the_gan_engine_reads_only_a_process_s_rows_of_the_same_global_batch(real):
-  """Multi-process data (issue 20): `_gan.real_images(..., rows)` is rows of the one global batch the same rng
+  """Multi-process data (issue 20): `_gan_data.real_images(..., rows)` is rows of the one global batch the same rng
   draws, whatever the rows; with all rows it is `dataset.sample(num, rng)[1]` (the single-process batch)."""
-  from ganlatent_jax.methods import _gan
+  from ganlatent_jax.methods import _gan_data
   _, dataset = real
   whole = dataset.sample(8, np.random.RandomState(3))[1]
-  np.testing.assert_array_equal(_gan.real_images(dataset, 8, np.random.RandomState(3)), whole)
+  np.testing.assert_array_equal(_gan_data.real_images(dataset, 8, np.random.RandomState(3)), whole)
   for rows in (slice(0, 4), slice(4, 8), slice(2, 6)):
-    np.testing.assert_array_equal(_gan.real_images(dataset, 8, np.random.RandomState(3), rows), whole[rows])
+    np.testing.assert_array_equal(_gan_data.real_images(dataset, 8, np.random.RandomState(3), rows), whole[rows])
 
 
 @pytest.mark.parametrize("source", ["procedural_dsprites", "procedural_shapes3d", "celeb_a"])
 def test_real_images_rows_of_procedural_and_image_only_sources(mock_tfds, source):
-  from ganlatent_jax.methods import _gan
+  from ganlatent_jax.methods import _gan_data
   if source == "celeb_a":
     dataset = data.get_dataset("celeb_a", source="tfds", size=16)
     whole = dataset.sample_images(6, np.random.RandomState(1))
@@ -152,5 +152,5 @@ def test_real_images_rows_of_procedural_and_image_only_sources(mock_tfds, source
     name = source.split("_")[1]
     dataset = data.get_dataset(name, source="procedural", **({"resolution": 16} if name == "shapes3d" else {}))
     whole = dataset.sample(6, np.random.RandomState(1))[1]
-  np.testing.assert_array_equal(_gan.real_images(dataset, 6, np.random.RandomState(1)), whole)
-  np.testing.assert_array_equal(_gan.real_images(dataset, 6, np.random.RandomState(1), slice(3, 6)), whole[3:])
+  np.testing.assert_array_equal(_gan_data.real_images(dataset, 6, np.random.RandomState(1)), whole)
+  np.testing.assert_array_equal(_gan_data.real_images(dataset, 6, np.random.RandomState(1), slice(3, 6)), whole[3:])

@@ -6,7 +6,6 @@ amplifies rounding), 1e-5 for w. One jitted function per fixture computes every 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 
 import jax

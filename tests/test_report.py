@@ -263,7 +263,7 @@ def test_every_table_launcher_aggregates_an_empty_out_dir_without_a_run(tmp_path
 
 def _pssc_metrics(path, factor_vae, mig, tpl=None, active=0, entry="q", tpl_key="tpl_pixel", generated=None):
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  # The layout `_gan.representation_scores` writes (a flat 'factor_vae_eval_accuracy' here hid that the table could
+  # The layout `_gan_data.representation_scores` writes (a flat 'factor_vae_eval_accuracy' here hid that the table could
   # not read a real run).
   metrics = {entry: {"factor_vae": {"eval_accuracy": factor_vae, "train_accuracy": factor_vae}, "mig": mig}}
   if generated is not None:   # (codes' MIG, codes' FactorVAE, probe's MIG) in the generated domain

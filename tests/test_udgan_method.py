@@ -18,7 +18,7 @@ from PIL import Image
 
 from ganlatent_jax import cli, generators, parallel
 from ganlatent_jax.generators import trainable
-from ganlatent_jax.methods import _gan, udgan
+from ganlatent_jax.methods import _gan, _gan_data, udgan
 from ganlatent_jax.nets import discriminators, guidance
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_guided_columns_are_an_mlp_on_the_standardised_guidance_and_embeddings_a
 
 
 def test_guidance_only_representation_is_the_standardised_measures_of_real_images():
-  dataset = _gan.make_dataset("dsprites")
+  dataset = _gan_data.make_dataset("dsprites")
   standardization = udgan.fit_standardization(dataset, ("com_x", "size"), 64, seed=0)
   _, images = dataset.sample(64, np.random.RandomState(0))   # the images the constants were measured on
   codes = udgan.guidance_represent_fn(("com_x", "size"), standardization)(images)
@@ -110,7 +110,7 @@ def test_guidance_only_scores_see_the_factors_the_measures_are_made_of():
   """The control row on a case with a known answer: centre of mass and mass of a real sprite ARE its position and
   scale, so the measures alone must score a high MIG (3 of dSprites' 5 factors captured, one code each); a run
   without vector guidances gets no such row."""
-  dataset = _gan.make_dataset("dsprites")
+  dataset = _gan_data.make_dataset("dsprites")
   guided = ("com_x", "com_y", "size")
   bank = types.SimpleNamespace(guided=guided, standardization=udgan.fit_standardization(dataset, guided, 256, 0))
   engine = types.SimpleNamespace(terms=types.SimpleNamespace(siamese=bank), dataset=dataset)
@@ -170,7 +170,7 @@ def test_sharded_step_reports_eq2_and_trains_the_siamese_networks_with_d():
   config = _config()
   config.num_devices = 2
   mesh = parallel.make_mesh(2)
-  init_fn, _, engine = udgan.make(config, mesh, _gan.make_dataset("dsprites"))
+  init_fn, _, engine = udgan.make(config, mesh, _gan_data.make_dataset("dsprites"))
   state = jax.jit(init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
   before = jax.device_get(state.params)
   buffers = jax.device_get(state.generator_buffers)

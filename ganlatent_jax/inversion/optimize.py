@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp

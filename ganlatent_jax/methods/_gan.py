@@ -52,6 +52,7 @@ import optax
 from ganlatent_jax import io, parallel, viz
 from ganlatent_jax.generators.load import family_module, save_converted, with_latent_prior
 from ganlatent_jax.generators.trainable import GeneratorSpec, make_generator_spec
+from ganlatent_jax.methods._gan_data import dataset_from_config, real_images, to_model_range
 from ganlatent_jax.losses.gan import (ema_decay_at, ema_update, lazy_adam, nonsaturating_d_loss,  # noqa: F401
                                       nonsaturating_g_loss, path_length_penalty, path_lengths, r1_penalty,
                                       style_mixing_index)
@@ -119,42 +120,6 @@ class State:
   @property
   def generator_buffers(self):
     return self.batch_stats["generator_buffers"]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Generator and data plumbing.
-
-def make_dataset(name: str, **kwargs):
-  """A ground-truth dataset of `ganlatent_jax.data` (config.data: name, source='procedural', kwargs)."""
-  from ganlatent_jax import data
-  kwargs.pop("mirror", None)   # an augmentation of the engine (Engine.real_batch), not a dataset option
-  return data.get_dataset(name, **kwargs)
-
-
-def real_images(dataset, num: int, rng: np.random.RandomState, rows: slice = slice(None)) -> np.ndarray:
-  """Rows `rows` of `num` real images in [0, 1] drawn with `rng`, from a ground-truth dataset (factors drawn for all
-  `num`, then only the chosen rows rendered — or, for TFDS, their records chosen for all and read for the rows) or
-  an image-only source (`sample_images`: CelebA from TFDS). The draws do not depend on `rows`, so every process of
-  a multi-process run reads its own part of the same global batch; rows=all is `dataset.sample(num, rng)[1]`."""
-  if hasattr(dataset, "sample_factors"):
-    factors = dataset.sample_factors(num, rng)
-    if hasattr(dataset, "records_for_factors"):   # TFDS: choose every row's record, read only ours
-      return dataset.read_observations(dataset.records_for_factors(factors, rng)[rows])
-    return dataset.sample_observations_from_factors(factors[rows], rng)
-  if hasattr(dataset, "images"):                   # TfdsImages: sample_images draws record indices, then reads
-    return dataset.images(rng.randint(len(dataset), size=num)[rows])
-  if hasattr(dataset, "sample_images"):
-    return dataset.sample_images(num, rng)[rows]
-  return dataset.sample(num, rng)[1][rows]
-
-
-def has_factors(dataset) -> bool:
-  """Whether a dataset has ground-truth factor labels (the representation scores need them)."""
-  return hasattr(dataset, "sample") and hasattr(dataset, "factors_num_values")
-
-
-def to_model_range(images01: np.ndarray) -> np.ndarray:
-  return (np.asarray(images01, np.float32) * 2.0 - 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -475,8 +440,7 @@ def ema_generator(engine: Engine, state: State, source: str = ""):
 
 def setup(config: ml_collections.ConfigDict, terms_factory=None) -> tuple[Any, Engine]:
   mesh = parallel.make_mesh(config.get("num_devices") or None)
-  data_kwargs = {k: v for k, v in dict(config.data).items() if k != "name"}
-  dataset = make_dataset(config.data.name, **data_kwargs)
+  dataset = dataset_from_config(config)
   engine = make_engine(config, mesh, terms_factory, dataset)
   if tuple(dataset.observation_shape) != tuple(engine.gen.info.image_shape):
     raise ValueError(f"dataset {config.data.name} has images {tuple(dataset.observation_shape)} but the generator "
@@ -517,31 +481,3 @@ def write_outputs(engine: Engine, state: State, workdir: str, method: str) -> di
   sample_grid(engine, state, 64, path=outputs["samples"])
   logging.info("exported the EMA generator to %s", outputs["generator"])
   return outputs
-
-
-def representation_scores(dataset, represent: Callable, metrics, protocol, seed: int) -> dict[str, Any]:
-  """Scores of a GAN method's representation of real images (InfoGAN's and PS-SC's Q, UD-GAN's siamese outputs)
-  on the training dataset, each metric from its own RandomState(seed): 'mig' (on `mig_num_points` images; a
-  too-small sample gives 'mig_error'), 'factor_vae' (`factor_vae_*` budgets, `factor_vae_prune_threshold` where
-  given), 'beta_vae' (`beta_vae_*`)."""
-  from ganlatent_jax.metrics import disentanglement
-  results: dict[str, Any] = {}
-  if "beta_vae" in metrics:
-    results["beta_vae"] = disentanglement.beta_vae_score(
-        dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.beta_vae_batch_size),
-        num_train=int(protocol.beta_vae_num_train), num_eval=int(protocol.beta_vae_num_eval))
-  if "mig" in metrics:
-    factors, images = dataset.sample(int(protocol.mig_num_points), np.random.RandomState(seed))
-    codes = np.concatenate([represent(images[i:i + 256]) for i in range(0, len(images), 256)])
-    try:
-      results["mig"] = disentanglement.mig_from_arrays(codes, factors)["mig"]
-    except ValueError as e:  # e.g. too few points for every factor to vary
-      results["mig_error"] = str(e)
-  if "factor_vae" in metrics:
-    prune = protocol.get("factor_vae_prune_threshold")
-    results["factor_vae"] = disentanglement.factor_vae_score(
-        dataset, represent, np.random.RandomState(seed), batch_size=int(protocol.factor_vae_batch_size),
-        num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
-        num_variance_estimate=int(protocol.factor_vae_num_variance),
-        **({} if prune is None else {"prune_threshold": float(prune)}))
-  return results

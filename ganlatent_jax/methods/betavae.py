@@ -36,7 +36,7 @@ import optax
 from ganlatent_jax import generators, io, parallel, viz
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.generators import vae
-from ganlatent_jax.methods import _common, _gan
+from ganlatent_jax.methods import _common, _gan_data
 from ganlatent_jax.training import loop
 
 # key(config.seed + offset) of each random draw outside the training steps (those come from parallel.step_rng).
@@ -136,7 +136,7 @@ def make(config, mesh, dataset=None):
   arch = architecture(config)
   if dataset is None:
     try:
-      dataset = _gan.make_dataset(**dict(config.data))
+      dataset = _gan_data.make_dataset(**dict(config.data))
     except (TypeError, ValueError) as e:
       raise ValueError(f"config.data={dict(config.data)!r}: {e}") from None
   image_shape = (arch["image_size"], arch["image_size"], arch["out_channels"])
@@ -172,9 +172,9 @@ def make(config, mesh, dataset=None):
 
 def real_batch(config, dataset, mesh, step: int) -> jax.Array:
   """The global batch of `step` in [0, 1], split over 'data': labels drawn from (seed, step) by every process, only
-  this process's rows rendered (`_gan.real_images`)."""
+  this process's rows rendered (`_gan_data.real_images`)."""
   batch = int(config.batch_size)
-  images = _gan.real_images(dataset, batch, parallel.step_numpy_rng(config.seed, step), parallel.process_rows(batch))
+  images = _gan_data.real_images(dataset, batch, parallel.step_numpy_rng(config.seed, step), parallel.process_rows(batch))
   return parallel.shard_local_batch(np.asarray(images, np.float32), batch, mesh)
 
 
@@ -267,7 +267,7 @@ def scores(config, parts: Parts, state: State) -> dict[str, Any]:
       "active_units": int(np.sum(means.var(axis=0) > threshold))}
   metrics = tuple(ev.metrics)
   if metrics:
-    results["encoder_mean"] = _gan.representation_scores(
+    results["encoder_mean"] = _gan_data.representation_scores(
         parts.dataset, lambda x: encoder_means(parts, state, x), metrics, ev.protocol, seed)
   return results
 

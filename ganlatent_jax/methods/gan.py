@@ -21,8 +21,9 @@ from ganlatent_jax.methods import _common, _gan
 # The engine's public names, for callers that know the method rather than the engine module.
 from ganlatent_jax.methods._gan import (EXPORT_DIR, DISCRIMINATOR, GENERATOR, Engine, GANTerms,  # noqa: F401
                                         GeneratorSpec, Regularisers, State, ema_generator, export_generator,
-                                        make_dataset, make_engine, restore, run_training, sample_grid,
+                                        make_engine, restore, run_training, sample_grid,
                                         sample_images, setup, write_outputs)
+from ganlatent_jax.methods._gan_data import dataset_from_config, make_dataset  # noqa: F401
 from ganlatent_jax.losses.gan import (ema_decay_at, ema_update, lazy_adam, nonsaturating_d_loss,  # noqa: F401
                                       nonsaturating_g_loss, path_length_penalty, path_lengths, r1_penalty,
                                       style_mixing_index)
@@ -64,7 +65,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                             f"workdir first (it exports the EMA generator at the end of training)")
   protocol = config.evaluation.protocol
   _common.check_positive(config, "evaluation.protocol.num_samples", "evaluation.protocol.classifier_steps")
-  dataset = make_dataset(config.data.name, **{k: v for k, v in dict(config.data).items() if k != "name"})
+  dataset = dataset_from_config(config)
   cache = quality.classifier_cache_path(_common.classifier_directory(protocol.classifier_dir, workdir),
                                         config.data.name, dataset.observation_shape, int(protocol.classifier_steps))
   report, _ = quality.measure_generator(load(directory), dataset, int(protocol.num_samples),

@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from ganlatent_jax import viz
-from ganlatent_jax.methods import _common, _gan
+from ganlatent_jax.methods import _common, _gan, _gan_data
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
 STREAMS = dict(init=0, evaluation=0, traversals=7, generated_domain=17, samples=_gan.SAMPLES_STREAM)
@@ -155,7 +155,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
   protocol = config.evaluation.protocol
   _common.check_positive(config, *(f"evaluation.protocol.{k}" for k in protocol))
-  scores = _gan.representation_scores(engine.dataset, make_represent_fn(engine, state), metrics, protocol,
+  scores = _gan_data.representation_scores(engine.dataset, make_represent_fn(engine, state), metrics, protocol,
                                       int(config.seed) + STREAMS["evaluation"])
   return {"step": int(jax.device_get(state.step)), **scores}
 

@@ -44,7 +44,7 @@ import numpy as np
 from ganlatent_jax import io, viz
 from ganlatent_jax.generators import pssc as pssc_generators
 from ganlatent_jax.losses import pssc as pssc_losses
-from ganlatent_jax.methods import _common, _gan
+from ganlatent_jax.methods import _common, _gan, _gan_data
 from ganlatent_jax.nets import discriminators
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
@@ -272,7 +272,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State, generator) -> dict[s
   seed = int(config.seed) + STREAMS["evaluation"]
   represent = make_represent_fn(engine, state)
   results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
-  q_scores = _gan.representation_scores(engine.dataset, represent, metrics, protocol, seed)
+  q_scores = _gan_data.representation_scores(engine.dataset, represent, metrics, protocol, seed)
   if q_scores:
     results["q"] = q_scores
   if "tpl" in metrics:

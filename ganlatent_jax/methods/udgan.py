@@ -43,7 +43,7 @@ import numpy as np
 from ganlatent_jax import parallel, viz
 from ganlatent_jax.losses import udgan as udgan_losses
 from ganlatent_jax.losses.udgan import contrastive_loss, energy_distance, quadruplet_latents  # noqa: F401 (public)
-from ganlatent_jax.methods import _common, _gan
+from ganlatent_jax.methods import _common, _gan, _gan_data
 from ganlatent_jax.nets import discriminators, guidance
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
@@ -122,7 +122,7 @@ def fit_standardization(dataset, guided: Sequence[str], num_images: int, seed: i
   """((mean, std), …) per guided knob over `num_images` unlabelled real images (RandomState(seed))."""
   if not guided:
     return ()
-  model = _gan.to_model_range(_gan.real_images(dataset, num_images, np.random.RandomState(seed)))
+  model = _gan_data.to_model_range(_gan_data.real_images(dataset, num_images, np.random.RandomState(seed)))
   out = []
   for name in guided:
     mean, std = guidance.fit_standardization(guidance.get(name).fn, model)
@@ -208,7 +208,7 @@ def terms_factory(config, dataset=None, num_devices: int | None = None):
   if guided:
     _common.check_positive(config, "udgan.standardization_images")
     if dataset is None:
-      dataset = _gan.make_dataset(config.data.name, **{k: v for k, v in dict(config.data).items() if k != "name"})
+      dataset = _gan_data.dataset_from_config(config)
     standardization = fit_standardization(dataset, guided, int(u.standardization_images),
                                           int(config.seed) + STREAMS["standardization"])
 
@@ -309,7 +309,7 @@ def guidance_factor_correlation(dataset, guided: Sequence[str], num: int, seed: 
   """{guidance: {factor: Pearson r}} of each guidance measure with the ground-truth factors on `num` real images (the
   paper's Table 7 on our data); a constant factor or measure gets r = 0."""
   factors, images = dataset.sample(num, np.random.RandomState(seed))
-  model = jnp.asarray(_gan.to_model_range(images))
+  model = jnp.asarray(_gan_data.to_model_range(images))
   names = list(getattr(dataset, "factor_names", None) or [f"factor_{j}" for j in range(factors.shape[1])])
   out = {}
   for name in guided:
@@ -328,7 +328,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   """β-VAE, FactorVAE and MIG of the siamese representation on the training dataset, knob_effect, and (UD-GAN-G) the
   guidance measures' correlation with the factors."""
   metrics = tuple(config.evaluation.metrics)
-  labelled = _gan.has_factors(engine.dataset)
+  labelled = _gan_data.has_factors(engine.dataset)
   if set(metrics) - set(EVALUATION_METRICS) or (labelled and not metrics) or (metrics and not labelled):
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS} "
                      f"on a dataset with factor labels, () on one without (CelebA: knob_effect only)")
@@ -337,7 +337,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   seed = int(config.seed) + STREAMS["evaluation"]
   results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
   if metrics:
-    results.update(_gan.representation_scores(engine.dataset, make_represent_fn(engine, state), metrics, protocol,
+    results.update(_gan_data.representation_scores(engine.dataset, make_represent_fn(engine, state), metrics, protocol,
                                               seed))
   results["knob_names"] = engine.terms.knob_names()
   results["knob_effect"] = knob_effect(engine, state, int(protocol.knob_effect_num),
@@ -356,11 +356,11 @@ def _guidance_only_scores(config, engine: _gan.Engine) -> dict[str, Any]:
   vector = [(name, standard) for name, standard in zip(bank.guided, bank.standardization)
             if guidance.get(name).kind == "vector"]
   metrics = tuple(config.evaluation.metrics)
-  if not vector or not metrics or not _gan.has_factors(engine.dataset):
+  if not vector or not metrics or not _gan_data.has_factors(engine.dataset):
     return {}
   represent = guidance_represent_fn(*zip(*vector))
   return {"guided": [name for name, _ in vector],
-          **_gan.representation_scores(engine.dataset, represent, metrics, config.evaluation.protocol,
+          **_gan_data.representation_scores(engine.dataset, represent, metrics, config.evaluation.protocol,
                                        int(config.seed) + STREAMS["evaluation"])}
 
 
