@@ -184,7 +184,7 @@ def aggregate(out: str, datasets, seeds, select_from: int, min_active: int) -> t
 def mask_records(out: str, datasets, seeds) -> list[dict]:
   """Per finished run of a G with SC modules: each SC code's mask area beside its TPL, the active codes and the
   largest mask. From metrics.json's `mask_area` (runs evaluated from 2026-12-04 on), else computed on the run's saved
-  EMA generator with the evaluation's own stream (`methods.pssc.mask_area_summary`: the same numbers)."""
+  EMA generator with the evaluation's own stream (`generators.pssc.mask_area_summary`: the same numbers)."""
   records = []
   for dataset in datasets:
     for row in table_rows(dataset):
@@ -238,11 +238,14 @@ def mask_curves_markdown(records: list[dict], points: int = 5) -> str:
   return "\n".join(["| run | SC code | steps | mask area at those steps |", "| --- | --- | --- | --- |", *lines])
 
 
+MASKS_STREAM = 13   # methods.pssc.STREAMS['masks'] (a table never imports a method; tests/test_report.py pins the two)
+
+
 def _mask_area_of_saved_generator(directory: str, seed: int) -> dict:
   import jax
   from ganlatent_jax import generators
-  from ganlatent_jax.methods import pssc
-  return pssc.mask_area_summary(generators.load(directory), jax.random.key(seed + pssc.STREAMS["masks"]))
+  from ganlatent_jax.generators import pssc as pssc_generators
+  return pssc_generators.mask_area_summary(generators.load(directory), jax.random.key(seed + MASKS_STREAM))
 
 
 def masks_markdown(records: list[dict]) -> str:

@@ -117,7 +117,7 @@ def test_represent_fn_feeds_each_call_whole_and_pads_to_the_stddev_group():
 def test_mask_pictures_cover_the_codes_of_sc_modules(name, codes):
   config = _quick(name)
   _, engine = _gan.setup(config, pssc.terms_factory(config))
-  assert pssc.spatial_codes(engine.gen.module) == codes
+  assert pssc_generators.spatial_codes(engine.gen.module) == codes
 
 
 @pytest.mark.parametrize("name", ["pssc_3dshapes", "pssc_dsprites"])
@@ -126,8 +126,8 @@ def test_mask_area_summary_averages_each_sc_codes_mask_over_codes_and_pixels(nam
   _, engine = _gan.setup(config, pssc.terms_factory(config))
   generator = pssc_generators.build(engine.gen.config, pssc_generators.init_variables(engine.gen.config,
                                                                                       jax.random.key(0)))
-  summary = pssc.mask_area_summary(generator, jax.random.key(3), num=6)
-  codes = pssc.spatial_codes(generator.module)
+  summary = pssc_generators.mask_area_summary(generator, jax.random.key(3), num=6)
+  codes = pssc_generators.spatial_codes(generator.module)
   if not codes:   # C_global codes only: no mask to report
     assert summary == {}
     return
@@ -147,7 +147,7 @@ def test_mask_area_log_fn_logs_the_ema_generators_mask_areas(name):
   config = _quick(name)
   _, engine = _gan.setup(config, pssc.terms_factory(config))
   log_fn = pssc.mask_area_log_fn(engine, config)
-  codes = pssc.spatial_codes(engine.gen.module)
+  codes = pssc_generators.spatial_codes(engine.gen.module)
   if not codes:
     assert log_fn is None
     return
@@ -171,7 +171,7 @@ def test_training_logs_mask_areas_at_every_log_step(tmp_path):
   config.evaluation.enabled = False
   pssc.train(config, str(tmp_path))
   scalars = report.read_scalars(str(tmp_path))
-  for code in pssc.spatial_codes(_gan.setup(config, pssc.terms_factory(config))[1].gen.module):
+  for code in pssc_generators.spatial_codes(_gan.setup(config, pssc.terms_factory(config))[1].gen.module):
     assert [step for step, _ in scalars[f"masks/area_code_{code}"]] == [1, 2]
 
 

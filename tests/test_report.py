@@ -348,7 +348,9 @@ def test_pssc_table_mask_records_read_the_run_or_compute_them_from_its_saved_gen
   records = launcher.mask_records(str(tmp_path), ["dsprites"], [0, 1])
   assert [r["run"] for r in records] == ["dsprites/ps_sc/seed0", "dsprites/ps_sc/seed1"]
   assert records[0]["tpl"] == [0.0, 0.0, 0.3, 0.01] and records[0]["active"] == [2] and records[0]["largest"] == 2
-  want = pssc.mask_area_summary(generators.load(str(second / "generator")), jax.random.key(1 + pssc.STREAMS["masks"]))
+  assert launcher.MASKS_STREAM == pssc.STREAMS["masks"]   # the evaluation's stream, without importing the method
+  want = pssc_generators.mask_area_summary(generators.load(str(second / "generator")),
+                                           jax.random.key(1 + pssc.STREAMS["masks"]))
   assert records[1]["codes"] == [0, 1] and records[1]["area"] == want["area"] and records[1]["tpl"] is None
   text = launcher.masks_markdown(records)
   assert "| dsprites/ps_sc/seed0 | 0: 0.010 (0.000), 1: 0.020 (0.000), 2: 0.400 (0.300), 3: 0.050 (0.010) | 2 | 2 |" in text

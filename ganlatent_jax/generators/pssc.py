@@ -44,6 +44,7 @@ TRAINS_WITH_NOISE_RNG = True   # the GAN engine passes noise_rng= (fresh per-pix
 DEFAULT_BLUR_KERNEL = (1.0, 3.0, 3.0, 1.0)
 CONV_KINDS = ("ResConv", "Conv")
 LATENT_KINDS = ("C_global", "C_spgroup", "C_spgroup_sm")
+SC_KINDS = ("C_spgroup", "C_spgroup_sm")   # the latent modules with spatial masks
 RESAMPLING = ("up", "id", "down")
 
 
@@ -313,7 +314,7 @@ class PSSCGenerator(nn.Module):
 
 def feature_layer_names(specs: Sequence[ModuleSpec]) -> tuple[str, ...]:
   return (tuple(f"module.{i}" for i in range(len(specs)))
-          + tuple(f"mask.{i}" for i, s in enumerate(specs) if s.kind in ("C_spgroup", "C_spgroup_sm")))
+          + tuple(f"mask.{i}" for i, s in enumerate(specs) if s.kind in SC_KINDS))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -386,6 +387,33 @@ def mask_areas(generator: Generator, z: jax.Array, **kwargs) -> jax.Array:
   return jnp.mean(masks(generator, z, **kwargs), axis=(0, 2, 3))
 
 
+MASK_SAMPLES = 256   # codes (and noise draws) mask_area_summary averages over
+
+
+def spatial_codes(module: PSSCGenerator) -> list[int]:
+  """The codes of G's SC modules (C_global codes act everywhere: they have no mask worth a picture)."""
+  codes, start = [], 0
+  for spec in module.specs:
+    if spec.kind in SC_KINDS:
+      codes += range(start, start + spec.num_codes)
+    start += spec.num_codes
+  return codes
+
+
+def mask_area_summary(generator, rng: jax.Array, num: int = MASK_SAMPLES) -> dict[str, Any]:
+  """A `pssc` generator's mask area per SC code (`mask_areas` over `num` codes c ~ N(0, I) with fresh
+  noise): {'codes': SC codes, 'area': their areas, 'largest': the code of the largest area}; {} without SC modules.
+  Read beside TPL's per-code values: in a collapsed G the one active code is the one whose mask grew."""
+  codes = spatial_codes(generator.module)
+  if not codes:
+    return {}
+  code_key, noise_key = jax.random.split(rng)
+  z = jax.random.normal(code_key, (num, generator.info.latent_dim), jnp.float32)
+  areas = np.asarray(mask_areas(generator, z, noise_rng=noise_key))[codes]
+  return {"codes": codes, "area": [float(a) for a in areas], "largest": int(codes[int(np.argmax(areas))]),
+          "num_samples": int(num)}
+
+
 __all__ = ("ModuleSpec", "parse_module_list", "upstream_widths", "resolutions", "make_config", "PSSCGenerator",
            "ConvStack", "NoiseConvs", "module_from_config", "abstract_variables", "init_variables", "build", "masks",
-           "mask_areas", "feature_layer_names")
+           "mask_areas", "spatial_codes", "mask_area_summary", "feature_layer_names")

@@ -24,7 +24,7 @@ with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of
 (upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
 64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
 `tpl_pixel`; LPIPS needs VGG16 weights and is not wired here), and for G's with SC modules `mask_area` (each SC
-code's mask area, `mask_area_summary`: which codes kept a region). While G trains, TensorBoard's masks/area_code_K
+code's mask area, `generators.pssc.mask_area_summary`: which codes kept a region). While G trains, TensorBoard's masks/area_code_K
 follow the same areas at every log step (`mask_area_log_fn`): when a code's region grows or dies.
 
 Q's minibatch stddev makes its output depend on its batch-mates (as upstream); metric batches are fed whole, a batch
@@ -50,7 +50,6 @@ from ganlatent_jax.nets import discriminators
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
 STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, masks=13, generated_domain=17,
                samples=_gan.SAMPLES_STREAM)
-MASK_SAMPLES = 256   # codes (and noise draws) the SC mask areas are averaged over
 MASK_LOG_SAMPLES = 64   # the same while training (TensorBoard masks/*, every log step): cheaper, the same codes each time
 EVALUATION_METRICS = ("mig", "factor_vae", "tpl")
 LOSSES = ("ps", "infogan_l2")
@@ -175,35 +174,11 @@ def traversal_images(engine: _gan.Engine, state: _gan.State, code: int, num_rows
   return images, masks.reshape(num_rows, steps, *masks.shape[1:])
 
 
-def spatial_codes(module: pssc_generators.PSSCGenerator) -> list[int]:
-  """The codes of G's SC modules (C_global codes act everywhere: they have no mask worth a picture)."""
-  codes, start = [], 0
-  for spec in module.specs:
-    if spec.kind in ("C_spgroup", "C_spgroup_sm"):
-      codes += range(start, start + spec.num_codes)
-    start += spec.num_codes
-  return codes
-
-
-def mask_area_summary(generator, rng: jax.Array, num: int = MASK_SAMPLES) -> dict[str, Any]:
-  """A `pssc` generator's mask area per SC code (`generators.pssc.mask_areas` over `num` codes c ~ N(0, I) with fresh
-  noise): {'codes': SC codes, 'area': their areas, 'largest': the code of the largest area}; {} without SC modules.
-  Read beside TPL's per-code values: in a collapsed G the one active code is the one whose mask grew."""
-  codes = spatial_codes(generator.module)
-  if not codes:
-    return {}
-  code_key, noise_key = jax.random.split(rng)
-  z = jax.random.normal(code_key, (num, generator.info.latent_dim), jnp.float32)
-  areas = np.asarray(pssc_generators.mask_areas(generator, z, noise_rng=noise_key))[codes]
-  return {"codes": codes, "area": [float(a) for a in areas], "largest": int(codes[int(np.argmax(areas))]),
-          "num_samples": int(num)}
-
-
 def mask_area_log_fn(engine: _gan.Engine, config: ml_collections.ConfigDict):
   """`training.loop.run`'s log_fn: each SC code's mask area of the EMA G at every log step (TensorBoard
   masks/area_code_N; MASK_LOG_SAMPLES fixed codes and noise of stream 'masks') — whether the masks spread or shrink
   while G trains, where metrics.json's `mask_area` sees only the end. None without SC modules."""
-  codes = spatial_codes(engine.gen.module)
+  codes = pssc_generators.spatial_codes(engine.gen.module)
   if not codes:
     return None
   code_key, noise_key = jax.random.split(_common.stream(config, STREAMS, "masks"))
@@ -232,7 +207,7 @@ def write_outputs(engine: _gan.Engine, state: _gan.State, workdir: str, seed: in
   io.write_json(outputs["recognizer_config"], {**engine.terms.recognizer_config,
                                                "aux_outputs": engine.terms.latent_dim,
                                                "image_shape": list(engine.terms.image_shape)})
-  spatial = set(spatial_codes(engine.gen.module))
+  spatial = set(pssc_generators.spatial_codes(engine.gen.module))
   for code in range(engine.terms.latent_dim):
     images, masks = traversal_images(engine, state, code, seed=seed, with_masks=True) if code in spatial else (
         traversal_images(engine, state, code, seed=seed), None)
@@ -282,7 +257,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State, generator) -> dict[s
         num_traversals=int(protocol.tpl_num_traversals), points_per_dim=int(protocol.tpl_points_per_dim),
         active_threshold=float(protocol.tpl_active_threshold))
     results[key] = summary
-  masks = mask_area_summary(generator, _common.stream(config, STREAMS, "masks"))
+  masks = pssc_generators.mask_area_summary(generator, _common.stream(config, STREAMS, "masks"))
   if masks:
     results["mask_area"] = masks
   return results
