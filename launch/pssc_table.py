@@ -214,8 +214,8 @@ MASK_TAG = "masks/area_code_{}"   # methods.pssc.mask_area_log_fn's TensorBoard 
 def mask_curve(workdir: str, codes) -> dict[str, list] | None:
   """{'steps': logged steps, 'area': per SC code its mask area at each of them} from the run's TensorBoard log
   (`methods.pssc.mask_area_log_fn`, runs started from 2026-12-04 13:00 on); None for runs that did not log them."""
-  from ganlatent_jax.viz import report as event_report
-  scalars = event_report.read_scalars(workdir)
+  from ganlatent_jax.training.events import read_scalars
+  scalars = read_scalars(workdir)
   if any(MASK_TAG.format(c) not in scalars for c in codes):
     return None
   steps = [step for step, _ in scalars[MASK_TAG.format(codes[0])]]

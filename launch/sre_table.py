@@ -176,8 +176,8 @@ RANKING = "ranking acc. (last 10%)"
 def ranking_accuracy(workdir: str) -> float:
   """The ranker's accuracy (which of two shifts is larger; chance 0.5) over the last tenth of the logged steps: has
   the ranker learned, so that its gradient can move D?"""
-  from ganlatent_jax.viz import report as run_report
-  values = [value for _, value in run_report.read_scalars(workdir)["ranker_accuracy"]]
+  from ganlatent_jax.training.events import read_scalars
+  values = [value for _, value in read_scalars(workdir)["ranker_accuracy"]]
   last = values[-max(len(values) // 10, 1):]
   return float(sum(last) / len(last))
 

@@ -39,8 +39,8 @@ def trace(run: str, checkpoints: str) -> list[dict[str, float]]:
   recovery = generated_domain.recovery_trace(load(generator), initial)
   if recovery is None:
     raise ValueError(f"{run}: its generator {generator!r} is not an oracle: no true directions to compare with")
-  from ganlatent_jax.viz import report as run_report
-  accuracy = dict(run_report.read_scalars(run).get("ranker_accuracy", []))
+  from ganlatent_jax.training.events import read_scalars
+  accuracy = dict(read_scalars(run).get("ranker_accuracy", []))
   steps = sorted(int(name) for name in os.listdir(checkpoints) if name.isdigit())
   if not steps:
     raise FileNotFoundError(f"{checkpoints}: no checkpoint folders (named by their step)")

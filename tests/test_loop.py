@@ -116,7 +116,7 @@ def test_run_writes_config_events_and_converges(tmp_path):
   assert saved["steps"] == 60 and saved["seed"] == 0
   assert list(tmp_path.glob("events.out.tfevents.*"))
   from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401  (the writer's own package reads back)
-  from tensorboard_reader import read_scalars
+  from ganlatent_jax.training.events import read_scalars
   scalars = read_scalars(tmp_path)
   assert {"loss", "perf/images_per_s"} <= set(scalars)
   assert scalars["loss"][-1][1] < scalars["loss"][0][1]
@@ -134,7 +134,7 @@ def test_log_fn_scalars_are_logged_at_every_log_step(tmp_path):
 
   loop.run(config=c, workdir=str(tmp_path), mesh=mesh, init_fn=init_fn, train_step=train_step, images_per_step=1,
            log_fn=log_fn)
-  from tensorboard_reader import read_scalars
+  from ganlatent_jax.training.events import read_scalars
   assert seen == [4, 8, 12]
   assert read_scalars(tmp_path)["probe/step_seen"] == [(4, 4.0), (8, 8.0), (12, 12.0)]
 

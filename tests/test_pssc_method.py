@@ -166,11 +166,11 @@ def test_mask_area_log_fn_logs_the_ema_generators_mask_areas(name):
 
 @pytest.mark.slow   # compiles the quick 3DShapes step
 def test_training_logs_mask_areas_at_every_log_step(tmp_path):
-  from ganlatent_jax.viz import report
+  from ganlatent_jax.training.events import read_scalars
   config = _quick("pssc_3dshapes")
   config.evaluation.enabled = False
   pssc.train(config, str(tmp_path))
-  scalars = report.read_scalars(str(tmp_path))
+  scalars = read_scalars(str(tmp_path))
   for code in pssc_generators.spatial_codes(_gan.setup(config, pssc.terms_factory(config))[1].gen.module):
     assert [step for step, _ in scalars[f"masks/area_code_{code}"]] == [1, 2]
 

@@ -155,6 +155,7 @@ def test_directions_metric_writer_and_report_on_gs(memory_gcs):
   from ganlatent_jax import console
   from ganlatent_jax.directions.base import Directions
   from ganlatent_jax.training.writer import MetricWriter
+  from ganlatent_jax.training import events
   from ganlatent_jax.viz import report
   run = f"gs://{BUCKET}/run"
   directions = Directions(np.eye(3, dtype=np.float32)[:, :2], "z", meta={"method": "test"})
@@ -166,10 +167,10 @@ def test_directions_metric_writer_and_report_on_gs(memory_gcs):
   writer = MetricWriter(run, enabled=True)
   writer.scalars(1, {"loss": 2.0})
   writer.flush()   # the loop flushes at each checkpoint: the event file is uploaded whole
-  assert report.read_scalars(run) == {"loss": [(1, 2.0)]}
+  assert events.read_scalars(run) == {"loss": [(1, 2.0)]}
   writer.scalars(2, {"loss": 1.5})
   writer.close()
-  assert report.read_scalars(run) == {"loss": [(1, 2.0), (2, 1.5)]}
+  assert events.read_scalars(run) == {"loss": [(1, 2.0), (2, 1.5)]}
   assert len(io.glob(run, "events.out.tfevents.*")) == 2   # one file per flush: each event uploaded once
 
   io.write_json(run + "/metrics.json", {"directions": {"mig": 0.5}})

@@ -169,7 +169,7 @@ def test_command_runs_end_to_end_with_evaluation_and_retrieval(tmp_path):
 
 @pytest.mark.slow   # a whole (quick) SRE training on an oracle: its ranker and the oracle's 64 px renderer compile
 def test_training_on_an_oracle_logs_how_far_d_is_from_the_true_directions(tmp_path):
-  from tensorboard_reader import read_scalars
+  from ganlatent_jax.training.events import read_scalars
   config = cli.load_config(CONFIG + ":quick")
   config.update(generator="testbed:oracle-dsprites", steps=4, log_every=2, checkpoint_every=4)
   config.init.sefa_variant = "first_layer"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ganlatent_jax import viz
+from ganlatent_jax.training import events
 from ganlatent_jax.training.writer import MetricWriter
 from ganlatent_jax.viz import report
 
@@ -166,7 +167,7 @@ def test_report_of_a_run_in_progress(tmp_path):
     f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00partial")  # a record still being written
   text = report.render_report(root)
   assert "step 20 of 100; in progress" in text and "No scores yet" in text
-  assert report.read_scalars(root)["ranker_loss"] == [(10, pytest.approx(0.1)), (20, pytest.approx(0.05))]
+  assert events.read_scalars(root)["ranker_loss"] == [(10, pytest.approx(0.1)), (20, pytest.approx(0.05))]
 
 
 def test_svg_curve_scales_into_the_box():

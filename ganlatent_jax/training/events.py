@@ -1,0 +1,52 @@
+"""Reading what `training.writer.MetricWriter` wrote: the TensorBoard event files of a workdir (local or gs://), parsed
+from their TFRecord framing with tensorboardX's protos — no TensorFlow. The run report, the README tables' launchers
+and the tests read training curves through these."""
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any, Iterable
+
+
+def read_events(logdir: str | os.PathLike) -> Iterable[Any]:
+  """TensorBoard Event protos of every event file in `logdir` (TFRecord framing; no TensorFlow needed).
+
+  A file being written may end in a partial record: reading stops there instead of failing.
+  """
+  from tensorboardX.proto import event_pb2
+
+  from ganlatent_jax import io
+  for path in io.glob(logdir, "events.out.tfevents.*"):
+    data = io.read_bytes(path)
+    offset = 0
+    while offset + 12 <= len(data):
+      (length,) = struct.unpack("<Q", data[offset:offset + 8])
+      if offset + 12 + length + 4 > len(data):
+        break
+      event = event_pb2.Event()
+      try:
+        event.ParseFromString(data[offset + 12: offset + 12 + length])
+      except Exception:  # noqa: BLE001 — protobuf's DecodeError; a damaged record ends the file's useful part
+        break
+      offset += 12 + length + 4
+      yield event
+
+
+def read_scalars(logdir: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value), ...]} of every scalar logged to the event files in `logdir`, in step order."""
+  scalars: dict[str, list[tuple[int, float]]] = {}
+  for event in read_events(logdir):
+    for value in event.summary.value:
+      if value.HasField("simple_value"):
+        scalars.setdefault(value.tag, []).append((int(event.step), float(value.simple_value)))
+  return {tag: sorted(points, key=lambda point: point[0]) for tag, points in scalars.items()}
+
+
+def read_latest_images(logdir: str | os.PathLike) -> dict[str, tuple[int, bytes]]:
+  """{tag: (step, PNG bytes)} of the last image logged under each tag."""
+  images: dict[str, tuple[int, bytes]] = {}
+  for event in read_events(logdir):
+    for value in event.summary.value:
+      if value.HasField("image") and (value.tag not in images or event.step >= images[value.tag][0]):
+        images[value.tag] = (int(event.step), bytes(value.image.encoded_image_string))
+  return images
