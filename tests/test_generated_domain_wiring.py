@@ -15,7 +15,7 @@ from ganlatent_jax import testbeds
 from ganlatent_jax.directions import Directions
 from ganlatent_jax.generators import oracle
 from ganlatent_jax.methods import _common
-from ganlatent_jax.metrics import generated_domain, quality
+from ganlatent_jax.metrics import quality
 
 SEFA_CONFIG = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "sefa_3dshapes.py")
 
