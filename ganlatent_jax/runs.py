@@ -4,12 +4,17 @@ A `Run` is one command in its own workdir with the file that marks it finished (
 optionally a file it needs first (another run's output). `execute` starts what is not finished yet, `workers` at a
 time, logs each run to WORKDIR/run.log and writes WORKDIR/command.txt (the exact command and its wall time) when it
 succeeds, so a table script can be interrupted and re-run and every cell names the command that produced it.
+
+Several launchers may share one --out (e.g. split by --only, or a second one started later): while a launcher runs a
+cell it holds WORKDIR/launcher.lock (host and pid, created exclusively), another launcher skips a cell whose lock is
+live and any cell that finished after it made its plan; a lock whose process is gone (same host) is taken over.
 """
 from __future__ import annotations
 
 import argparse
 import fnmatch
 import os
+import socket
 import subprocess
 import time
 from typing import Any, Callable, NamedTuple, Sequence
@@ -24,39 +29,104 @@ class Run(NamedTuple):
   requires: str = ""     # a file that must exist before it starts (another run's output)
 
 
+LOCK_FILE = "launcher.lock"
+
+
+def _lock_is_live(path: str) -> bool:
+  """Whether the launcher named in a lock file may still run its cell (another host's, or an unreadable lock being
+  written, counts as live: only a same-host process known to be gone is not)."""
+  try:
+    with open(path) as f:
+      host, pid = f.read().split()
+  except (OSError, ValueError):
+    return True
+  if host != socket.gethostname():
+    return True
+  try:
+    os.kill(int(pid), 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def claim(workdir: str) -> bool:
+  """Takes the cell's lock (exclusive create); False when a live launcher holds it. A stale lock is taken over."""
+  path = os.path.join(workdir, LOCK_FILE)
+  for _ in range(2):
+    try:
+      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+      if _lock_is_live(path):
+        return False
+      try:
+        os.remove(path)
+      except FileNotFoundError:
+        pass
+      continue
+    with os.fdopen(fd, "w") as f:
+      f.write(f"{socket.gethostname()} {os.getpid()}\n")
+    return True
+  return False
+
+
+def release(workdir: str) -> None:
+  try:
+    os.remove(os.path.join(workdir, LOCK_FILE))
+  except FileNotFoundError:
+    pass
+
+
 def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
   """Runs what is not done yet, `workers` at a time (a run starts once its requirement exists); the first failure
-  stops the others and returns its exit code."""
+  stops the others and returns its exit code. Cells another launcher holds or finished meanwhile are skipped; a cell
+  that requires the output of a held one waits for it."""
   if workers < 1:
     raise ValueError(f"workers={workers} must be >= 1")
   pending = [r for r in runs if not os.path.exists(r.done)]
   active: dict[subprocess.Popen, tuple[Run, float, Any]] = {}
-  while pending or active:
-    ready = [r for r in pending if not r.requires or os.path.exists(r.requires)]
-    while ready and len(active) < workers:
-      run = ready.pop(0)
-      pending.remove(run)
-      os.makedirs(run.workdir, exist_ok=True)
-      print(f"[{time.strftime('%H:%M:%S')}] {' '.join(run.command[1:])}", flush=True)
-      log = open(os.path.join(run.workdir, "run.log"), "a")
-      process = subprocess.Popen(run.command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-      active[process] = (run, time.time(), log)
-    if not active:
-      missing = sorted({r.requires for r in pending})
-      print(f"nothing can start: missing {missing}", flush=True)
-      return 1
-    time.sleep(2)
-    for process in [p for p in active if p.poll() is not None]:
-      run, start, log = active.pop(process)
+  held_elsewhere: set[str] = set()   # the done files of cells another launcher is running
+  try:
+    while pending or active:
+      ready = [r for r in pending if not r.requires or os.path.exists(r.requires)]
+      while ready and len(active) < workers:
+        run = ready.pop(0)
+        pending.remove(run)
+        if os.path.exists(run.done):
+          continue
+        os.makedirs(run.workdir, exist_ok=True)
+        if not claim(run.workdir):
+          print(f"[{time.strftime('%H:%M:%S')}] skipped (another launcher runs it): {run.workdir}", flush=True)
+          held_elsewhere.add(run.done)
+          continue
+        print(f"[{time.strftime('%H:%M:%S')}] {' '.join(run.command[1:])}", flush=True)
+        log = open(os.path.join(run.workdir, "run.log"), "a")
+        process = subprocess.Popen(run.command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        active[process] = (run, time.time(), log)
+      if not active:
+        waiting = [r for r in pending if r.requires in held_elsewhere]
+        if not pending or not waiting:
+          if pending:
+            print(f"nothing can start: missing {sorted({r.requires for r in pending})}", flush=True)
+          return 1 if pending else 0
+      time.sleep(2)
+      for process in [p for p in active if p.poll() is not None]:
+        run, start, log = active.pop(process)
+        log.close()
+        release(run.workdir)
+        if process.returncode:
+          print(f"failed with exit code {process.returncode}; see {os.path.join(run.workdir, 'run.log')}", flush=True)
+          return process.returncode
+        with open(os.path.join(run.workdir, "command.txt"), "w") as f:
+          f.write(" ".join(run.command[1:]) + f"\n# {time.time() - start:.0f} s\n")
+    return 0
+  finally:
+    for process, (run, _, log) in active.items():   # a failure or an interrupt: stop the others, free their cells
+      process.terminate()
+      process.wait()
       log.close()
-      if process.returncode:
-        print(f"failed with exit code {process.returncode}; see {os.path.join(run.workdir, 'run.log')}", flush=True)
-        for other in active:
-          other.terminate()
-        return process.returncode
-      with open(os.path.join(run.workdir, "command.txt"), "w") as f:
-        f.write(" ".join(run.command[1:]) + f"\n# {time.time() - start:.0f} s\n")
-  return 0
+      release(run.workdir)
 
 
 def _number_list(text: str, kind: type, what: str) -> list:

@@ -25,7 +25,8 @@ runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its 
 MIG, DCI disentanglement and FactorVAE of the codes (G's own images labelled by the factor classifier) with the
 probe's and random directions' MIG beside them; for runs whose G has SC modules, each SC code's mask area beside
 its TPL (`mask_records`: which codes kept a region) and, for runs that logged them, the areas over training
-(`mask_curve`). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every value, the selection) in --out.
+(`mask_curve`). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every
+value, the selection) in --out.
 """
 from __future__ import annotations
 

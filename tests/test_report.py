@@ -219,6 +219,43 @@ def test_runs_execute_with_requirements_in_order(tmp_path):
   assert runs_lib.execute(runs, workers=1) == 0   # everything done: nothing runs
 
 
+def test_runs_execute_skips_cells_another_launcher_holds_or_finished(tmp_path):
+  """Two launchers on one --out: a cell whose lock is held by a live process is left to it, a cell finished after the
+  plan was made is not re-run, a stale lock (its process gone) is taken over, and every lock is released."""
+  import socket
+  import subprocess
+  marker = tmp_path / "ran"
+  def cell(name, command):
+    return runs_lib.Run(str(tmp_path / name), ["sh", "-c", command], str(tmp_path / name / "done"))
+  held = cell("held", f"touch {marker}_held {tmp_path / 'held' / 'done'}")
+  os.makedirs(held.workdir)
+  (tmp_path / "held" / runs_lib.LOCK_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")   # alive: us
+  later = cell("later", f"touch {marker}_later {tmp_path / 'later' / 'done'}")
+  first = cell("first", f"mkdir -p {tmp_path / 'later'}; touch {tmp_path / 'later' / 'done'} "
+                        f"{tmp_path / 'first' / 'done'}")   # another launcher finishing `later` meanwhile
+  gone = subprocess.Popen(["true"])
+  gone.wait()
+  stale = cell("stale", f"touch {marker}_stale {tmp_path / 'stale' / 'done'}")
+  os.makedirs(stale.workdir)
+  (tmp_path / "stale" / runs_lib.LOCK_FILE).write_text(f"{socket.gethostname()} {gone.pid}\n")
+  assert runs_lib.execute([held, first, later, stale], workers=1) == 0
+  assert not (tmp_path / "ran_held").exists() and not (tmp_path / "ran_later").exists()
+  assert (tmp_path / "ran_stale").exists() and not (tmp_path / "stale" / runs_lib.LOCK_FILE).exists()
+  assert (tmp_path / "held" / runs_lib.LOCK_FILE).exists()   # not ours to release
+  # A cell that needs the held cell's output waits for it instead of giving up.
+  waiting = cell("w", f"touch {tmp_path / 'w' / 'done'}")._replace(requires=held.done)
+  finisher = subprocess.Popen(["sh", "-c", f"sleep 3; touch {held.done}"])
+  assert runs_lib.execute([held, waiting], workers=1) == 0 and (tmp_path / "w" / "done").exists()
+  finisher.wait()
+
+
+def test_runs_execute_stops_the_others_on_failure_and_frees_their_cells(tmp_path):
+  slow = runs_lib.Run(str(tmp_path / "slow"), ["sh", "-c", "sleep 30"], str(tmp_path / "slow" / "done"))
+  fail = runs_lib.Run(str(tmp_path / "fail"), ["sh", "-c", "sleep 1; exit 5"], str(tmp_path / "fail" / "done"))
+  assert runs_lib.execute([slow, fail], workers=2) == 5
+  assert not any((tmp_path / name / runs_lib.LOCK_FILE).exists() for name in ("slow", "fail"))
+
+
 def test_table_arguments_are_shared_and_table_only_starts_nothing(tmp_path, monkeypatch):
   parser = runs_lib.table_parser("doc", workers=2)
   args, extra = runs_lib.parse_with_overrides(parser, [f"--out={tmp_path}/t", "--seeds=3,1", "--", "--config.x=1"])

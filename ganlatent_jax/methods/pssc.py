@@ -24,8 +24,8 @@ with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of
 (upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
 64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
 `tpl_pixel`; LPIPS needs VGG16 weights and is not wired here), and for G's with SC modules `mask_area` (each SC
-code's mask area, `generators.pssc.mask_area_summary`: which codes kept a region). While G trains, TensorBoard's masks/area_code_K
-follow the same areas at every log step (`mask_area_log_fn`): when a code's region grows or dies.
+code's mask area, `generators.pssc.mask_area_summary`: which codes kept a region). While G trains, TensorBoard's
+masks/area_code_K follow the same areas at every log step (`mask_area_log_fn`): when a code's region grows or dies.
 
 Q's minibatch stddev makes its output depend on its batch-mates (as upstream); metric batches are fed whole, a batch
 that is not a multiple of the group is padded by repeating its last image and the padded rows dropped.
@@ -50,7 +50,9 @@ from ganlatent_jax.nets import discriminators
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
 STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, masks=13, generated_domain=17,
                samples=_gan.SAMPLES_STREAM)
-MASK_LOG_SAMPLES = 64   # the same while training (TensorBoard masks/*, every log step): cheaper, the same codes each time
+# Codes the mask areas logged while training average over (TensorBoard masks/*, every log step; the same codes and
+# noise each time, so the logged values are a curve): fewer than the evaluation's, for speed.
+MASK_LOG_SAMPLES = 64
 EVALUATION_METRICS = ("mig", "factor_vae", "tpl")
 LOSSES = ("ps", "infogan_l2")
 RECOGNIZER = "q"
