@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import signal
 import socket
 import subprocess
+import threading
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -87,6 +89,9 @@ def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
   pending = [r for r in runs if not os.path.exists(r.done)]
   active: dict[subprocess.Popen, tuple[Run, float, Any]] = {}
   held_elsewhere: set[str] = set()   # the done files of cells another launcher is running
+  # `kill` (SIGTERM) unwinds through the finally below, so the children stop and the cells' locks are freed.
+  main_thread = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
   try:
     while pending or active:
       ready = [r for r in pending if not r.requires or os.path.exists(r.requires)]
@@ -97,7 +102,8 @@ def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
           continue
         os.makedirs(run.workdir, exist_ok=True)
         if not claim(run.workdir):
-          print(f"[{time.strftime('%H:%M:%S')}] skipped (another launcher runs it): {run.workdir}", flush=True)
+          print(f"[{time.strftime('%H:%M:%S')}] skipped: another launcher runs {run.workdir} (its "
+                f"{LOCK_FILE} names it; delete the file if that launcher is gone)", flush=True)
           held_elsewhere.add(run.done)
           continue
         print(f"[{time.strftime('%H:%M:%S')}] {' '.join(run.command[1:])}", flush=True)
@@ -127,6 +133,12 @@ def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
       process.wait()
       log.close()
       release(run.workdir)
+    if main_thread:
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+  raise SystemExit(128 + signum)
 
 
 def _number_list(text: str, kind: type, what: str) -> list:

@@ -256,6 +256,29 @@ def test_runs_execute_stops_the_others_on_failure_and_frees_their_cells(tmp_path
   assert not any((tmp_path / name / runs_lib.LOCK_FILE).exists() for name in ("slow", "fail"))
 
 
+def test_a_terminated_launcher_stops_its_runs_and_frees_their_cells(tmp_path):
+  """`kill LAUNCHER` (SIGTERM, e.g. at the end of a session) must not leave a lock that makes every later launcher
+  skip the cell, nor an orphaned run."""
+  import signal
+  import subprocess
+  import sys
+  import time
+  pid_file, cell = tmp_path / "child.pid", tmp_path / "cell"
+  script = ("import sys; from ganlatent_jax import runs; "
+            f"runs.execute([runs.Run({str(cell)!r}, ['sh', '-c', 'echo $$ > {pid_file}; exec sleep 60'], "
+            f"{str(cell / 'done')!r})], workers=1)")
+  launcher = subprocess.Popen([sys.executable, "-c", script])
+  deadline = time.time() + 120
+  while not (pid_file.exists() and pid_file.read_text().strip()) and time.time() < deadline:
+    time.sleep(0.2)
+  assert (cell / runs_lib.LOCK_FILE).exists()
+  launcher.send_signal(signal.SIGTERM)
+  assert launcher.wait(timeout=60) == 128 + signal.SIGTERM
+  assert not (cell / runs_lib.LOCK_FILE).exists()
+  with pytest.raises(ProcessLookupError):
+    os.kill(int(pid_file.read_text()), 0)
+
+
 def test_table_arguments_are_shared_and_table_only_starts_nothing(tmp_path, monkeypatch):
   parser = runs_lib.table_parser("doc", workers=2)
   args, extra = runs_lib.parse_with_overrides(parser, [f"--out={tmp_path}/t", "--seeds=3,1", "--", "--config.x=1"])
