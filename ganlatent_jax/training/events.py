@@ -33,13 +33,16 @@ def read_events(logdir: str | os.PathLike) -> Iterable[Any]:
 
 
 def read_scalars(logdir: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
-  """{tag: [(step, value), ...]} of every scalar logged to the event files in `logdir`, in step order."""
-  scalars: dict[str, list[tuple[int, float]]] = {}
+  """{tag: [(step, value), ...]} of every scalar logged to the event files in `logdir`, in step order, one value per
+  step: a run resumed from a checkpoint logs the steps after that checkpoint again in a new event file, and the
+  newest file's value is the one that belongs to the run as it continued (files are read oldest first: their names
+  start with the time they were opened)."""
+  scalars: dict[str, dict[int, float]] = {}
   for event in read_events(logdir):
     for value in event.summary.value:
       if value.HasField("simple_value"):
-        scalars.setdefault(value.tag, []).append((int(event.step), float(value.simple_value)))
-  return {tag: sorted(points, key=lambda point: point[0]) for tag, points in scalars.items()}
+        scalars.setdefault(value.tag, {})[int(event.step)] = float(value.simple_value)
+  return {tag: sorted(points.items()) for tag, points in scalars.items()}
 
 
 def read_latest_images(logdir: str | os.PathLike) -> dict[str, tuple[int, bytes]]:
