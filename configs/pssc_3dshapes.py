@@ -55,14 +55,15 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
   c.pl_weight = 0.0          # PS-SC's G has no W space
   c.g_lazy_every = 4         # yet upstream's G/Q Adam runs at lr·4/5, β^(4/5) (StyleGAN2-TF's G_reg_interval), A6
   c.style_mixing = 0.0
-  # Q on real images of the training data (MIG, FactorVAE), TPL of the EMA generator: LPIPS-VGG (the paper's, key
+  # Q on real images of the training data (MIG, FactorVAE, DCI), TPL of the EMA generator: LPIPS-VGG (the paper's, key
   # 'tpl') with tpl_vgg16_path = torchvision's vgg16-397923af.pth, else the pixel distance (key 'tpl_pixel').
   # Vote budgets as the SRE table's (disentanglement_lib: 10000/5000).
   c.evaluation = ml_collections.ConfigDict(dict(
-      enabled=True, metrics=("mig", "factor_vae", "tpl"),
+      enabled=True, metrics=("mig", "factor_vae", "dci", "tpl"),
       protocol=ml_collections.ConfigDict(dict(
           mig_num_points=10000, factor_vae_batch_size=64, factor_vae_prune_threshold=0.05,
           factor_vae_num_train=1000, factor_vae_num_eval=500, factor_vae_num_variance=4000,
+          dci_num_train=2000, dci_num_test=1000,
           tpl_num_traversals=20, tpl_points_per_dim=49, tpl_active_threshold=0.1,
           tpl_vgg16_path="", tpl_lpips_heads="shipped"))))
   return common.code_generated_domain(c)
@@ -71,7 +72,8 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
 def quick_evaluation(c):
   """A token evaluation budget (measures nothing)."""
   c.evaluation.protocol.update(mig_num_points=200, factor_vae_batch_size=8, factor_vae_num_train=8,
-                               factor_vae_num_eval=4, factor_vae_num_variance=200, tpl_num_traversals=2,
+                               factor_vae_num_eval=4, factor_vae_num_variance=200, dci_num_train=64,
+                               dci_num_test=64, tpl_num_traversals=2,
                                tpl_points_per_dim=5)
   common.quick_code_generated_domain(c)
   return c

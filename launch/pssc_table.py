@@ -21,10 +21,10 @@ whose metrics.json exists is skipped; command.txt holds its exact command and wa
 With --select_from=N (N ≥ number of seeds), PS-SC is also trained on seeds 0..N−1 and the row "PS-SC + TPL" reports
 the len(seeds) runs with the lowest TPL among those with at least --min_active active codes
 (`metrics.tpl.select_by_tpl`; the paper: 10 best of 30). Scores: FactorVAE and MIG of Q on real images (the PS-SC
-runs' `q`, InfoGAN's `q_head`), TPL (LPIPS key `tpl`, else `tpl_pixel`) and its active codes, and the generated-domain
-MIG, DCI disentanglement and FactorVAE of the codes (G's own images labelled by the factor classifier) with the
-probe's and random directions' MIG beside them; for runs whose G has SC modules, each SC code's mask area beside
-its TPL (`mask_records`: which codes kept a region) and, for runs that logged them, the areas over training
+runs' `q`, InfoGAN's `q_head`; DCI disentanglement where the run scored it), TPL (LPIPS key `tpl`, else
+`tpl_pixel`) and its active codes, and the generated-domain MIG, DCI disentanglement and FactorVAE of the codes
+(G's own images labelled by the factor classifier) with the probe's and random directions' MIG beside them; for
+runs whose G has SC modules, each SC code's mask area beside its TPL (`mask_records`: which codes kept a region) and, for runs that logged them, the areas over training
 (`mask_curve`). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every
 value, the selection) in --out.
 """
@@ -41,7 +41,7 @@ from ganlatent_jax.metrics import report, tpl  # noqa: E402
 from ganlatent_jax import runs as table_runs  # noqa: E402
 from ganlatent_jax.runs import Run  # noqa: E402
 
-SCORES = ("FactorVAE", "MIG", "TPL", "active codes", "gen. MIG", "gen. DCI", "gen. FactorVAE", "probe gen. MIG",
+SCORES = ("FactorVAE", "MIG", "DCI", "TPL", "active codes", "gen. MIG", "gen. DCI", "gen. FactorVAE", "probe gen. MIG",
           "random gen. MIG")
 # The generated-domain columns (metrics.json 'codes' and 'probe': `_common.code_axes_generated_domain`): the codes of
 # G's own images against the factor classifier's labels of them, no Q, and the linear probe's ceiling and random
@@ -135,6 +135,8 @@ def _scores(path: str, entry: str) -> dict[str, float]:
   q = report.lookup(metrics, entry)
   # `_gan_data.representation_scores`' layout: {'factor_vae': {'eval_accuracy', …}, 'mig'}
   scores = {"FactorVAE": float(report.lookup(q, "factor_vae/eval_accuracy")), "MIG": float(q["mig"])}
+  if "dci" in q:   # Q's DCI disentanglement: PS-SC runs from 2026-12-04 14:40 on
+    scores["DCI"] = float(q["dci"]["disentanglement"])
   summary = _tpl_summary(metrics)
   if summary is not None:
     scores.update({"TPL": float(summary["tpl"]), "active codes": float(summary["num_active"])})

@@ -485,3 +485,23 @@ def test_terms_networks_must_name_a_group():
     net_groups = {"q": "encoder"}
   with pytest.raises(ValueError, match=r"Bad.net_groups=\{'q': 'encoder'\}"):
     gan.setup(tiny_shapes3d_config(num_devices=1), lambda spec: Bad(spec.info.latent_dim))
+
+
+def test_representation_scores_dci_is_the_metric_at_the_protocols_budget():
+  """'dci' in a GAN method's metrics (PS-SC's Q, issue 17): disentanglement_lib's DCI of the representation on the
+  training data, drawn from the metric's own RandomState(seed), whole batches of DCI_BATCH images per call."""
+  from ganlatent_jax.methods import _gan_data
+  from ganlatent_jax.metrics import disentanglement
+  dataset = _gan_data.make_dataset("dsprites")
+  calls = []
+
+  def represent(images):   # a few fixed pixels as the code
+    calls.append(len(images))
+    return np.asarray(images).reshape(len(images), -1)[:, 1000:3000:400]
+
+  protocol = ml_collections.ConfigDict(dict(dci_num_train=150, dci_num_test=70))
+  got = _gan_data.representation_scores(dataset, represent, ("dci",), protocol, seed=3)
+  assert max(calls) == _gan_data.DCI_BATCH and sum(calls) == 220
+  want = disentanglement.dci(dataset, represent, np.random.RandomState(3), num_train=150, num_test=70,
+                             batch_size=_gan_data.DCI_BATCH)
+  assert got == {"dci": want} and 0.0 <= want["disentanglement"] <= 1.0

@@ -231,6 +231,7 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   assert metrics["step"] == 2
   assert 0.0 <= metrics["q"]["mig"] <= 1.0
   assert 0.0 <= metrics["q"]["factor_vae"]["eval_accuracy"] <= 1.0
+  assert 0.0 <= metrics["q"]["dci"]["disentanglement"] <= 1.0   # the deliverable's DCI of Q on real images
   assert len(metrics["tpl_pixel"]["per_dim"]) == 4
   assert "mask_area" not in metrics   # the dSprites config has C_global codes only
   assert metrics["generated_domain"]["labels"] == "classifier" and {"codes", "probe", "random"} <= set(metrics)
@@ -241,6 +242,7 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   spec.loader.exec_module(table)
   row = table._scores(str(tmp_path / "metrics.json"), "q")
   assert row["FactorVAE"] == metrics["q"]["factor_vae"]["eval_accuracy"] and row["MIG"] == metrics["q"]["mig"]
+  assert row["DCI"] == metrics["q"]["dci"]["disentanglement"]
   assert row["TPL"] == metrics["tpl_pixel"]["tpl"] and "probe gen. MIG" in row
   config.steps = 3
   pssc.train(config, str(tmp_path))

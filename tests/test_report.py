@@ -321,11 +321,14 @@ def test_every_table_launcher_aggregates_an_empty_out_dir_without_a_run(tmp_path
 # ---------------------------------------------------------------------------------------------------------------
 # launch/pssc_table.py
 
-def _pssc_metrics(path, factor_vae, mig, tpl=None, active=0, entry="q", tpl_key="tpl_pixel", generated=None):
+def _pssc_metrics(path, factor_vae, mig, tpl=None, active=0, entry="q", tpl_key="tpl_pixel", generated=None,
+                  dci=None):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   # The layout `_gan_data.representation_scores` writes (a flat 'factor_vae_eval_accuracy' here hid that the table could
   # not read a real run).
   metrics = {entry: {"factor_vae": {"eval_accuracy": factor_vae, "train_accuracy": factor_vae}, "mig": mig}}
+  if dci is not None:   # runs from 2026-12-04 14:40 on
+    metrics[entry]["dci"] = {"disentanglement": dci, "completeness": dci, "informativeness_test": 0.9}
   if generated is not None:   # (codes' MIG, codes' FactorVAE, probe's MIG) in the generated domain
     metrics["codes"] = {"generated_mig": generated[0], "generated_factor_vae_eval_accuracy": generated[1],
                         "generated_dci_disentanglement": generated[3]}
@@ -361,7 +364,8 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   # seed: (FactorVAE, TPL, active codes) — seed 1 has the lowest TPL but too few active codes (a "cheating" model)
   values = {0: (0.70, 9.0, 6), 1: (0.99, 1.0, 3), 2: (0.80, 5.0, 7), 3: (0.90, 2.0, 6), 4: (0.60, 7.0, 8)}
   for seed, (fv, tpl, active) in values.items():
-    _pssc_metrics(str(tmp_path / "3dshapes" / "ps_sc" / f"seed{seed}" / "metrics.json"), fv, 0.1, tpl, active)
+    _pssc_metrics(str(tmp_path / "3dshapes" / "ps_sc" / f"seed{seed}" / "metrics.json"), fv, 0.1, tpl, active,
+                  dci=fv / 10)
   _pssc_metrics(str(tmp_path / "3dshapes" / "infogan" / "seed0" / "metrics.json"), 0.5, 0.2, entry="q_head",
                 generated=(0.05, 0.6, 0.3, 0.02, 0.01))
   tables, selections = launcher.aggregate(out, ["3dshapes"], [0, 1], select_from=5, min_active=0)
@@ -372,8 +376,8 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   np.testing.assert_allclose(table["PS-SC"]["FactorVAE"], [0.70, 0.99])
   assert table["InfoGAN (ours)"]["FactorVAE"] == [0.5] and table["InfoGAN (ours)"]["TPL"] == []
   text = launcher.markdown(tables, ["3dshapes"])
-  assert "| PS-SC + TPL | 0.850 ± 0.071 |" in text and text.count("93.41 ± 3.34") == 1
-  assert ("| InfoGAN (ours) | 0.500 ± 0.000 | 0.200 ± 0.000 | — | — | 0.050 ± 0.000 | 0.020 ± 0.000 | 0.600 ± 0.000 "
+  assert "| PS-SC + TPL | 0.850 ± 0.071 | 0.100 ± 0.000 | 0.085 ± 0.007 |" in text and text.count("93.41 ± 3.34") == 1
+  assert ("| InfoGAN (ours) | 0.500 ± 0.000 | 0.200 ± 0.000 | — | — | — | 0.050 ± 0.000 | 0.020 ± 0.000 | 0.600 ± 0.000 "
           "| 0.300 ± 0.000 | 0.010 ± 0.000 "
           "| 1 | — |") in text
 

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+DCI_BATCH = 64   # images per represent() call while DCI collects codes (a Q with minibatch stddev needs whole groups)
 
 
 def make_dataset(name: str, **kwargs):
@@ -51,7 +52,8 @@ def representation_scores(dataset, represent: Callable, metrics, protocol, seed:
   """Scores of a GAN method's representation of real images (InfoGAN's and PS-SC's Q, UD-GAN's siamese outputs)
   on the training dataset, each metric from its own RandomState(seed): 'mig' (on `mig_num_points` images; a
   too-small sample gives 'mig_error'), 'factor_vae' (`factor_vae_*` budgets, `factor_vae_prune_threshold` where
-  given), 'beta_vae' (`beta_vae_*`)."""
+  given), 'beta_vae' (`beta_vae_*`), 'dci' (disentanglement, completeness, informativeness on `dci_num_train` /
+  `dci_num_test` images)."""
   from ganlatent_jax.metrics import disentanglement
   results: dict[str, Any] = {}
   if "beta_vae" in metrics:
@@ -72,4 +74,8 @@ def representation_scores(dataset, represent: Callable, metrics, protocol, seed:
         num_train=int(protocol.factor_vae_num_train), num_eval=int(protocol.factor_vae_num_eval),
         num_variance_estimate=int(protocol.factor_vae_num_variance),
         **({} if prune is None else {"prune_threshold": float(prune)}))
+  if "dci" in metrics:
+    results["dci"] = disentanglement.dci(dataset, represent, np.random.RandomState(seed),
+                                         num_train=int(protocol.dci_num_train), num_test=int(protocol.dci_num_test),
+                                         batch_size=DCI_BATCH)
   return results

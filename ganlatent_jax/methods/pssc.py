@@ -53,7 +53,7 @@ STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, masks=13, generated_d
 # Codes the mask areas logged while training average over (TensorBoard masks/*, every log step; the same codes and
 # noise each time, so the logged values are a curve): fewer than the evaluation's, for speed.
 MASK_LOG_SAMPLES = 64
-EVALUATION_METRICS = ("mig", "factor_vae", "tpl")
+EVALUATION_METRICS = ("mig", "factor_vae", "dci", "tpl")
 LOSSES = ("ps", "infogan_l2")
 RECOGNIZER = "q"
 State = _gan.State   # the engine's: params {'generator', 'discriminator', 'q'}, batch_stats, opt_state
