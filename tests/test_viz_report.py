@@ -164,19 +164,30 @@ def test_report_shows_the_per_knob_table_only_when_metrics_hold_lists(tmp_path):
 def test_scalars_of_a_resumed_run_have_one_value_per_step_the_newest(tmp_path):
   """A run resumed from its step-2 checkpoint logs step 2 (and whatever it had logged after the checkpoint) again in a
   new event file: the curve keeps one point per step, the resumed run's."""
-  import time
   first = MetricWriter(tmp_path, enabled=True)
   first.scalars(1, {"loss": 1.0})
   first.scalars(2, {"loss": 2.0})
   first.scalars(3, {"loss": 3.0})   # logged, then the run was killed before its step-3 checkpoint
   first.close()
-  time.sleep(1.1)   # event files are named by the second they were opened in
   resumed = MetricWriter(tmp_path, enabled=True)
   resumed.scalars(3, {"loss": 30.0})
   resumed.scalars(4, {"loss": 40.0})
   resumed.close()
   assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2
   assert events.read_scalars(tmp_path) == {"loss": [(1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]}
+
+
+def test_writers_opened_in_the_same_second_keep_both_files_and_the_newer_wins(tmp_path):
+  """tensorboardX names event files by the second: without a finer suffix the second writer truncated the first's."""
+  first = MetricWriter(tmp_path, enabled=True)
+  first.scalars(1, {"loss": 1.0})
+  first.scalars(2, {"loss": 2.0})
+  first.close()
+  second = MetricWriter(tmp_path, enabled=True)   # the same second, almost always; the assertion holds either way
+  second.scalars(2, {"loss": 20.0})
+  second.close()
+  assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2
+  assert events.read_scalars(tmp_path) == {"loss": [(1, 1.0), (2, 20.0)]}
 
 
 def test_report_of_a_run_in_progress(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from typing import Mapping
 
 import jax
@@ -48,10 +49,15 @@ class MetricWriter:
 
   def _open(self):
     from tensorboardX import SummaryWriter  # imported lazily: only process 0 writes
+    # tensorboardX names the file by the second it was opened in (and the host): a second writer opened in the same
+    # second in the same directory (a run resumed at once, a test) would truncate the first one's file. The
+    # nanoseconds within the second make the name unique and keep name order = opening order, which
+    # training.events.read_scalars relies on (the newest file's value wins).
+    suffix = f".{time.time_ns() % 1_000_000_000:09d}"
     if self._local_dir is None:
-      return SummaryWriter(logdir=self._logdir, flush_secs=30)
+      return SummaryWriter(logdir=self._logdir, flush_secs=30, filename_suffix=suffix)
     self._parts += 1
-    return SummaryWriter(logdir=self._local_dir, flush_secs=30, filename_suffix=f".part{self._parts}")
+    return SummaryWriter(logdir=self._local_dir, flush_secs=30, filename_suffix=f"{suffix}.part{self._parts}")
 
   def _active(self):
     if self._writer is None and not self._closed:
