@@ -4,6 +4,7 @@ and the generated-domain scores with their probe and random reference rows."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Mapping, Sequence
 
@@ -175,10 +176,18 @@ def evaluate_directions(config, workdir: str, sampler: sampling.Sampler, named: 
   settings = generated_domain_settings(config)
   results: dict[str, Any] = {"evaluation": config.evaluation.to_dict(), "seed": int(config.seed), **(extra or {})}
 
+  finished = FinishedRows(workdir)
+
   def protocol_scores(name: str, directions: Directions) -> dict[str, Any]:
+    key = row_fingerprint(config, sampler, directions)
+    scores = finished.get(name, key)
+    if scores is not None:
+      return scores
     with console.phase(f"evaluation: {name}"):   # the end-of-run summary times each set of directions
-      return encoder_protocol.evaluate_directions(sampler.gen, directions, dataset, protocol, rng,
-                                                  np.random.RandomState(int(config.seed)))
+      scores = encoder_protocol.evaluate_directions(sampler.gen, directions, dataset, protocol, rng,
+                                                    np.random.RandomState(int(config.seed)))
+    finished.put(name, key, scores)
+    return scores
 
   for name, directions in named:
     results[name] = protocol_scores(name, directions)
@@ -191,7 +200,61 @@ def evaluate_directions(config, workdir: str, sampler: sampling.Sampler, named: 
       results[name] = {**(protocol_scores(name, directions) if with_protocol else {}), **scores}
     results["generated_domain"] = about
   write_json(os.path.join(workdir, "metrics.json"), results)
+  finished.clear()
   return results
+
+
+# Each row of the encoder protocol costs minutes (an encoder trained, then MIG / FactorVAE / DCI on real images); a
+# run stopped during its evaluation (a session's end, a preempted VM) would start the evaluation over.
+FINISHED_ROWS_FILE = "evaluation_rows.json"
+
+
+def row_fingerprint(config, sampler: sampling.Sampler, directions: Directions) -> str:
+  """What a protocol row's scores depend on: the directions (values, space, layers), the evaluation settings, the
+  seed, the generator and the sampler's truncation. Every row draws from fresh generators seeded by these, so
+  equal fingerprints give equal scores whatever ran before."""
+  import hashlib
+  import json
+  matrix = np.ascontiguousarray(directions.matrix, dtype=np.float64)
+  described = json.dumps({"space": directions.space, "layers": directions.layers, "shape": matrix.shape,
+                          "evaluation": config.evaluation.to_dict(), "seed": int(config.seed),
+                          "generator": config.get("generator", ""), "truncation": sampler.truncation},
+                         sort_keys=True, default=str)
+  return hashlib.sha256(described.encode() + matrix.tobytes()).hexdigest()
+
+
+class FinishedRows:
+  """The protocol rows an evaluation has finished, in WORKDIR/evaluation_rows.json (atomic writes) until its
+  metrics.json is written: a resumed evaluation reuses a row whose fingerprint (`row_fingerprint`) matches and
+  recomputes any other. Single-process runs only: in a multi-process run every process must take the same branch
+  (the protocol's steps are collective), and a per-host workdir could differ between them."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, FINISHED_ROWS_FILE)
+    self.enabled = jax.process_count() == 1
+    self.rows: dict[str, Any] = {}
+    if self.enabled and io.exists(self.path):
+      import json
+      try:
+        self.rows = json.loads(io.read_text(self.path))
+      except ValueError:   # unreadable (it is written atomically, so only by hand): recompute every row
+        self.rows = {}
+
+  def get(self, name: str, key: str) -> dict[str, Any] | None:
+    row = self.rows.get(name)
+    if not isinstance(row, dict) or row.get("fingerprint") != key:
+      return None
+    logging.info("evaluation: %s: finished before the run was stopped; read from %s", name, FINISHED_ROWS_FILE)
+    return row["scores"]
+
+  def put(self, name: str, key: str, scores: dict[str, Any]) -> None:
+    if self.enabled:
+      self.rows[name] = {"fingerprint": key, "scores": scores}
+      write_json(self.path, self.rows)
+
+  def clear(self) -> None:
+    if self.enabled:
+      io.remove(self.path, missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
