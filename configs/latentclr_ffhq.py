@@ -4,9 +4,9 @@ settings.
   python -m ganlatent_jax.main --config=configs/latentclr_ffhq.py --workdir=/tmp/latentclr_ffhq \\
       --config.generator=/path/to/stylegan2-ffhq-config-f.pt
 
-Defaults follow upstream (catlab-team/latentclr, README's StyleGAN2 example and conf/): edits in W with truncation
-0.7, features at 'conv1', non-linear model, α = 1, Adam lr 1e-3 with weight decay 1e-3 and ×0.2 at steps 1000 and
-5000, batch 8. The loss is the paper's (`--config.loss.variant=upstream --config.loss.temperature=0.5
+Defaults follow upstream (catlab-team/latentclr, README's StyleGAN2 example and conf/): edits in W, trained
+untruncated as upstream (pictures truncated at 0.7), features at 'conv1', non-linear model, α = 1, Adam lr 1e-3
+with weight decay 1e-3 and ×0.2 at steps 1000 and 5000, batch 8. The loss is the paper's (`--config.loss.variant=upstream --config.loss.temperature=0.5
 --config.projector.normalize=True` reproduces upstream's). Other options: --config.model.kind=global|linear|nonlinear,
 --config.space=z, --config.layers=0-3 (edit only these W+ slots), --config.alpha='(-3.0,3.0)' (α ~ U[-3, 3] per
 direction per step), --config.projector.kind=linear.
@@ -40,7 +40,7 @@ def get_config(arg=None):
   c.space = "w"                      # 'z' or 'w'
   c.layers = "all"                   # W+ slots that get the edit: 'all', 'a-b' (contiguous)
   c.feature_layer = "conv1"          # any name in the generator's info.feature_layers
-  c.truncation = 0.7                 # ψ in W of the base latents (1.0 = none)
+  c.truncation = 0.7                 # ψ in W of the pictures' base latents (1.0 = none); training ignores it
   # Class-conditional generators (configs/latentclr_imagenet.py): the edits are learnt in the first class.
   c.conditional = ml_collections.ConfigDict(dict(classes=(), truncation=0.4))
   c.alpha = (1.0, 1.0)               # step size α: fixed when lo == hi, else U[lo, hi] per direction per step

@@ -1,6 +1,7 @@
 """LatentCLR: the contrastive loss against a direct numpy computation (both variants), the direction models, and
 short sharded training runs on the fixture generators (in-process, through each config)."""
 import json
+import types
 import os
 import pathlib
 
@@ -246,3 +247,17 @@ def test_3dshapes_config_on_stylegan2_fixture(tmp_path):
     assert (tmp_path / "images" / png).stat().st_size > 0
   assert Directions.load(tmp_path / "directions.npz").num_directions == 3
   assert latentclr.evaluate(config, str(tmp_path))["latentclr"]["mig"] == metrics["latentclr"]["mig"]
+
+
+def test_training_ignores_w_truncation_as_upstream(tmp_path):
+  """Upstream computes the training features with `partial_forward`, which never truncates W (ψ enters only its
+  pictures): a run with ψ = 0.7 takes the same steps as an untruncated one."""
+  def first_steps(truncation, workdir):
+    config = _tiny(_load_config("latentclr_ffhq"), STYLEGAN2, space="w", image_every=0, truncation=truncation,
+                   **{"model.kind": "global"})
+    latentclr.train(config, str(workdir))
+    return Directions.load(str(workdir / "directions.npz")).matrix, latentclr.load_model(str(workdir))[1]
+  truncated, untruncated = first_steps(0.7, tmp_path / "psi"), first_steps(None, tmp_path / "none")
+  np.testing.assert_allclose(truncated[0], untruncated[0], rtol=1e-6, atol=1e-7)
+  sampler = types.SimpleNamespace(conditional=True, truncation=0.4)   # BigGAN's noise truncation stays
+  assert latentclr.training_sampler(sampler) is sampler

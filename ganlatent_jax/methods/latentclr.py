@@ -23,8 +23,9 @@ Where this differs from upstream (catlab-team/latentclr) on purpose:
     `contrastive_loss`);
   * projector features are only L2-normalised before the difference when `config.projector.normalize` (upstream's
     projectors always normalise, the paper does not);
-  * in W with truncation ψ, the base w is truncated before the edit (upstream truncates the edited w, which scales
-    the edit by ψ);
+  * pictures with W truncation ψ truncate the base w before the edit (upstream's `forward` truncates the edited w,
+    which scales the edit by ψ). Training, as upstream's, never truncates W: its features come from
+    `partial_forward`, which ignores ψ (`training_sampler`);
   * the step sizes α are drawn per direction for every model kind (upstream's global model draws one α per step).
 """
 from __future__ import annotations
@@ -307,6 +308,13 @@ def divergences(problem: Problem, sampler: sampling.Sampler, params, batch_stats
   return feats.reshape(k, n, -1) - original[None], batch_stats
 
 
+def training_sampler(sampler: sampling.Sampler) -> sampling.Sampler:
+  """The sampler the contrastive task draws from: without W truncation (upstream computes the training features
+  with `partial_forward`, which never truncates; ψ enters only its pictures). A class-conditional generator's noise
+  truncation stays: upstream's BigGAN samples its training latents truncated."""
+  return sampler if sampler.conditional else sampler.replace(truncation=None)
+
+
 def make(config, sampler: sampling.Sampler, mesh):
   """(init_fn, train_step, problem): `init_fn(rng) -> State`; `train_step(state, rng) -> (state, metrics)` jitted
   once with the state donated (the sampler is its non-donated first argument)."""
@@ -329,6 +337,7 @@ def make(config, sampler: sampling.Sampler, mesh):
                  opt_state=problem.optimizer.init(params))
 
   def step(s: sampling.Sampler, state: State, rng: jax.Array):
+    s = training_sampler(s)
     z_rng, alpha_rng = jax.random.split(rng)
     z = jax.lax.with_sharding_constraint(s.z(z_rng, batch_size), batch_sharding)
     base = t.to_working(s, z)
