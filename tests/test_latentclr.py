@@ -13,6 +13,7 @@ from conftest import fixture_path
 
 from ganlatent_jax import cli
 from ganlatent_jax.directions import Directions
+from ganlatent_jax.losses.latentclr import similarity_summary
 from ganlatent_jax.generators import sampling
 from ganlatent_jax.directions import latentclr_models as models
 from ganlatent_jax.methods import latentclr
@@ -261,3 +262,56 @@ def test_training_ignores_w_truncation_as_upstream(tmp_path):
   np.testing.assert_allclose(truncated[0], untruncated[0], rtol=1e-6, atol=1e-7)
   sampler = types.SimpleNamespace(conditional=True, truncation=0.4)   # BigGAN's noise truncation stays
   assert latentclr.training_sampler(sampler) is sampler
+
+
+def test_similarity_summary_against_loops():
+  rng = np.random.RandomState(0)
+  d = rng.randn(3, 4, 5)
+  u = d / np.linalg.norm(d, axis=-1, keepdims=True)
+  pos = np.mean([u[k, i] @ u[k, j] for k in range(3) for i in range(4) for j in range(4) if i != j])
+  neg = np.mean([abs(u[k, i] @ u[l, j]) for k in range(3) for l in range(3) if k != l for i in range(4)
+                 for j in range(4)])
+  np.testing.assert_allclose(similarity_summary(d), (pos, neg), rtol=1e-12)
+  # Each edit the same effect on every sample, edits orthogonal: the solved task's limit.
+  solved = np.repeat(np.eye(3, 5)[:, None, :], 4, axis=1) * rng.uniform(0.5, 2.0, (3, 4, 1))
+  np.testing.assert_allclose(similarity_summary(solved), (1.0, 0.0), atol=1e-12)
+
+
+@pytest.mark.parametrize("steps", [0, 2])
+def test_results_say_how_hard_the_contrastive_task_is(tmp_path, steps):
+  config = _tiny(_load_config("latentclr_ffhq"), STYLEGAN2, space="w", image_every=0, steps=steps,
+                 **{"model.kind": "global"})
+  latentclr.train(config, str(tmp_path))
+  task = json.loads((tmp_path / "results.json").read_text())["contrastive_task"]
+  assert task["num_samples"] == latentclr.TASK_SAMPLES
+  for name in ("trained", "initial", "random"):
+    assert 0.0 <= task[name]["accuracy"] <= 1.0 and 0.0 <= task[name]["negative_abs_cos"] <= 1.0, task
+    assert -1.0 <= task[name]["positive_cos"] <= 1.0 and np.isfinite(task[name]["loss"])
+  assert task["random"] != task["initial"]   # a fresh draw, not the run's init
+  if steps == 0:   # nothing trained: the trained directions are the initial ones
+    assert task["trained"] == task["initial"] and task["mean_abs_cos_to_initial"] == pytest.approx(1.0, abs=1e-6)
+  else:
+    assert task["trained"] != task["initial"] and 0.0 < task["mean_abs_cos_to_initial"] < 1.0
+
+
+def test_the_task_check_of_a_finished_run_equals_the_one_training_recorded(tmp_path):
+  """launch/latentclr_task.py's path for runs that predate the check: restored from the checkpoint, the same numbers."""
+  config = _tiny(_load_config("latentclr_ffhq"), STYLEGAN2, space="w", image_every=0, **{"model.kind": "global"})
+  latentclr.train(config, str(tmp_path))
+  results = json.loads((tmp_path / "results.json").read_text())
+  recorded = results.pop("contrastive_task")
+  (tmp_path / "results.json").write_text(json.dumps(results))
+  from ganlatent_jax import testbeds
+  task = latentclr.contrastive_task_of_run(testbeds.run_config(str(tmp_path)), str(tmp_path))
+  assert json.loads((tmp_path / "results.json").read_text())["contrastive_task"] == task
+  for name in ("trained", "initial", "random"):
+    for key, value in recorded[name].items():
+      assert task[name][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (name, key)
+  assert task["mean_abs_cos_to_initial"] == pytest.approx(recorded["mean_abs_cos_to_initial"], rel=1e-6)
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("latentclr_task", REPO / "launch" / "latentclr_task.py")
+  launcher = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(launcher)
+  lines = launcher.table({"run": task}).splitlines()
+  assert len(lines) == 2 + 3 and lines[-1].startswith("| run | trained | ") and lines[-1].endswith(
+      f"| {task['mean_abs_cos_to_initial']:.3f} |")

@@ -44,76 +44,20 @@ import ml_collections
 import numpy as np
 import optax
 
-from ganlatent_jax import generators, io, parallel, viz
+from ganlatent_jax import console, generators, io, parallel, viz
 from ganlatent_jax.directions import latentclr_models as models
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.generators import sampling
+from ganlatent_jax.losses.latentclr import (VARIANTS, contrastive_accuracy, contrastive_loss,  # noqa: F401 (public
+                                            similarity_summary)                               # here, as before)
 from ganlatent_jax.methods import _common
 from ganlatent_jax.training import loop
 
-VARIANTS = ("paper", "upstream")
 MODEL_FILE = "model.msgpack"
 # key(config.seed + offset) of each random draw of a run (fixed: the README's LatentCLR numbers were drawn from them).
-STREAMS = dict(preview=0, pictures=0, w_avg=1, evaluation=0, ganspace=2)
+STREAMS = dict(preview=0, pictures=0, w_avg=1, evaluation=0, ganspace=2, task=3)
+TASK_SAMPLES = 64   # latents of the contrastive-task check (`contrastive_task`)
 GANSPACE_SAMPLES = 100_000   # w samples of the GANSpace baseline's PCA (SRE's init.ganspace_samples default)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The objective.
-
-def _log_terms(divergences: jax.Array, temperature: float, variant: str) -> tuple[jax.Array, jax.Array]:
-  """(log P, log Q) per anchor (K, N): the loss of anchor (k, i) is log Q − log P."""
-  if variant not in VARIANTS:
-    raise ValueError(f"LatentCLR loss variant={variant!r}; expected one of {VARIANTS}")
-  if divergences.ndim != 3:
-    raise ValueError(f"divergences must be (K edits, N samples, F features), got shape {divergences.shape}")
-  k, n, _ = divergences.shape
-  if k < 2 or n < 2:
-    raise ValueError(f"the contrastive loss needs ≥ 2 edits and ≥ 2 samples (positives are other samples, "
-                     f"negatives other edits); got K={k}, N={n}")
-  flat = models.unit(divergences.reshape(k * n, -1).astype(jnp.float32))
-  cosine = (flat @ flat.T).reshape(k, n, k, n)
-  if variant == "paper":
-    logits = cosine / temperature
-  else:
-    logits = jnp.abs(cosine) * temperature
-  same_edit = jnp.eye(k, dtype=bool)[:, None, :, None]
-  same_sample = jnp.eye(n, dtype=bool)[None, :, None, :]
-  positives = jnp.broadcast_to(same_edit & ~same_sample, logits.shape)
-  negatives = jnp.broadcast_to(~same_edit, logits.shape)
-  log_p = jax.nn.logsumexp(jnp.where(positives, logits, -jnp.inf), axis=(2, 3))
-  log_q = jax.nn.logsumexp(jnp.where(negatives, logits, -jnp.inf), axis=(2, 3))
-  if variant == "upstream":  # means instead of sums
-    log_p, log_q = log_p - jnp.log(n - 1.0), log_q - jnp.log((k - 1.0) * n)
-  return log_p, log_q
-
-
-def contrastive_loss(divergences: jax.Array, temperature: float = 0.5, variant: str = "paper") -> jax.Array:
-  """LatentCLR's loss over feature divergences (K edits, N samples, F features), averaged over the K·N anchors.
-
-  With s(a, b) the cosine similarity, the loss of the edited latent z_i^k is
-    'paper' (Eq. 3 of the paper, NT-Xent-like):
-        −log [ Σ_{j≠i} exp(s(f_i^k, f_j^k)/τ) / Σ_j Σ_{l≠k} exp(s(f_i^k, f_j^l)/τ) ]
-      positives: the same edit k on the other samples; negatives: every other edit on every sample (its own sample
-      included); the positives are not in the denominator.
-    'upstream' (colat/loss.py `ContrastiveLoss(abs=True, reduce='mean')`, with its default temp=0.5):
-        −log [ mean_{j≠i} exp(τ·|s(f_i^k, f_j^k)|) / mean_j mean_{l≠k} exp(τ·|s(f_i^k, f_j^l)|) ]
-      i.e. absolute cosine similarity (a direction and its opposite count as alike), the temperature MULTIPLIES the
-      similarity (upstream temp 0.5 is the paper's τ = 2), and means instead of sums (a constant
-      log((K−1)N/(N−1)) below the sum form).
-  Computed with log-sum-exp; the divergences are L2-normalised here (upstream normalises them in its trainer).
-  """
-  log_p, log_q = _log_terms(divergences, temperature, variant)
-  return jnp.mean(log_q - log_p)
-
-
-def contrastive_accuracy(divergences: jax.Array, temperature: float = 0.5, variant: str = "paper") -> jax.Array:
-  """Upstream's 'acc': the fraction of anchors whose mean positive term exceeds their mean negative term."""
-  log_p, log_q = _log_terms(divergences, temperature, variant)
-  k, n = log_p.shape
-  if variant == "paper":  # compare means, as upstream does, whatever the reduction of the loss
-    log_p, log_q = log_p - jnp.log(n - 1.0), log_q - jnp.log((k - 1.0) * n)
-  return jnp.mean((log_p > log_q).astype(jnp.float32))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -365,6 +309,49 @@ def make(config, sampler: sampling.Sampler, mesh):
   return init_fn, functools.partial(jitted, problem.sampler), problem
 
 
+def contrastive_task(problem: Problem, trained: State, initial: State, rng: jax.Array,
+                     num_samples: int = TASK_SAMPLES) -> dict[str, Any]:
+  """How hard the contrastive task is at the run's feature layer. On one batch of `num_samples` latents and step
+  sizes: the loss, the accuracy and the mean same-edit (positive) and other-edit (negative, absolute) cosines of the
+  feature divergences of the trained directions, of their initial values and of a fresh draw of the model's init
+  (random directions); for a global model also the mean |cos(d_k, d_k at step 0)|. If the initial or random
+  directions already solve the task (accuracy ≈ 1), the loss has no reason to prefer factor directions."""
+  sampler = training_sampler(problem.sampler)
+  z_rng, alpha_rng, random_rng = jax.random.split(rng, 3)
+  base = problem.target.to_working(sampler, sampler.z(z_rng, num_samples))
+  alphas = models.sample_alphas(alpha_rng, problem.model.num_directions, problem.alpha)
+  fresh = models.init_variables(problem.model, random_rng)
+  sets = {"trained": (trained.params, trained.batch_stats), "initial": (initial.params, initial.batch_stats),
+          "random": ({**initial.params, "model": fresh["params"]}, fresh.get("batch_stats", {}))}
+  temperature, variant = float(problem.config.loss.temperature), problem.config.loss.variant
+  divergence_fn = jax.jit(lambda s, params, stats: divergences(problem, s, params, stats, base, alphas,
+                                                               train=False)[0])
+  result: dict[str, Any] = {"num_samples": num_samples}
+  for name, (params, stats) in sets.items():
+    div = divergence_fn(sampler, params, stats)
+    positive, negative = similarity_summary(div)
+    result[name] = {"loss": float(contrastive_loss(div, temperature, variant)),
+                    "accuracy": float(contrastive_accuracy(div, temperature, variant)),
+                    "positive_cos": positive, "negative_abs_cos": negative}
+  if problem.model.kind == "global":
+    now, start = (np.asarray(models.global_matrix({"params": p["model"]})) for p in (trained.params, initial.params))
+    result["mean_abs_cos_to_initial"] = float(np.mean(np.abs(np.sum(now * start, axis=0))))
+  return result
+
+
+def contrastive_task_of_run(config, workdir: str) -> dict[str, Any]:
+  """`contrastive_task` of the run in `workdir` (its latest checkpoint; runs finished before it was recorded),
+  written into its results.json as training now writes it."""
+  mesh = parallel.make_mesh(config.get("num_devices") or None)
+  init_fn, _, problem = make(config, _common.make_sampler(config, _common.load_generator(config), STREAMS), mesh)
+  trained = jax.device_get(loop.restore_latest(init_fn, int(config.seed), mesh, workdir))
+  task = contrastive_task(problem, trained, jax.device_get(init_fn(jax.random.key(int(config.seed)))),
+                          _common.stream(config, STREAMS, "task"))
+  path = os.path.join(workdir, "results.json")
+  _common.write_json(path, {**json.loads(io.read_text(path)), "contrastive_task": task})
+  return task
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Using a trained model.
 
@@ -486,6 +473,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
                    image_fn=image_fn, images_per_step=int(config.batch_size) * (int(config.num_directions) + 1))
   variables = model_variables(state)
   outputs = {"model": save_model(workdir, variables)}
+  with console.phase("contrastive task check"):
+    task = contrastive_task(problem, jax.device_get(state), jax.device_get(init_fn(jax.random.key(int(config.seed)))),
+                            _common.stream(config, STREAMS, "task"))
   t = problem.target
   meta = dict(method="latentclr", model=config.model.kind, feature_layer=t.feature_layer, loss=config.loss.variant,
               temperature=float(config.loss.temperature), alpha=list(problem.alpha), steps=int(config.steps),
@@ -502,7 +492,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
       "model": dict(kind=problem.model.kind, num_directions=problem.model.num_directions, dim=problem.model.dim,
                     depth=problem.model.depth),
       "space": t.directions_space, "layers": t.layers, "feature_layer": t.feature_layer,
-      "sampling": sampler.record()})
+      "sampling": sampler.record(), "contrastive_task": task})
   if config.evaluation.enabled:
     evaluate(config, workdir, sampler=sampler)
     outputs.update(metrics=os.path.join(workdir, "metrics.json"),
