@@ -42,9 +42,11 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
       fmap_decay=1.0, fmap_min=8, fmap_max=64, nf_scale=4, random_noise=True, learning_rate=0.002))
   c.discriminator = ml_collections.ConfigDict(dict(kind="stylegan2", width=8, max_width=64, equalized=True,
                                                    stddev_group=4, aux_hidden=0, learning_rate=0.002))
-  # Q: the discriminator's body with a d-way linear head; trained by G's optimizer (no learning rate of its own).
+  # Q: the discriminator's body with a d-way linear head, equalized-lr as every layer of upstream's Q (until
+  # 2026-12-04 the head was a plain Dense: the dSprites table and the 3DShapes runs before then); trained by G's
+  # optimizer (no learning rate of its own).
   c.recognizer = ml_collections.ConfigDict(dict(kind="stylegan2", width=8, max_width=64, equalized=True,
-                                                stddev_group=4, aux_hidden=0))
+                                                stddev_group=4, aux_hidden=0, aux_equalized=True))
   c.pssc = ml_collections.ConfigDict(dict(loss="ps", weight=0.01, epsilon=3.0, random_eps=True, eps_std=2.0,
                                           reduction="upstream"))
   c.beta1 = 0.0

@@ -103,6 +103,30 @@ def test_discriminators_give_logits_and_optional_aux_head(kind, aux_outputs):
   assert (aux is None) if aux_outputs == 0 else aux.shape == (4, aux_outputs)
 
 
+@pytest.mark.parametrize("aux_hidden", [0, 8])
+def test_an_equalized_aux_head_scales_its_stored_weights_by_one_over_sqrt_fan_in(aux_hidden):
+  """PS-SC's Q head (upstream's equalized dense_layer): same parameter names and shapes as the plain head, weights
+  stored N(0, 1) and applied times 1/√fan_in."""
+  config = {"kind": "stylegan2", "width": 4, "max_width": 8, "aux_hidden": aux_hidden}
+  plain = discriminators.from_config(config, 16, aux_outputs=3)
+  equalized = discriminators.from_config({**config, "aux_equalized": True}, 16, aux_outputs=3)
+  images = jax.random.normal(jax.random.key(1), (4, 16, 16, 1))
+  params = equalized.init(jax.random.key(0), images)["params"]
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, plain.init(jax.random.key(0), images)["params"])
+  out = params["aux_out"]
+  assert 0.5 < float(np.std(out["kernel"])) < 1.5   # stored at unit scale, not 1/√fan_in
+  (_, aux), state = jax.jit(lambda p, x: equalized.apply({"params": p}, x, capture_intermediates=True,
+                                                         mutable=["intermediates"]))(params, images)
+  pre = np.asarray(state["intermediates"]["final_dense"]["__call__"][0])
+  h = np.where(pre >= 0, pre, 0.2 * pre) * np.sqrt(2.0)   # the body's hidden layer: lrelu × √2
+  if aux_hidden:
+    layer = params["aux_hidden"]
+    h = h @ (np.asarray(layer["kernel"]) / np.sqrt(h.shape[-1])) + np.asarray(layer["bias"])
+    h = np.where(h >= 0, h, 0.2 * h)
+  expected = h @ (np.asarray(out["kernel"]) / np.sqrt(h.shape[-1])) + np.asarray(out["bias"])
+  np.testing.assert_allclose(np.asarray(aux), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_minibatch_stddev_matches_a_direct_loop():
   x = np.random.RandomState(0).randn(8, 2, 2, 3).astype(np.float32)
   y = np.asarray(discriminators.minibatch_stddev(jnp.asarray(x), group_size=4))

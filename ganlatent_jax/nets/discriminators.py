@@ -118,6 +118,7 @@ class StyleGAN2Discriminator(nn.Module):
   blur_kernel: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)
   aux_outputs: int = 0
   aux_hidden: int = 0
+  aux_equalized: bool = False   # the aux head's dense layers equalized-lr (PS-SC's Q, as upstream's dense_layer)
 
   @nn.compact
   def __call__(self, images):
@@ -141,12 +142,18 @@ class StyleGAN2Discriminator(nn.Module):
 
 
 def _aux_head(module: nn.Module, hidden):
+  """The auxiliary head (InfoGAN's Q, UD-GAN's embeddings, PS-SC's code predictions). Plain flax Dense layers unless
+  `aux_equalized`: with Adam, a plain layer's weights move √fan_in times faster relative to their scale than an
+  equalized one's, so a port of an equalized upstream head (PS-SC's `dense_layer`) must say so."""
   if not module.aux_outputs:
     return None
+  equalized = getattr(module, "aux_equalized", False)
+  dense = (lambda n, name: ScaledDense(n, equalized=True, name=name)) if equalized else \
+      (lambda n, name: nn.Dense(n, name=name))
   h = hidden
   if module.aux_hidden:
-    h = _lrelu(nn.Dense(module.aux_hidden, name="aux_hidden")(h))
-  return nn.Dense(module.aux_outputs, name="aux_out")(h)
+    h = _lrelu(dense(module.aux_hidden, "aux_hidden")(h))
+  return dense(module.aux_outputs, "aux_out")(h)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -190,7 +197,8 @@ def from_config(config: Mapping[str, Any], image_size: int, aux_outputs: int = 0
                                                               int(config.get("max_width") or 0) or None),
                                   equalized=bool(config.get("equalized", True)),
                                   stddev_group=int(config.get("stddev_group", 4)), aux_outputs=aux_outputs,
-                                  aux_hidden=int(config.get("aux_hidden", 0)))
+                                  aux_hidden=int(config.get("aux_hidden", 0)),
+                                  aux_equalized=bool(config.get("aux_equalized", False)))
   if kind == "dcgan":
     num = int(math.log2(image_size)) - 2
     widths = tuple(min(int(config["width"]) * 2 ** i, int(config.get("max_width") or 10 ** 9)) for i in range(num))
