@@ -315,3 +315,16 @@ def test_the_task_check_of_a_finished_run_equals_the_one_training_recorded(tmp_p
   lines = launcher.table({"run": task}).splitlines()
   assert len(lines) == 2 + 3 and lines[-1].startswith("| run | trained | ") and lines[-1].endswith(
       f"| {task['mean_abs_cos_to_initial']:.3f} |")
+
+
+def test_the_task_check_at_step_zero_over_taps(capsys):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("latentclr_task", REPO / "launch" / "latentclr_task.py")
+  launcher = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(launcher)
+  config = str(REPO / "configs" / "latentclr_3dshapes.py")
+  assert launcher.main([f"--config={config}", "--taps=conv1"]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert [line.split(" | ")[:2] for line in lines[2:]] == [["| conv1", "initial"], ["| conv1", "random"]]
+  with pytest.raises(SystemExit):
+    launcher.main([f"--config={config}"])   # --config without --taps
