@@ -20,8 +20,9 @@ time). Rows:
   random, best of 16           16 random orthonormal directions with the same selection (same evaluation)
   random, one direction        one random direction, no selection (the Plumerault run's random row)
 With --ablation (reading notes §2.6 b, c): Plumerault with the plain MSE, without the norm constraint, with both (the
-2×2 of Figs. 6/7 with the paper's blurred loss and ball), and with direct inversion (every target from z0, the same
-steps per target) instead of the recursive scheme.
+2×2 of Figs. 6/7 with the paper's blurred loss and ball), with direct inversion (every target from z0, the same
+steps per target) instead of the recursive scheme, and with upstream's direction fit alone (an L2 penalty 0.1 on
+an unnormalised v; the same trajectories as the main row, so a copy of its trajectories/ makes the cell a refit).
 With --ablation also what each Plumerault row's inversions reached (the Figs. 6/7 analogue: unblurred masked MSE to
 the targets, ‖ẑ‖/√d, the fraction outside the ball, the fit's R²; `inversion_scores`).
 For K-direction methods the column is chosen per factor by rel_std on |t| ≤ 2 over 100 selection latents, then
@@ -66,7 +67,8 @@ def rows(ablation: bool) -> list[Row]:
                    Row("Plumerault, no norm constraint (Fig. 7)", "plumerault_free", "control/directions"),
                    Row("Plumerault, MSE loss, no norm constraint (Fig. 7)", "plumerault_mse_free",
                        "control/directions"),
-                   Row("Plumerault, direct inversion (Fig. 8)", "plumerault_direct", "control/directions")]
+                   Row("Plumerault, direct inversion (Fig. 8)", "plumerault_direct", "control/directions"),
+                   Row("Plumerault, upstream's fit (L2 0.1 on v)", "plumerault_fit_upstream", "control/directions")]
   return plumerault + [
       Row("SeFa (best of 16)", "sefa", "control/directions"), Row("GANSpace (best of 16)", "ganspace",
                                                                   "control/directions"),
@@ -80,7 +82,9 @@ PLUMERAULT_OVERRIDES = {"plumerault": (), "plumerault_parity": ("--config.upstre
                         "plumerault_mse": ("--config.trajectories.loss=mse",),
                         "plumerault_free": ("--config.trajectories.constraint=none",),
                         "plumerault_mse_free": ("--config.trajectories.loss=mse", "--config.trajectories.constraint=none"),
-                        "plumerault_direct": ("--config.trajectories.scheme=direct",)}
+                        "plumerault_direct": ("--config.trajectories.scheme=direct",),
+                        # upstream's direction fit alone: Dense(1, kernel_regularizer=l2(0.1)), v not normalised
+                        "plumerault_fit_upstream": ("--config.fit.mode=upstream",)}
 
 
 def metrics_path(out: str, row: Row, seed: int) -> str:

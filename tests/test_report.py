@@ -550,7 +550,7 @@ def test_plumerault_table_plan_names_existing_config_keys(tmp_path):
   launcher = _launcher("plumerault_table")
   runs = launcher.plan(str(tmp_path), [0, 1], ablation=True, ld_steps=30, num_trajectories=32)
   dirs = sorted(os.path.relpath(r.workdir, tmp_path) for r in runs)
-  plumerault = [f"plumerault{s}/seed{k}" for s in ("", "_parity", "_mse", "_free", "_mse_free", "_direct") for k in (0, 1)]
+  plumerault = [f"plumerault{s}/seed{k}" for s in ("", "_parity", "_mse", "_free", "_mse_free", "_direct", "_fit_upstream") for k in (0, 1)]
   trained = ["ganspace/seed0", "ganspace/seed1", "ld/seed0", "ld/seed1", "sefa/seed0"]   # SeFa: one run
   controls = [f"{m}/seed{k}/control" for m in ("sefa", "ganspace", "ld") for k in (0, 1)]
   assert dirs == sorted(plumerault + trained + controls)
