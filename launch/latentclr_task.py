@@ -46,10 +46,10 @@ def at_step_zero(config_path: str, taps: list[str]) -> dict[str, dict]:
   from ganlatent_jax import cli, parallel
   from ganlatent_jax.methods import _common
   tasks = {}
+  gen = _common.load_generator(cli.load_config(config_path))
   for tap in taps:
     config = cli.load_config(config_path)
     config.feature_layer = tap
-    gen = _common.load_generator(config)
     init_fn, _, problem = latentclr.make(config, _common.make_sampler(config, gen, latentclr.STREAMS),
                                          parallel.make_mesh(1))
     start = jax.device_get(init_fn(jax.random.key(int(config.seed))))

@@ -12,6 +12,14 @@ from ganlatent_jax.directions import latentclr_models as models
 VARIANTS = ("paper", "upstream")
 
 
+def _pairs(k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+  """(positives, negatives) masks over the (K, N, K, N) cosines of K edits on N samples: positives are the same edit
+  on another sample, negatives every other edit on every sample (its own sample included)."""
+  same_edit = np.eye(k, dtype=bool)[:, None, :, None]
+  same_sample = np.eye(n, dtype=bool)[None, :, None, :]
+  return (np.broadcast_to(same_edit & ~same_sample, (k, n, k, n)), np.broadcast_to(~same_edit, (k, n, k, n)))
+
+
 def _log_terms(divergences: jax.Array, temperature: float, variant: str) -> tuple[jax.Array, jax.Array]:
   """(log P, log Q) per anchor (K, N): the loss of anchor (k, i) is log Q − log P."""
   if variant not in VARIANTS:
@@ -28,10 +36,7 @@ def _log_terms(divergences: jax.Array, temperature: float, variant: str) -> tupl
     logits = cosine / temperature
   else:
     logits = jnp.abs(cosine) * temperature
-  same_edit = jnp.eye(k, dtype=bool)[:, None, :, None]
-  same_sample = jnp.eye(n, dtype=bool)[None, :, None, :]
-  positives = jnp.broadcast_to(same_edit & ~same_sample, logits.shape)
-  negatives = jnp.broadcast_to(~same_edit, logits.shape)
+  positives, negatives = _pairs(k, n)
   log_p = jax.nn.logsumexp(jnp.where(positives, logits, -jnp.inf), axis=(2, 3))
   log_q = jax.nn.logsumexp(jnp.where(negatives, logits, -jnp.inf), axis=(2, 3))
   if variant == "upstream":  # means instead of sums
@@ -77,8 +82,5 @@ def similarity_summary(divergences) -> tuple[float, float]:
   flat = d.reshape(k * n, -1)
   flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
   cosine = (flat @ flat.T).reshape(k, n, k, n)
-  same_edit = np.eye(k, dtype=bool)[:, None, :, None]
-  same_sample = np.eye(n, dtype=bool)[None, :, None, :]
-  positives = np.broadcast_to(same_edit & ~same_sample, cosine.shape)
-  negatives = np.broadcast_to(~same_edit, cosine.shape)
+  positives, negatives = _pairs(k, n)
   return float(cosine[positives].mean()), float(np.abs(cosine[negatives]).mean())

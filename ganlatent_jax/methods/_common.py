@@ -4,6 +4,7 @@ and the generated-domain scores with their probe and random reference rows."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from typing import Any, Mapping, Sequence
@@ -214,7 +215,6 @@ def row_fingerprint(config, sampler: sampling.Sampler, directions: Directions) -
   seed, the generator and the sampler's truncation. Every row draws from fresh generators seeded by these, so
   equal fingerprints give equal scores whatever ran before."""
   import hashlib
-  import json
   matrix = np.ascontiguousarray(directions.matrix, dtype=np.float64)
   described = json.dumps({"space": directions.space, "layers": directions.layers, "shape": matrix.shape,
                           "evaluation": config.evaluation.to_dict(), "seed": int(config.seed),
@@ -234,7 +234,6 @@ class FinishedRows:
     self.enabled = jax.process_count() == 1
     self.rows: dict[str, Any] = {}
     if self.enabled and io.exists(self.path):
-      import json
       try:
         self.rows = json.loads(io.read_text(self.path))
       except ValueError:   # unreadable (it is written atomically, so only by hand): recompute every row

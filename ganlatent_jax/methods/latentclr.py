@@ -339,14 +339,18 @@ def contrastive_task(problem: Problem, trained: State, initial: State, rng: jax.
   return result
 
 
+def _task_check(config, problem: Problem, init_fn, trained: State) -> dict[str, Any]:
+  """`contrastive_task` of a run's trained state against its step-0 state (the loop initialises from key(seed))."""
+  initial = jax.device_get(init_fn(jax.random.key(int(config.seed))))
+  return contrastive_task(problem, jax.device_get(trained), initial, _common.stream(config, STREAMS, "task"))
+
+
 def contrastive_task_of_run(config, workdir: str) -> dict[str, Any]:
   """`contrastive_task` of the run in `workdir` (its latest checkpoint; runs finished before it was recorded),
   written into its results.json as training now writes it."""
   mesh = parallel.make_mesh(config.get("num_devices") or None)
   init_fn, _, problem = make(config, _common.make_sampler(config, _common.load_generator(config), STREAMS), mesh)
-  trained = jax.device_get(loop.restore_latest(init_fn, int(config.seed), mesh, workdir))
-  task = contrastive_task(problem, trained, jax.device_get(init_fn(jax.random.key(int(config.seed)))),
-                          _common.stream(config, STREAMS, "task"))
+  task = _task_check(config, problem, init_fn, loop.restore_latest(init_fn, int(config.seed), mesh, workdir))
   path = os.path.join(workdir, "results.json")
   _common.write_json(path, {**json.loads(io.read_text(path)), "contrastive_task": task})
   return task
@@ -474,8 +478,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
   variables = model_variables(state)
   outputs = {"model": save_model(workdir, variables)}
   with console.phase("contrastive task check"):
-    task = contrastive_task(problem, jax.device_get(state), jax.device_get(init_fn(jax.random.key(int(config.seed)))),
-                            _common.stream(config, STREAMS, "task"))
+    task = _task_check(config, problem, init_fn, state)
   t = problem.target
   meta = dict(method="latentclr", model=config.model.kind, feature_layer=t.feature_layer, loss=config.loss.variant,
               temperature=float(config.loss.temperature), alpha=list(problem.alpha), steps=int(config.steps),
