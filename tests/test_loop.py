@@ -145,10 +145,10 @@ def test_finished_run_resumes_to_a_no_op(tmp_path):
   c = toy_training.config()
   mesh = parallel.make_mesh()
   init_fn, _ = toy_training.make(c, mesh)
-  restored = loop.restore_latest(init_fn, c.seed, mesh, str(tmp_path))     # what a method's evaluate reads
+  restored = loop.restore_latest(init_fn, c, mesh, str(tmp_path))     # what a method's evaluate reads
   assert int(restored.step) == 10
   with pytest.raises(FileNotFoundError, match=r"empty: no toy checkpoint to restore; run `python -m"):
-    loop.restore_latest(init_fn, c.seed, mesh, str(tmp_path / "empty"), "toy checkpoint")
+    loop.restore_latest(init_fn, c, mesh, str(tmp_path / "empty"), "toy checkpoint")
   for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

@@ -462,7 +462,7 @@ def run_training(config, workdir: str, engine: Engine, mesh,
 def restore(config, workdir: str, terms_factory=None) -> tuple[Engine, State]:
   """(engine, state) of the latest checkpoint of a run in `workdir` (trained with `config`)."""
   mesh, engine = setup(config, terms_factory)
-  return engine, loop.restore_latest(engine.init_fn, config.seed, mesh, workdir)
+  return engine, loop.restore_latest(engine.init_fn, config, mesh, workdir)
 
 
 def _record_time(workdir: str, seconds: float, step: int) -> None:

@@ -309,5 +309,5 @@ def train(config, workdir: str) -> dict[str, str]:
 def evaluate(config, workdir: str) -> dict[str, Any]:
   """The scores of the latest checkpoint in `workdir` (see `scores`), written to metrics.json."""
   mesh, init_fn, parts = setup(config)
-  state = loop.restore_latest(init_fn, config.seed, mesh, workdir, "β-VAE checkpoint")
+  state = loop.restore_latest(init_fn, config, mesh, workdir, "β-VAE checkpoint")
   return _write_metrics(config, workdir, parts, state)

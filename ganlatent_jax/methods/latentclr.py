@@ -350,7 +350,7 @@ def contrastive_task_of_run(config, workdir: str) -> dict[str, Any]:
   written into its results.json as training now writes it."""
   mesh = parallel.make_mesh(config.get("num_devices") or None)
   init_fn, _, problem = make(config, _common.make_sampler(config, _common.load_generator(config), STREAMS), mesh)
-  task = _task_check(config, problem, init_fn, loop.restore_latest(init_fn, int(config.seed), mesh, workdir))
+  task = _task_check(config, problem, init_fn, loop.restore_latest(init_fn, config, mesh, workdir))
   path = os.path.join(workdir, "results.json")
   _common.write_json(path, {**json.loads(io.read_text(path)), "contrastive_task": task})
   return task

@@ -393,7 +393,7 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   config.evaluation.enabled and a linear-type deformator, the encoder protocol's scores of its directions;
   written to metrics.json."""
   mesh, sampler, init_fn, _, parts = setup(config)
-  state = loop.restore_latest(init_fn, config.seed, mesh, workdir, "LD checkpoint")
+  state = loop.restore_latest(init_fn, config, mesh, workdir, "LD checkpoint")
   accuracy = reconstructor_accuracy(parts, state, sampler, _common.stream(config, STREAMS, "accuracy"),
                                     int(config.evaluation.accuracy_batches))
   return _metrics(config, workdir, sampler, parts, state, accuracy)

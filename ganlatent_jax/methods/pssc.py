@@ -32,7 +32,6 @@ that is not a multiple of the group is padded by repeating its last image and th
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Mapping
@@ -278,27 +277,7 @@ def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State)
   return results
 
 
-def check_recognizer_matches_run(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """A run's Q must be restored into the head it was trained with. Until 2026-12-04 Q's head was a plain Dense
-  (`recognizer.aux_equalized` absent from those runs' config.json): the same weights read as equalized are scaled
-  by 1/√fan_in, silently. Refuses to resume or evaluate a checkpointed run whose recorded config.recognizer differs."""
-  if not io.exists(os.path.join(workdir, "checkpoints")) or not io.listdir(os.path.join(workdir, "checkpoints")):
-    return
-  path = os.path.join(workdir, "config.json")
-  recorded = json.loads(io.read_text(path)).get("recognizer") if io.exists(path) else None
-  if recorded is None:
-    return
-  recorded, current = ({"aux_equalized": False, **dict(section)} for section in (recorded, config.recognizer))
-  differ = sorted(key for key in set(recorded) | set(current) if recorded.get(key) != current.get(key))
-  if differ:
-    raise ValueError(f"{workdir} was trained with config.recognizer {{{', '.join(f'{k}: {recorded.get(k)!r}' for k in differ)}}}"
-                     f"; this config has {{{', '.join(f'{k}: {current.get(k)!r}' for k in differ)}}}: Q's checkpoint "
-                     f"would be read into another head. Pass --config.recognizer.KEY=VALUE to match the run "
-                     f"(e.g. --config.recognizer.aux_equalized=False for runs before 2026-12-04), or a new workdir")
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
-  check_recognizer_matches_run(config, workdir)
   mesh, engine = _gan.setup(config, terms_factory(config))
   state = _gan.run_training(config, workdir, engine, mesh, log_fn=mask_area_log_fn(engine, config))
   outputs = _gan.write_outputs(engine, state, workdir, "pssc")
@@ -311,6 +290,5 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """The scores of the run in `workdir` (its latest checkpoint: Q and the EMA G), written to metrics.json."""
-  check_recognizer_matches_run(config, workdir)
   engine, state = _gan.restore(config, workdir, terms_factory(config))
   return _write_metrics(config, workdir, engine, state)

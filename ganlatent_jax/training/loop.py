@@ -4,6 +4,8 @@ A method supplies a pure `init_fn(rng) -> state` and a jitted `train_step(state,
 owns everything around them, so methods differ only in their maths:
   * abstract-first init (`jax.eval_shape`), then the state is either restored from `workdir/checkpoints` (latest
     step) or initialised directly with its shardings;
+  * a resume is refused when the config differs from the run's config.json outside the loop's own keys
+    (`run_config`): the checkpoint would be read into another model;
   * the per-step key is `parallel.step_rng(seed, step)`, a pure function of (seed, step): a resumed run continues
     bit-identically to an uninterrupted one;
   * every metric of every step is checked ON THE DEVICE (the first non-finite step and its metrics are kept there);
@@ -28,6 +30,7 @@ from jax.sharding import Mesh
 
 from ganlatent_jax import checkpoint as checkpoint_lib
 from ganlatent_jax import console, io, parallel
+from ganlatent_jax.training import run_config
 from ganlatent_jax.training.writer import MetricWriter
 
 State = Any
@@ -106,16 +109,18 @@ def init_or_restore(init_fn: Callable[[jax.Array], State], seed: int, mesh: Mesh
   return jax.jit(init_fn, out_shardings=shardings)(rng)
 
 
-def restore_latest(init_fn: Callable[[jax.Array], State], seed: int, mesh: Mesh, workdir: str,
+def restore_latest(init_fn: Callable[[jax.Array], State], config, mesh: Mesh, workdir: str,
                    what: str = "checkpoint", shardings: Any = None) -> State:
   """The state of the latest checkpoint in `workdir` (a finished or interrupted run), for a method's `evaluate`;
-  FileNotFoundError naming the workdir when it holds none."""
+  FileNotFoundError naming the workdir when it holds none, ValueError when `config` is not the one the run was
+  trained with (`run_config.check_matches_run`; its evaluation and loop keys may differ)."""
   checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=0)
   try:
     if checkpointer.latest_step() is None:
       raise FileNotFoundError(f"{workdir}: no {what} to restore; run `python -m ganlatent_jax.main` with this "
                               f"config and workdir first")
-    return init_or_restore(init_fn, seed, mesh, checkpointer, shardings)
+    run_config.check_matches_run(config, workdir)
+    return init_or_restore(init_fn, int(config.seed), mesh, checkpointer, shardings)
   finally:
     checkpointer.close()
 
@@ -181,10 +186,16 @@ def run(*, config, workdir: str, mesh: Mesh, init_fn: Callable[[jax.Array], Stat
   Config keys used: seed, steps, log_every, checkpoint_every, keep_checkpoints, image_every (0 = never).
   """
   io.makedirs(workdir)
-  save_config(config, workdir)
-  is_main = jax.process_index() == 0
   checkpointer = checkpoint_lib.Checkpointer(workdir, save_every=config.checkpoint_every,
                                              keep=config.get("keep_checkpoints", 2))
+  if checkpointer.latest_step() is not None:   # a resume: into the model the checkpoint was trained as, or refused
+    try:
+      run_config.check_matches_run(config, workdir)
+    except ValueError:
+      checkpointer.close()
+      raise
+  save_config(config, workdir)
+  is_main = jax.process_index() == 0
   writer = MetricWriter(workdir)
   state = init_or_restore(init_fn, config.seed, mesh, checkpointer, state_shardings)
   start = int(jax.device_get(step_of(state)))
