@@ -3,7 +3,11 @@
 A `Run` is one command in its own workdir with the file that marks it finished (usually its metrics.json) and
 optionally a file it needs first (another run's output). `execute` starts what is not finished yet, `workers` at a
 time, logs each run to WORKDIR/run.log and writes WORKDIR/command.txt (the exact command and its wall time) when it
-succeeds, so a table script can be interrupted and re-run and every cell names the command that produced it.
+succeeds, so a table script can be interrupted and re-run and every cell names the command that produced it. A
+finished cell also gets WORKDIR/scalars.json (its logged scalars, `training.events.write_scalars_record`): with
+`--out=results/TABLE` its records (metrics.json, results.json, command.txt, config.json, scalars.json, directions)
+are committed and its bulk is not (results/.gitignore), so a table longer than one session accumulates across
+sessions — a later launcher skips the committed cells and `--table_only` aggregates them.
 
 Several launchers may share one --out (e.g. split by --only, or a second one started later): while a launcher runs a
 cell it holds WORKDIR/launcher.lock (host and pid, created exclusively), another launcher skips a cell whose lock is
@@ -20,6 +24,8 @@ import subprocess
 import threading
 import time
 from typing import Any, Callable, NamedTuple, Sequence
+
+from ganlatent_jax.training import events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -126,6 +132,7 @@ def execute(runs: Sequence[Run], workers: int, cwd: str = REPO) -> int:
           return process.returncode
         with open(os.path.join(run.workdir, "command.txt"), "w") as f:
           f.write(" ".join(run.command[1:]) + f"\n# {time.time() - start:.0f} s\n")
+        events.write_scalars_record(run.workdir)   # what a committed results/ cell keeps of its curves
     return 0
   finally:
     for process, (run, _, log) in active.items():   # a failure or an interrupt: stop the others, free their cells

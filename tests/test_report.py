@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -633,3 +634,33 @@ def test_plumerault_convergence_quick_writes_curves_and_the_summary(tmp_path):
   curves = np.load(tmp_path / "curves_testbed_dsprites_20px.npz")
   assert curves["recursive"].shape == curves["naive"].shape == (4, 10)
   assert (tmp_path / "convergence_testbed_dsprites_20px.png").exists()
+
+
+def test_a_finished_cell_keeps_its_scalars_without_its_event_files(tmp_path):
+  from ganlatent_jax.training import events
+  cell = tmp_path / "cell"
+  script = ("import sys; from ganlatent_jax.training.writer import MetricWriter; w = MetricWriter(sys.argv[1]); "
+            "[w.scalars(s, {'loss': 1.0 / s, 'acc': s / 10}) for s in (1, 2, 3)]; w.close(); "
+            "open(sys.argv[1] + '/done', 'w').close()")
+  run = runs_lib.Run(str(cell), [sys.executable, "-c", script, str(cell)], str(cell / "done"))
+  assert runs_lib.execute([run], workers=1) == 0
+  logged = events.read_scalars(str(cell))
+  assert [step for step, _ in logged["acc"]] == [1, 2, 3] and len(logged["loss"]) == 3
+  np.testing.assert_allclose([value for _, value in logged["acc"]], [0.1, 0.2, 0.3], rtol=1e-6)
+  for path in cell.glob("events.out.tfevents.*"):   # what a committed results/ cell lacks
+    path.unlink()
+  assert events.read_scalars(str(cell)) == logged
+
+
+@pytest.mark.parametrize("path, kept", [
+    ("results/t/row/seed0/metrics.json", True), ("results/t/row/seed0/scalars.json", True),
+    ("results/t/row/seed0/command.txt", True), ("results/t/row/seed0/directions.npz", True),
+    ("results/t/table.md", True), ("results/t/row/seed0/checkpoints/100/x", False),
+    ("results/t/row/seed0/events.out.tfevents.1.vm.2", False), ("results/t/row/seed0/report.html", False),
+    ("results/t/row/seed0/generator/params.msgpack", False), ("results/t/row/seed0/run.log", False),
+])
+def test_results_keep_a_cells_records_and_not_its_bulk(path, kept):
+  if not os.path.exists(os.path.join(REPO, ".git")):
+    pytest.skip("not a git checkout")
+  ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO).returncode == 0
+  assert ignored != kept, path
