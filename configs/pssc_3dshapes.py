@@ -57,6 +57,9 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
   c.pl_weight = 0.0          # PS-SC's G has no W space
   c.g_lazy_every = 4         # yet upstream's G/Q Adam runs at lr·4/5, β^(4/5) (StyleGAN2-TF's G_reg_interval), A6
   c.style_mixing = 0.0
+  # G's phase before D's in every iteration, as upstream's StyleGAN2-TF loop (until 2026-12-04 D's came first, the
+  # engine's default: every PS-SC number measured before then).
+  c.step_order = "g_then_d"
   # Q on real images of the training data (MIG, FactorVAE, DCI), TPL of the EMA generator: LPIPS-VGG (the paper's, key
   # 'tpl') with tpl_vgg16_path = torchvision's vgg16-397923af.pth, else the pixel distance (key 'tpl_pixel').
   # Vote budgets as the SRE table's (disentanglement_lib: 10000/5000).

@@ -463,6 +463,52 @@ def test_lazy_passes_are_separate_updates_as_upstream():
   assert float(state.batch_stats["path_length_mean"]) == pl_mean
 
 
+@pytest.mark.slow   # 155 s on the loaded 2-core machine of 2026-12-04 (two engines compiled)
+def test_g_then_d_updates_g_against_the_old_d_and_d_on_the_updated_gs_fakes():
+  """`step_order='g_then_d'` (upstream StyleGAN2-TF's and PS-SC's loop), replayed by hand: G's adversarial update
+  against D as it was, then D's on fresh fakes of the updated G. The same keys as D-then-G (d_key for D's batch,
+  g_key for G's), so only the order differs."""
+  c = tiny_shapes3d_config(num_devices=2, r1_gamma=0.0, pl_weight=0.0, style_mixing=0.0)
+  with c.unlocked():
+    c.step_order = "g_then_d"
+  mesh, eng = gan.setup(c)
+  state = jax.jit(eng.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
+  before = _copy(state)
+  real = eng.real_batch(0)
+  rng = parallel.step_rng(c.seed, 0)
+  state, _ = eng.jitted_step(state, real, rng)
+
+  d_key, g_key = jax.random.split(rng)
+  buffers = before.generator_buffers
+  discriminate = lambda p, x: eng.disc.apply({"params": p}, x)[0]
+  _, z, kwargs, noise_key = eng.draw(g_key, c.batch_size)
+  g_before = {"generator": before.params["generator"]}
+  g_grads = jax.grad(lambda p: gan.nonsaturating_g_loss(discriminate(
+      before.params["discriminator"], eng.gen.apply(p["generator"], buffers, z, noise_key, **kwargs))))(g_before)
+  updates, _ = eng.g_optimizer.update(g_grads, before.opt_state["generator"], g_before)
+  g_want = jax.tree.map(lambda p, u: p + u, g_before, updates)
+  jax.tree.map(lambda w, g: np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-3), _copy(g_want["generator"]),
+               _copy(state.params["generator"]))
+
+  _, z, kwargs, noise_key = eng.draw(d_key, c.batch_size)
+  fake = eng.gen.apply(g_want["generator"], buffers, z, noise_key, **kwargs)
+  d_before = {"discriminator": before.params["discriminator"]}
+  d_grads = jax.grad(lambda p: gan.nonsaturating_d_loss(discriminate(p["discriminator"], real),
+                                                        discriminate(p["discriminator"], fake)))(d_before)
+  updates, _ = eng.d_optimizer.update(d_grads, before.opt_state["discriminator"], d_before)
+  d_want = jax.tree.map(lambda p, u: p + u, d_before, updates)
+  jax.tree.map(lambda w, g: np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-3), _copy(d_want["discriminator"]),
+               _copy(state.params["discriminator"]))
+
+
+def test_an_unknown_step_order_is_named():
+  c = tiny_shapes3d_config()
+  with c.unlocked():
+    c.step_order = "g_first"
+  with pytest.raises(ValueError, match=r"config.step_order='g_first': one of \('d_then_g', 'g_then_d'\)"):
+    gan.setup(c)
+
+
 @pytest.mark.parametrize("name,dataset", [("shapes3d", "shapes3d"), ("shapes3d-v1", "shapes3d"),
                                           ("dsprites-v12", "dsprites")])
 def test_a_testbeds_dataset_is_its_name_without_the_version(name, dataset):

@@ -1,5 +1,5 @@
 """The GAN engine every GAN-training method runs (`methods.gan`, `methods.infogan`; PS-SC and UD-GAN plug in through
-`GANTerms`): a jitted, sharded D-then-G step over any generator family and discriminator. Shared code of methods/,
+`GANTerms`): a jitted, sharded D-then-G (or G-then-D: `step_order`) step over any generator family and discriminator. Shared code of methods/,
 like `_common` — no method module imports another.
 
 Losses and regularisers (`losses.gan`), as rosinality's `train.py` (StyleGAN2):
@@ -62,6 +62,7 @@ from ganlatent_jax.training import loop
 EXPORT_DIR = "generator"          # the EMA generator, as a converted generator dir, written at the end of training
 SAMPLES_STREAM = 1234            # key(config.seed + this): the sample sheets' latents (the same at every log step)
 GENERATOR, DISCRIMINATOR = "generator", "discriminator"
+STEP_ORDERS = ("d_then_g", "g_then_d")   # config.step_order: which network's phase of an iteration comes first
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -245,10 +246,14 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
 
   Config keys: batch_size, architecture (family + make_config args, learning_rate, random_noise), discriminator
   (kind, width, ..., learning_rate), beta1, beta2 (a part's own `beta1`/`beta2` override them), r1_gamma, r1_every, ema_decay; optional (StyleGAN2): pl_weight,
-  pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off), g_lazy_every (G's Adam correction without a
+  pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off), step_order ('d_then_g' when absent), g_lazy_every (G's Adam correction without a
   G regulariser, upstream StyleGAN2-TF's G_reg_interval; absent = pl_every, or none).
   """
   parallel.check_batch_size(config.batch_size, mesh)
+  step_order = config.get("step_order", "d_then_g")
+  if step_order not in STEP_ORDERS:
+    raise ValueError(f"config.step_order={step_order!r}: one of {STEP_ORDERS} (D's phase first, as rosinality's "
+                     f"train.py, or G's, as upstream StyleGAN2-TF and PS-SC)")
   gen = make_generator_spec(config.architecture)
   terms = terms_factory(gen) if terms_factory is not None else GANTerms(gen.info.latent_dim)
   regs = Regularisers.from_config(config, gen, terms)
@@ -302,13 +307,13 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
     return optax.apply_updates(group, updates), opt_state
 
   # One jitted step: D's adversarial update, D's lazy R1 update (its own step, as upstream), G's adversarial update
-  # against the updated D, G's lazy path-length update, EMA. One dispatch per iteration, and the regularisation passes
-  # sit in `lax.cond`s, so steps without them do not compute them.
-  def step_fn(state: State, real: jax.Array, rng: jax.Array):
-    d_key, g_key = jax.random.split(rng)
+  # against the updated D, G's lazy path-length update, EMA — or G's phase first (`step_order='g_then_d'`, upstream
+  # StyleGAN2-TF's training loop, so PS-SC's: D then judges the updated G's images). One dispatch per iteration,
+  # and the regularisation passes sit in `lax.cond`s, so steps without them do not compute them.
+  def d_phase(state: State, params, real, d_key):
+    """D's updates on the batch's fresh fakes of G in `params`: (D's group, its optimizer state, metrics)."""
     batch = real.shape[0]
     buffers = state.generator_buffers
-    params = state.params
     d_group = {k: params[k] for k in groups[DISCRIMINATOR]}
     latents, z, kwargs, noise_key = draw(d_key, batch)
     fake = jax.lax.stop_gradient(gen.apply(params[GENERATOR], buffers, z, noise_key, **kwargs))
@@ -338,8 +343,11 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
           state.step % regs.r1_every == 0, r1_update,
           lambda operand: (*operand, jnp.zeros((), jnp.float32)), (d_group, d_opt_state))
       d_metrics["d/r1"] = r1  # 0 on the steps without the penalty
+    return d_group, d_opt_state, d_metrics
 
-    params = {**params, **d_group}
+  def g_phase(state: State, params, batch, g_key):
+    """G's updates against D in `params`: (G's group, its optimizer state, the path-length mean, metrics)."""
+    buffers = state.generator_buffers
     g_group = {k: params[k] for k in groups[GENERATOR]}
 
     def g_loss_fn(group):
@@ -380,12 +388,25 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
           lambda operand: (*operand, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
           (g_group, g_opt_state, pl_mean))
       g_metrics.update({"g/path_length_penalty": pl_penalty, "g/path_length": pl_length, "g/path_length_mean": pl_mean})
+    return g_group, g_opt_state, pl_mean, g_metrics
 
-    params = {**params, **g_group}
+  def step_fn(state: State, real: jax.Array, rng: jax.Array):
+    d_key, g_key = jax.random.split(rng)
+    params = state.params
+    if step_order == "d_then_g":
+      d_group, d_opt_state, d_metrics = d_phase(state, params, real, d_key)
+      params = {**params, **d_group}
+      g_group, g_opt_state, pl_mean, g_metrics = g_phase(state, params, real.shape[0], g_key)
+      params = {**params, **g_group}
+    else:
+      g_group, g_opt_state, pl_mean, g_metrics = g_phase(state, params, real.shape[0], g_key)
+      params = {**params, **g_group}
+      d_group, d_opt_state, d_metrics = d_phase(state, params, real, d_key)
+      params = {**params, **d_group}
     ema = ema_update(state.generator_ema, params[GENERATOR], ema_decay_at(state.step, config.ema_decay))
     new_state = state.replace(
         step=state.step + 1, params=params,
-        batch_stats={"generator_ema": ema, "generator_buffers": buffers, "path_length_mean": pl_mean},
+        batch_stats={"generator_ema": ema, "generator_buffers": state.generator_buffers, "path_length_mean": pl_mean},
         opt_state={GENERATOR: g_opt_state, DISCRIMINATOR: d_opt_state})
     return new_state, {**d_metrics, **g_metrics}
 

@@ -29,7 +29,8 @@ RUN_CONTROL = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpo
 # The value of a key, for runs trained before the key existed, that reproduces their behaviour.
 LEGACY_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     # Q's head was a plain Dense until 2026-12-04 (`recognizer.aux_equalized`, upstream's head_ps_sc is equalized).
-    "pssc": {"recognizer.aux_equalized": False},
+    # ... and D's phase of an iteration came first, the GAN engine's default (`step_order`, upstream's G first).
+    "pssc": {"recognizer.aux_equalized": False, "step_order": "d_then_g"},
 }
 
 _ABSENT = object()
