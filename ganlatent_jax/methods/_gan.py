@@ -1,6 +1,6 @@
 """The GAN engine every GAN-training method runs (`methods.gan`, `methods.infogan`; PS-SC and UD-GAN plug in through
-`GANTerms`): a jitted, sharded D-then-G (or G-then-D: `step_order`) step over any generator family and discriminator. Shared code of methods/,
-like `_common` — no method module imports another.
+`GANTerms`): a jitted, sharded D-then-G (or G-then-D: `step_order`) step over any generator family and
+discriminator. Shared code of methods/, like `_common` — no method module imports another.
 
 Losses and regularisers (`losses.gan`), as rosinality's `train.py` (StyleGAN2):
   * the non-saturating logistic loss (D: softplus(D(G(z))) + softplus(-D(x)); G: softplus(-D(G(z))));
@@ -245,9 +245,10 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
   """Builds the pure init function and the jitted step from a run config.
 
   Config keys: batch_size, architecture (family + make_config args, learning_rate, random_noise), discriminator
-  (kind, width, ..., learning_rate), beta1, beta2 (a part's own `beta1`/`beta2` override them), r1_gamma, r1_every, ema_decay; optional (StyleGAN2): pl_weight,
-  pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off), step_order ('d_then_g' when absent), g_lazy_every (G's Adam correction without a
-  G regulariser, upstream StyleGAN2-TF's G_reg_interval; absent = pl_every, or none).
+  (kind, width, ..., learning_rate), beta1, beta2 (a part's own `beta1`/`beta2` override them), r1_gamma, r1_every,
+  ema_decay; optional: step_order ('d_then_g' when absent, `STEP_ORDERS`), g_lazy_every (G's Adam correction without
+  a G regulariser, upstream StyleGAN2-TF's G_reg_interval; absent = pl_every, or none); optional (StyleGAN2):
+  pl_weight, pl_every, pl_batch_shrink, pl_decay, style_mixing (absent = off).
   """
   parallel.check_batch_size(config.batch_size, mesh)
   step_order = config.get("step_order", "d_then_g")
