@@ -423,18 +423,23 @@ def test_w_regularisers_are_refused_for_a_generator_without_w():
     gan.setup(c)
 
 
-@pytest.mark.slow  # ~60 s idle: the jitted step plus an eager hand replay of its D half
-def test_lazy_passes_are_separate_updates_as_upstream():
-  """Step 0 (a regularisation step for both): D's adversarial update, then an R1 update of the updated D; G's
-  adversarial update, then a path-length update whose running mean starts from 0. Replayed here by hand."""
-  c = tiny_shapes3d_config(num_devices=2, r1_every=2, pl_weight=2.0, pl_every=2, pl_batch_shrink=2, style_mixing=0.0)
+def _first_step(c):
+  """(engine, state before, real batch, step key, state after, metrics) of step 0 of the engine built from `c`."""
   mesh, eng = gan.setup(c)
   state = jax.jit(eng.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
   before = _copy(state)
   real = eng.real_batch(0)
   rng = parallel.step_rng(c.seed, 0)
   state, metrics = eng.jitted_step(state, real, rng)
-  metrics = jax.device_get(metrics)
+  return eng, before, real, rng, state, jax.device_get(metrics)
+
+
+@pytest.mark.slow  # ~60 s idle: the jitted step plus an eager hand replay of its D half
+def test_lazy_passes_are_separate_updates_as_upstream():
+  """Step 0 (a regularisation step for both): D's adversarial update, then an R1 update of the updated D; G's
+  adversarial update, then a path-length update whose running mean starts from 0. Replayed here by hand."""
+  c = tiny_shapes3d_config(num_devices=2, r1_every=2, pl_weight=2.0, pl_every=2, pl_batch_shrink=2, style_mixing=0.0)
+  eng, before, real, rng, state, metrics = _first_step(c)
 
   d_key, g_key = jax.random.split(rng)
   _, z, kwargs, noise_key = eng.draw(d_key, c.batch_size)
@@ -471,12 +476,7 @@ def test_g_then_d_updates_g_against_the_old_d_and_d_on_the_updated_gs_fakes():
   c = tiny_shapes3d_config(num_devices=2, r1_gamma=0.0, pl_weight=0.0, style_mixing=0.0)
   with c.unlocked():
     c.step_order = "g_then_d"
-  mesh, eng = gan.setup(c)
-  state = jax.jit(eng.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
-  before = _copy(state)
-  real = eng.real_batch(0)
-  rng = parallel.step_rng(c.seed, 0)
-  state, _ = eng.jitted_step(state, real, rng)
+  eng, before, real, rng, state, _ = _first_step(c)
 
   d_key, g_key = jax.random.split(rng)
   buffers = before.generator_buffers

@@ -42,10 +42,8 @@ class NonFiniteError(FloatingPointError):
 
 
 def save_config(config, workdir: str) -> None:
-  if hasattr(config, "to_json_best_effort"):
-    io.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2, sort_keys=True))
-  else:
-    io.write_json(os.path.join(workdir, "config.json"), config, sort_keys=True)
+  """workdir/config.json: the record `run_config.check_matches_run` compares a resume's config with."""
+  io.write_json(os.path.join(workdir, "config.json"), run_config.as_json(config), sort_keys=True)
 
 
 @jax.jit
