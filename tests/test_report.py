@@ -351,6 +351,8 @@ def test_pssc_table_plan_covers_every_row_and_the_selection_seeds(tmp_path):
     seed = run.workdir[-1]
     assert f"--config.seed={seed}" in run.command and "--config.steps=50" in run.command
     assert "--config.batch_size=8" in run.command and run.done == os.path.join(run.workdir, "metrics.json")
+    dataset = os.path.relpath(run.workdir, tmp_path).split(os.sep)[0]   # one classifier cache per dataset, all rows
+    assert f"--config.evaluation.generated_domain.classifier_dir={tmp_path / dataset}" in run.command
   by_dir = {os.path.relpath(r.workdir, tmp_path): r.command for r in runs}
   assert "--config=configs/infogan_3dshapes.py" in by_dir["3dshapes/infogan/seed1"]
   ps_only = [a for a in by_dir["3dshapes/ps_only/seed0"] if a.startswith("--config.architecture.modules=")]
