@@ -24,7 +24,7 @@ def get_config(arg=None):
   c.generator = "testbed:shapes3d"   # a rosinality .pt, a converted dir, or testbed:NAME
   c.generator_format = ""            # force a checkpoint format ('' = auto-detect)
   c.num_directions = 10
-  c.variant = "genforce"             # 'genforce' | 'rosinality' | 'first_layer'
+  c.variant = "genforce"             # 'genforce' | 'rosinality' | 'sre' | 'first_layer'
   c.layers = "all"                   # W+ slots for 'genforce': 'all', 'a-b' or 'i,j,k'
   c.seed = 0
   c.truncation = 0.7                 # the pictures' ψ in W (1.0 = none)

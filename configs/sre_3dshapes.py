@@ -44,6 +44,8 @@ def get_config(arg=None):
 
   c.init = ml_collections.ConfigDict()
   c.init.method = "sefa"               # 'sefa' | 'ganspace' | 'random' | 'file'
+  # 'genforce' (the SeFa authors' code; the README's SRE rows) | 'sre' (SRE's upstream start: rosinality's stack
+  # without its last layer, `directions.closed_form`) | 'rosinality' | 'first_layer' (an oracle's A)
   c.init.sefa_variant = "genforce"
   c.init.layers = "all"
   c.init.ganspace_samples = 100_000

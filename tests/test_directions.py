@@ -112,12 +112,17 @@ def test_sefa_genforce_equals_numpy(gen, upstream_state, layers):
   assert directions.space == ("w" if layers is None else "w+")
 
 
-def test_sefa_rosinality_equals_numpy_svd(gen, upstream_state):
-  # closed_form_factorization.py: keys with 'modulation' and 'weight', without 'to_rgbs' (to_rgb1 stays in).
+@pytest.mark.parametrize("variant", ["rosinality", "sre"])
+def test_sefa_rosinality_equals_numpy_svd(gen, upstream_state, variant):
+  # closed_form_factorization.py: keys with 'modulation' and 'weight', without 'to_rgbs' (to_rgb1 stays in), in the
+  # checkpoint's state_dict order; SRE's train_closed_form stacks all of them but the last (`weight_mat[:-1]`).
   keys = [k for k in upstream_state if "modulation" in k and "to_rgbs" not in k and "weight" in k]
+  if variant == "sre":
+    assert keys[-1].startswith("convs.") and "to_rgb1.conv.modulation.weight" in keys
+    keys = keys[:-1]
   stacked = np.concatenate([upstream_state[k] for k in keys], axis=0).astype(np.float64)
   _, singular, vt = np.linalg.svd(stacked)
-  directions, eigenvalues = dirs.sefa(gen, 4, variant="rosinality")
+  directions, eigenvalues = dirs.sefa(gen, 4, variant=variant)
   np.testing.assert_allclose(eigenvalues, singular ** 2, rtol=1e-5)
   _assert_same_up_to_sign(directions.matrix, vt.T[:, :4].astype(np.float32))
 
@@ -129,6 +134,8 @@ def test_sefa_errors(gen):
     dirs.sefa(gen, 3, layers=[0, 2])
   with pytest.raises(ValueError, match="out of range"):
     dirs.sefa(gen, 3, layers=[8])
+  with pytest.raises(ValueError, match="'sre' stacks a fixed set"):
+    dirs.sefa(gen, 3, variant="sre", layers=[0])
 
 
 # --- GANSpace -----------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ Variants:
   'rosinality' (closed_form_factorization.py): the raw modulation weights of every layer whose upstream key contains
                'modulation' but not 'to_rgbs' (so conv1, convs.* and — an upstream quirk kept on purpose — to_rgb1),
                stacked as outputs × latent_dim; directions = right singular vectors, eigenvalues = σ².
+  'sre'        (SRE's upstream start, VSSILPA/disentagled_latent_dirs `train_closed_form`): 'rosinality' without
+               the last of those layers (its `weight_mat[:-1]`, the last `convs.*`). On testbed:shapes3d its first ten
+               directions meet genforce's at |cos| 1.00, 1.00, 0.99, 0.90, then 0.16–0.63; rosinality's at 0.96–1.00.
   'first_layer' for generators whose latent enters one linear map (SN-GAN's first Linear, ProgGAN's 4×4 conv on the
                1×1 latent, DCGAN's projection, BigGAN's gen_z restricted to the z rows, an oracle's A): that map as
                latent_dim × outputs, columns L2-normalised as genforce does, eigenvectors of W·Wᵀ.
@@ -25,7 +28,7 @@ import numpy as np
 from ganlatent_jax.directions.base import Directions
 from ganlatent_jax.generators.base import Generator
 
-VARIANTS = ("genforce", "rosinality", "first_layer")
+VARIANTS = ("genforce", "rosinality", "sre", "first_layer")
 
 
 def _params(gen: Generator):
@@ -149,12 +152,13 @@ def sefa(gen: Generator, k: int, variant: str = "genforce", layers: Sequence[int
     raise ValueError(f"SeFa variant={variant!r}; expected one of {VARIANTS}")
   if order not in ("sorted", "upstream"):
     raise ValueError(f"SeFa order={order!r}; expected 'sorted' or 'upstream'")
-  if order == "upstream" and variant == "rosinality":
+  stacked_svd = variant in ("rosinality", "sre")   # rosinality's layout: raw stacked kernels, right singular vectors
+  if order == "upstream" and stacked_svd:
     raise ValueError("SeFa order='upstream' reproduces genforce's sefa.py: variant 'genforce' or 'first_layer'")
   family = gen.info.family
-  if (variant == "rosinality" and family != "stylegan2") or (variant == "genforce" and family not in SLOT_KERNELS):
+  if (stacked_svd and family != "stylegan2") or (variant == "genforce" and family not in SLOT_KERNELS):
     raise ValueError(f"SeFa variant {variant!r} needs a StyleGAN generator "
-                     f"({'stylegan2' if variant == 'rosinality' else sorted(SLOT_KERNELS)}; got {family}); "
+                     f"({'stylegan2' if stacked_svd else sorted(SLOT_KERNELS)}; got {family}); "
                      f"use variant='first_layer'")
   eig = _eig_upstream if order == "upstream" else (lambda w: _eig_sorted(_normalize_columns(w)))
   if variant == "genforce":
@@ -165,10 +169,11 @@ def sefa(gen: Generator, k: int, variant: str = "genforce", layers: Sequence[int
       raise ValueError(f"SeFa layers {bad} out of range: the generator has W+ slots 0..{len(kernels) - 1}")
     vectors, values = eig(np.concatenate([np.asarray(kernels[i], np.float64) for i in chosen], axis=1))
     space, layer_range = _space_for_layers(chosen, len(kernels))
-  elif variant == "rosinality":
+  elif stacked_svd:
     if layers is not None:
-      raise ValueError("SeFa variant 'rosinality' always uses all modulation layers; layers= is for 'genforce'")
-    stacked = np.concatenate(_stylegan2_rosinality_kernels(gen), axis=1).T  # outputs × latent_dim
+      raise ValueError(f"SeFa variant {variant!r} stacks a fixed set of modulation layers; layers= is for 'genforce'")
+    kernels = _stylegan2_rosinality_kernels(gen)
+    stacked = np.concatenate(kernels[:-1] if variant == "sre" else kernels, axis=1).T  # outputs × latent_dim
     _, singular, vt = np.linalg.svd(stacked, full_matrices=False)
     vectors, values = vt.T, singular ** 2
     space, layer_range = "w", None

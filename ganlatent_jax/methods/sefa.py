@@ -10,9 +10,9 @@ from typing import Any
 
 from ganlatent_jax import directions as directions_lib
 from ganlatent_jax import io
+from ganlatent_jax.directions.closed_form import VARIANTS  # noqa: F401 (public: the config's choices)
 from ganlatent_jax.methods import _common
 
-VARIANTS = ("genforce", "rosinality", "first_layer")
 # key(config.seed + offset) of each random draw of a run.
 STREAMS = dict(pictures=0, w_avg=1, evaluation=17)
 
