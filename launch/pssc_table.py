@@ -279,6 +279,20 @@ def markdown(tables: dict, datasets) -> str:
                      for dataset in datasets)
 
 
+def selections_markdown(selections: dict) -> str:
+  """One line per dataset: which PS-SC seeds the TPL selection kept, in rank order, and why the others were left out
+  (a selection that keeps nothing — every model below the active-code floor — says so instead of a missing row)."""
+  lines = []
+  for dataset, selection in selections.items():
+    ranked = ", ".join(f"{r['name']} (TPL {r[selection['key']]:.3f}, {r['num_active']} active)"
+                       for r in selection["ranked"])
+    excluded = ", ".join(f"{name} ({reason})" for name, reason in sorted(selection["excluded"].items()))
+    kept = ", ".join(selection["selected"]) or "none"
+    lines.append(f"* {dataset} {SELECTED}: kept {kept}; ranked by TPL: {ranked or 'none'}; "
+                 f"excluded: {excluded or 'none'} (min_active = {selection['min_active']})")
+  return "\n".join(lines)
+
+
 def main(argv=None) -> int:
   parser = table_runs.table_parser(__doc__)
   parser.add_argument("--datasets", default="3dshapes,dsprites")
@@ -300,6 +314,8 @@ def main(argv=None) -> int:
   tables, selections = aggregate(args.out, datasets, seeds, args.select_from, args.min_active)
   masks = mask_records(args.out, datasets, seeds)
   text = markdown(tables, datasets)
+  if selections:
+    text += "\n\nThe TPL selection (PS-SC seeds 0…select_from − 1 finished so far):\n\n" + selections_markdown(selections)
   if masks:
     text += "\n\nSC mask areas (untrained ≈ 0.03) beside each code's TPL:\n\n" + masks_markdown(masks)
     curves = mask_curves_markdown(masks)

@@ -380,6 +380,14 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   assert table["InfoGAN (ours)"]["FactorVAE"] == [0.5] and table["InfoGAN (ours)"]["TPL"] == []
   text = launcher.markdown(tables, ["3dshapes"])
   assert "| PS-SC + TPL | 0.850 ± 0.071 | 0.100 ± 0.000 | 0.085 ± 0.007 |" in text and text.count("93.41 ± 3.34") == 1
+  line = launcher.selections_markdown(selections)
+  assert line.startswith("* 3dshapes PS-SC + TPL: kept seed3, seed2; ranked by TPL: seed3 (TPL 2.000, 6 active), "
+                         "seed2 (TPL 5.000, 7 active)")
+  assert "excluded: seed1 (3 active dims < min_active=6) (min_active = 6)" in line   # 0 = the dataset's 6 factors
+  # every model below the floor: the line says nothing was kept (the table has no "+ TPL" row then)
+  _, none_kept = launcher.aggregate(out, ["3dshapes"], [0, 1], select_from=5, min_active=9)
+  line = launcher.selections_markdown(none_kept)
+  assert "kept none; ranked by TPL: none" in line and "seed1 (3 active dims < min_active=9)" in line
   assert ("| InfoGAN (ours) | 0.500 ± 0.000 | 0.200 ± 0.000 | — | — | — | 0.050 ± 0.000 | 0.020 ± 0.000 | 0.600 ± 0.000 "
           "| 0.300 ± 0.000 | 0.010 ± 0.000 "
           "| 1 | — |") in text
