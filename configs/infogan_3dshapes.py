@@ -21,15 +21,17 @@ def add_infogan(c, num_codes):
                                              learn_std=False))
   c.discriminator.aux_hidden = 128
   c.style_mixing = 0.0   # a mixed image no longer shows one code: InfoGAN's Q could not read it back
-  # MIG / FactorVAE of the Q-head representation of real images of the training data at the end
-  # (disentanglement_lib uses 10000 / 10000 / 5000 points); β-VAE's budget for the UD-GAN table's InfoGAN row
+  # MIG / FactorVAE / DCI of the Q-head representation of real images of the training data at the end
+  # (disentanglement_lib's budgets: 10000 MIG points, 10000 / 5000 FactorVAE votes, DCI on 10000 / 5000 images, the
+  # PS-SC table's rows use 2000 / 1000); β-VAE's budget for the UD-GAN table's InfoGAN row
   # (--config.evaluation.metrics='("beta_vae","factor_vae","mig")', as UD-GAN's configs).
   c.evaluation = ml_collections.ConfigDict(dict(
-      enabled=True, metrics=("mig", "factor_vae"),
+      enabled=True, metrics=("mig", "factor_vae", "dci"),
       protocol=ml_collections.ConfigDict(dict(mig_num_points=10000, factor_vae_batch_size=64,
                                               factor_vae_num_train=10000, factor_vae_num_eval=5000,
                                               factor_vae_num_variance=10000, beta_vae_batch_size=64,
-                                              beta_vae_num_train=2000, beta_vae_num_eval=1000))))
+                                              beta_vae_num_train=2000, beta_vae_num_eval=1000,
+                                              dci_num_train=10000, dci_num_test=5000))))
   return common.code_generated_domain(c)
 
 
@@ -39,7 +41,7 @@ def quick_infogan(c):
   c.discriminator.aux_hidden = 8
   c.evaluation.protocol.update(mig_num_points=200, factor_vae_batch_size=8, factor_vae_num_train=8,
                                factor_vae_num_eval=4, factor_vae_num_variance=200, beta_vae_batch_size=8,
-                               beta_vae_num_train=20, beta_vae_num_eval=10)
+                               beta_vae_num_train=20, beta_vae_num_eval=10, dci_num_train=64, dci_num_test=64)
   common.quick_code_generated_domain(c)
   return c
 

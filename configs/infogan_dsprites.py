@@ -4,7 +4,7 @@
   python -m ganlatent_jax.main --config=configs/infogan_dsprites.py:quick --workdir=/tmp/infogan_quick   # seconds
 
 Five continuous codes c ~ U(−1, 1) (dSprites has five varying factors) and 11 noise dims. At the end: traversal PNGs
-per code, samples, the EMA generator and metrics.json (MIG, FactorVAE of the Q-head representation; the codes'
+per code, samples, the EMA generator and metrics.json (MIG, FactorVAE, DCI of the Q-head representation; the codes'
 generated-domain scores with the probe and random rows).
 
 Recipe: the testbed's (configs/gan_dsprites.py: G's Adam at lr 1e-4, β (0.7071, 0.995), D at DCGAN's 2e-4, β1 0.5),

@@ -31,7 +31,7 @@ from ganlatent_jax.methods import _common, _gan, _gan_data
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
 STREAMS = dict(init=0, evaluation=0, traversals=7, generated_domain=17, samples=_gan.SAMPLES_STREAM)
-EVALUATION_METRICS = ("mig", "factor_vae", "beta_vae")
+EVALUATION_METRICS = ("mig", "factor_vae", "beta_vae", "dci")
 State = _gan.State   # the engine's: params {'generator', 'discriminator' (with the Q head)}, batch_stats, opt_state
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -149,7 +149,7 @@ def make_represent_fn(engine: _gan.Engine, state: _gan.State):
 
 
 def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
-  """MIG, FactorVAE (and β-VAE when asked) scores of the Q-head representation on the training dataset."""
+  """MIG, FactorVAE, DCI (and β-VAE when asked) scores of the Q-head representation on the training dataset."""
   metrics = tuple(config.evaluation.metrics)
   if not metrics or set(metrics) - set(EVALUATION_METRICS):
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
