@@ -328,3 +328,16 @@ def test_the_task_check_at_step_zero_over_taps(capsys):
   assert [line.split(" | ")[:2] for line in lines[2:]] == [["| conv1", "initial"], ["| conv1", "random"]]
   with pytest.raises(SystemExit):
     launcher.main([f"--config={config}"])   # --config without --taps
+
+
+def test_training_is_bit_reproducible_across_runs_and_a_resume(tmp_path):
+  # Two oracle runs of one seed (2026-12-04) gave different LatentCLR directions; a rerun and a resume must not.
+  def model_bytes(workdir, steps):
+    config = _tiny(_load_config("latentclr_ffhq"), STYLEGAN2, steps=steps, checkpoint_every=2, image_every=0)
+    config.evaluation.enabled = False
+    latentclr.train(config, str(workdir))
+    return (workdir / "model.msgpack").read_bytes()
+
+  straight = model_bytes(tmp_path / "straight", 4)
+  model_bytes(tmp_path / "resumed", 2)   # a second run of the same seed, stopped at step 2 …
+  assert model_bytes(tmp_path / "resumed", 4) == straight   # … and resumed to step 4
