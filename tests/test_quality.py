@@ -166,3 +166,25 @@ def test_quality_targets_say_which_target_is_met(report, met):
   assert [t[1] for t in targets] == met
   assert targets[1][2].startswith(f"{report['frechet_distance']:.4g} = {report['frechet_distance'] / 100:.1f}×")
   assert ("lowest: b" in targets[3][2])
+
+
+def test_a_cached_classifier_keeps_its_training_accuracy(tmp_path, classifier):
+  # Before 2026-12-05 the cache held the params only: every run or `evaluate` that read it reported no training
+  # accuracy (the labels' quality) — the re-evaluated PS-SC cells lost their record of it.
+  path = str(tmp_path / "classifier.msgpack")
+  quality.save_classifier(classifier, path)
+  loaded = quality.load_or_train_classifier(Squares(), path, width=8, feature_dim=32)
+  assert loaded.train_accuracy == classifier.train_accuracy and len(loaded.train_accuracy) == 3
+  images = Squares().sample(16, np.random.RandomState(0))[1]
+  np.testing.assert_array_equal(loaded.predict(images)[0][0], classifier.predict(images)[0][0])
+  (tmp_path / "classifier.json").unlink()   # a cache of before: the params alone
+  assert quality.load_or_train_classifier(Squares(), path, width=8, feature_dim=32).train_accuracy == ()
+
+
+def test_a_cached_classifier_of_other_factors_is_refused_naming_the_record(tmp_path, classifier):
+  path = str(tmp_path / "classifier.msgpack")
+  quality.save_classifier(classifier, path)
+  class Renamed(Squares):
+    factor_names = ("grey", "row", "col")
+  with pytest.raises(ValueError, match=r"classifier\.json.*\['level', 'row', 'col'\]"):
+    quality.load_or_train_classifier(Renamed(), path, width=8, feature_dim=32)

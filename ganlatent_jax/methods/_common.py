@@ -335,7 +335,8 @@ def generated_domain_labeller(config, workdir: str, gen: generators.Generator, s
     classifier = quality.load_or_train_classifier(dataset, path, steps=steps, seed=0)
   return (generated_domain.ClassifierLabeller(classifier, dataset),
           {"labels": "classifier", "classifier": path, "classifier_steps": steps,
-           "classifier_train_accuracy": None if cached else list(classifier.train_accuracy)})
+           # None: read from a cache written before caches kept their training record
+           "classifier_train_accuracy": list(classifier.train_accuracy) or None})
 
 
 def generated_domain_evaluation(config, workdir: str, sampler: sampling.Sampler,

@@ -21,6 +21,8 @@ are measured on the images whose predicted factors make it identifiable, out of 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
@@ -132,14 +134,24 @@ def train_factor_classifier(dataset, *, steps: int = 1500, batch_size: int = 64,
                           train_accuracy=train_accuracy)
 
 
+def training_record_path(path: str) -> str:
+  """The JSON beside a cached classifier that keeps its training accuracy per factor (the labels' quality: a run that
+  reads the cache reports it as the run that trained it did)."""
+  return os.path.splitext(path)[0] + ".json"
+
+
 def save_classifier(classifier: FactorClassifier, path: str) -> None:
-  """Atomically (a cache another run may read while this one writes)."""
+  """Atomically (a cache another run may read while this one writes): the params, then the training record."""
   from ganlatent_jax import io
   io.save_variables(path, jax.device_get(classifier.params))
+  io.write_json(training_record_path(path), {"factor_names": list(classifier.factor_names),
+                                             "train_accuracy": list(classifier.train_accuracy)})
 
 
 def load_or_train_classifier(dataset, path: str | None = None, **train_kwargs) -> FactorClassifier:
-  """The classifier cached at `path` (params only; trained with the same kwargs), else trained and saved there."""
+  """The classifier cached at `path` (params, and its training accuracy when the cache has the record: caches
+  written before 2026-12-05 have none, `train_accuracy` is then ()), trained with the same kwargs; else trained and
+  saved there."""
   import flax.serialization
   from ganlatent_jax import io
   if path and io.exists(path):
@@ -147,7 +159,13 @@ def load_or_train_classifier(dataset, path: str | None = None, **train_kwargs) -
     net = FactorClassifierNet(num_values=num_values, width=train_kwargs.get("width", 32),
                               feature_dim=train_kwargs.get("feature_dim", 128))
     params = flax.serialization.msgpack_restore(io.read_bytes(path))
-    return FactorClassifier(net=net, params=params, factor_names=tuple(dataset.factor_names))
+    record_path = training_record_path(path)
+    record = json.loads(io.read_text(record_path)) if io.exists(record_path) else {}
+    if record and list(record["factor_names"]) != list(dataset.factor_names):
+      raise ValueError(f"{record_path}: a classifier of factors {record['factor_names']}, not the dataset's "
+                       f"{list(dataset.factor_names)}")
+    return FactorClassifier(net=net, params=params, factor_names=tuple(dataset.factor_names),
+                            train_accuracy=tuple(float(a) for a in record.get("train_accuracy", ())))
   classifier = train_factor_classifier(dataset, **train_kwargs)
   if path:
     save_classifier(classifier, path)
