@@ -47,11 +47,11 @@ def gan_costs(overrides: dict) -> dict:
   """FLOPs of one engine step of configs/gan_3dshapes.py with the given regularisers, and the trainable sizes."""
   import jax
   from ganlatent_jax import cli
-  from ganlatent_jax.methods import _gan
+  from ganlatent_jax.methods import _gan_run
   c = cli.load_config(os.path.join(ROOT, "configs", "gan_3dshapes.py"))
   c.num_devices = 1
   c.update(overrides)
-  mesh, engine = _gan.setup(c)
+  mesh, engine = _gan_run.setup(c)
   state = jax.eval_shape(engine.init_fn, jax.random.key(0))
   size = int(c.architecture.size)
   real = jax.ShapeDtypeStruct((int(c.batch_size), size, size, 3), jax.numpy.float32)

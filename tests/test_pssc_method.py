@@ -11,7 +11,7 @@ import pytest
 
 from ganlatent_jax import cli, parallel
 from ganlatent_jax.generators import pssc as pssc_generators
-from ganlatent_jax.methods import _gan, pssc
+from ganlatent_jax.methods import _gan_run, pssc
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 IMAGE_SHAPE = (16, 16, 1)
@@ -116,14 +116,14 @@ def test_represent_fn_feeds_each_call_whole_and_pads_to_the_stddev_group():
 @pytest.mark.parametrize("name, codes", [("pssc_3dshapes", [0, 1, 2, 3]), ("pssc_dsprites", [])])
 def test_mask_pictures_cover_the_codes_of_sc_modules(name, codes):
   config = _quick(name)
-  _, engine = _gan.setup(config, pssc.terms_factory(config))
+  _, engine = _gan_run.setup(config, pssc.terms_factory(config))
   assert pssc_generators.spatial_codes(engine.gen.module) == codes
 
 
 @pytest.mark.parametrize("name", ["pssc_3dshapes", "pssc_dsprites"])
 def test_mask_area_summary_averages_each_sc_codes_mask_over_codes_and_pixels(name):
   config = _quick(name)
-  _, engine = _gan.setup(config, pssc.terms_factory(config))
+  _, engine = _gan_run.setup(config, pssc.terms_factory(config))
   generator = pssc_generators.build(engine.gen.config, pssc_generators.init_variables(engine.gen.config,
                                                                                       jax.random.key(0)))
   summary = pssc_generators.mask_area_summary(generator, jax.random.key(3), num=6)
@@ -145,7 +145,7 @@ def test_mask_area_summary_averages_each_sc_codes_mask_over_codes_and_pixels(nam
 @pytest.mark.parametrize("name", ["pssc_3dshapes", "pssc_dsprites"])
 def test_mask_area_log_fn_logs_the_ema_generators_mask_areas(name):
   config = _quick(name)
-  _, engine = _gan.setup(config, pssc.terms_factory(config))
+  _, engine = _gan_run.setup(config, pssc.terms_factory(config))
   log_fn = pssc.mask_area_log_fn(engine, config)
   codes = pssc_generators.spatial_codes(engine.gen.module)
   if not codes:
@@ -158,7 +158,7 @@ def test_mask_area_log_fn_logs_the_ema_generators_mask_areas(name):
   logged = log_fn(state)
   code_key, noise_key = jax.random.split(jax.random.key(int(config.seed) + pssc.STREAMS["masks"]))
   z = jax.random.normal(code_key, (pssc.MASK_LOG_SAMPLES, engine.terms.latent_dim))
-  want = np.asarray(pssc_generators.mask_areas(_gan.ema_generator(engine, state), z, noise_rng=noise_key))
+  want = np.asarray(pssc_generators.mask_areas(_gan_run.ema_generator(engine, state), z, noise_rng=noise_key))
   assert sorted(logged) == sorted(f"masks/area_code_{c}" for c in codes)
   np.testing.assert_allclose([logged[f"masks/area_code_{c}"] for c in codes], want[codes], rtol=1e-5)
   assert log_fn(state) == logged   # the same codes and noise at every log step: a curve, not resampling noise
@@ -171,7 +171,7 @@ def test_training_logs_mask_areas_at_every_log_step(tmp_path):
   config.evaluation.enabled = False
   pssc.train(config, str(tmp_path))
   scalars = read_scalars(str(tmp_path))
-  for code in pssc_generators.spatial_codes(_gan.setup(config, pssc.terms_factory(config))[1].gen.module):
+  for code in pssc_generators.spatial_codes(_gan_run.setup(config, pssc.terms_factory(config))[1].gen.module):
     assert [step for step, _ in scalars[f"masks/area_code_{code}"]] == [1, 2]
 
 
@@ -187,7 +187,7 @@ def test_mask_overlay_tints_the_masked_pixels_red():
 
 def _steps(num_devices, steps=2, g_lazy_every=0):
   config = _quick("pssc_3dshapes", num_devices=num_devices, g_lazy_every=g_lazy_every)
-  mesh, engine = _gan.setup(config, pssc.terms_factory(config))
+  mesh, engine = _gan_run.setup(config, pssc.terms_factory(config))
   state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
   initial = jax.device_get(state.params["q"])
   history = []
@@ -275,9 +275,9 @@ def test_tpl_distance_is_lpips_when_a_vgg16_file_is_given_and_pixels_otherwise()
 def pssc_generator_for_tpl():
   """The EMA generator of the 3DShapes quick config at initialisation (RGB, 16 px): what TPL measures."""
   config = _quick("pssc_3dshapes")
-  mesh, engine = _gan.setup(config, pssc.terms_factory(config))
+  mesh, engine = _gan_run.setup(config, pssc.terms_factory(config))
   state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
-  return _gan.ema_generator(engine, state)
+  return _gan_run.ema_generator(engine, state)
 
 
 def test_celeba_config_is_the_readme_architecture():

@@ -18,7 +18,8 @@ from PIL import Image
 
 from ganlatent_jax import cli, generators, parallel
 from ganlatent_jax.generators import trainable
-from ganlatent_jax.methods import _gan, _gan_data, udgan
+from ganlatent_jax.generators.load import family_module
+from ganlatent_jax.methods import _gan_data, _gan_run, udgan
 from ganlatent_jax.nets import discriminators, guidance
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -153,11 +154,11 @@ def test_the_exported_generator_draws_the_knobs_uniform_prior(tmp_path):
   spec = trainable.make_generator_spec(_config().architecture)
   terms = udgan.terms_factory(_config(), num_devices=1)(spec)
   assert terms.latent_prior() == (("uniform", 10),)
-  variables = dict(_gan.family_module(spec.config["family"]).init_variables(spec.config, jax.random.key(0)))
+  variables = dict(family_module(spec.config["family"]).init_variables(spec.config, jax.random.key(0)))
   engine = types.SimpleNamespace(gen=spec, terms=terms)
   state = types.SimpleNamespace(generator_ema=variables.pop("params"), generator_buffers=variables)
-  _gan.export_generator(engine, state, str(tmp_path / "gen"))
-  for gen in (generators.load(tmp_path / "gen"), _gan.ema_generator(engine, state)):
+  _gan_run.export_generator(engine, state, str(tmp_path / "gen"))
+  for gen in (generators.load(tmp_path / "gen"), _gan_run.ema_generator(engine, state)):
     assert gen.info.latent_prior == (("uniform", 10),)
     z = np.asarray(gen.sample_z(jax.random.key(1), 2000))
     assert np.abs(z).max() <= 1.0 and abs(z.var() - 1 / 3) < 0.02
@@ -193,7 +194,7 @@ def _two_steps(num_devices):
   """Two quick UD-GAN steps at batch 32 (8 quadruplets: one per device of 8) on `num_devices` devices."""
   config = _config()
   config.update(num_devices=num_devices, batch_size=32)
-  mesh, engine = _gan.setup(config, udgan.terms_factory(config, num_devices=num_devices))
+  mesh, engine = _gan_run.setup(config, udgan.terms_factory(config, num_devices=num_devices))
   state = jax.jit(engine.init_fn, out_shardings=parallel.replicated_sharding(mesh))(jax.random.key(0))
   history = []
   for step in range(2):

@@ -31,15 +31,13 @@ Methods that add terms (InfoGAN's Q head and mutual-information loss, PS-SC, UD-
   * `init_nets(rng)` → {name: params} of extra trainable networks, trained by the optimizer of `net_groups[name]`
     ('generator' or 'discriminator'; a Q network of G's objective trains with G).
 The engine adds these to its own losses inside the one jitted step, so no method copies the step or the loop.
+Pictures, the export and the methods' entry points (`setup`, `run_training`, `restore`, `train_method`) are
+`methods._gan_run`.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import logging
-import os
-import time
 from typing import Any, Callable, Mapping
 
 import flax
@@ -49,10 +47,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from ganlatent_jax import io, parallel, viz
-from ganlatent_jax.generators.load import family_module, save_converted, with_latent_prior
+from ganlatent_jax import parallel
+from ganlatent_jax.generators.load import family_module
 from ganlatent_jax.generators.trainable import GeneratorSpec, make_generator_spec
-from ganlatent_jax.methods._gan_data import dataset_from_config, real_images, to_model_range
+from ganlatent_jax.methods._gan_data import real_images, to_model_range
 from ganlatent_jax.losses.gan import (ema_decay_at, ema_update, lazy_adam, nonsaturating_d_loss,  # noqa: F401
                                       nonsaturating_g_loss, path_length_penalty, path_lengths, r1_penalty,
                                       style_mixing_index)
@@ -418,88 +416,3 @@ def make_engine(config: ml_collections.ConfigDict, mesh, terms_factory: Callable
   return Engine(config=config, mesh=mesh, gen=gen, disc=disc, terms=terms, g_optimizer=g_optimizer,
                 d_optimizer=d_optimizer, jitted_step=jitted, init_fn=init_fn, dataset=dataset, regularisers=regs,
                 draw=draw)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Pictures and export.
-
-_APPLY = jax.jit(lambda module, variables, z: module.apply(variables, z), static_argnums=0)
-
-
-def sample_images(engine: Engine, state: State, num: int, seed: int | None = None) -> np.ndarray:
-  """`num` samples of the EMA generator (its stored noise buffers) as display images in [0, 1], NHWC; latents from
-  key(seed), by default the run's 'samples' stream (the same pictures at every log step)."""
-  seed = int(engine.config.seed) + SAMPLES_STREAM if seed is None else seed
-  latents = engine.terms.sample_latents(jax.random.key(seed), num)
-  images = _APPLY(engine.gen.module, {"params": state.generator_ema, **state.generator_buffers},
-                  engine.terms.generator_input(latents))
-  return np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
-
-
-def sample_grid(engine: Engine, state: State, num: int, path: str | None = None) -> np.ndarray:
-  """`num` EMA samples as one uint8 picture, 8 per row (saved as PNG when `path` is given)."""
-  return viz.images_to_grid(viz.to_display(sample_images(engine, state, num), (0.0, 1.0)), path=path)
-
-
-def _ema_variables(state: State):
-  return {"params": jax.device_get(state.generator_ema), **jax.device_get(state.generator_buffers)}
-
-
-def export_generator(engine: Engine, state: State, directory: str, source: str = "") -> None:
-  """Writes the EMA generator as a converted generator dir (`generators.load(directory)` works)."""
-  save_converted(directory, engine.gen.config, _ema_variables(state), source=source,
-                 latent_prior=engine.terms.latent_prior())
-
-
-def ema_generator(engine: Engine, state: State, source: str = ""):
-  """The EMA generator as a `generators.Generator` in memory (what `export_generator` writes, loaded back)."""
-  gen = family_module(engine.gen.config["family"]).build(engine.gen.config, _ema_variables(state), source)
-  return with_latent_prior(gen, engine.terms.latent_prior())
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Entry points.
-
-def setup(config: ml_collections.ConfigDict, terms_factory=None) -> tuple[Any, Engine]:
-  mesh = parallel.make_mesh(config.get("num_devices") or None)
-  dataset = dataset_from_config(config)
-  engine = make_engine(config, mesh, terms_factory, dataset)
-  if tuple(dataset.observation_shape) != tuple(engine.gen.info.image_shape):
-    raise ValueError(f"dataset {config.data.name} has images {tuple(dataset.observation_shape)} but the generator "
-                     f"makes {tuple(engine.gen.info.image_shape)}")
-  return mesh, engine
-
-
-def run_training(config, workdir: str, engine: Engine, mesh,
-                 log_fn: Callable[[State], Mapping[str, float]] | None = None) -> State:
-  """Trains (resuming) to config.steps; `log_fn` as `training.loop.run`'s (a method's host-side scalars)."""
-  start = time.time()
-  state = loop.run(config=config, workdir=workdir, mesh=mesh, init_fn=engine.init_fn, train_step=engine.loop_step,
-                   images_per_step=config.batch_size,
-                   image_fn=lambda s: {"samples": sample_grid(engine, s, 32)}, log_fn=log_fn)
-  _record_time(workdir, time.time() - start, int(jax.device_get(state.step)))
-  return state
-
-
-def restore(config, workdir: str, terms_factory=None) -> tuple[Engine, State]:
-  """(engine, state) of the latest checkpoint of a run in `workdir` (trained with `config`)."""
-  mesh, engine = setup(config, terms_factory)
-  return engine, loop.restore_latest(engine.init_fn, config, mesh, workdir)
-
-
-def _record_time(workdir: str, seconds: float, step: int) -> None:
-  """Accumulates wall time over resumed runs in workdir/training_time.json (for model cards)."""
-  path = os.path.join(workdir, "training_time.json")
-  record = {"seconds": 0.0, "sessions": 0}
-  if io.exists(path):
-    record = json.loads(io.read_text(path))
-  io.write_json(path, {"seconds": record["seconds"] + seconds, "sessions": record["sessions"] + 1, "step": step})
-
-
-def write_outputs(engine: Engine, state: State, workdir: str, method: str) -> dict[str, str]:
-  """The EMA generator (a converted generator dir) and 64 of its samples."""
-  outputs = {"generator": os.path.join(workdir, EXPORT_DIR), "samples": os.path.join(workdir, "samples.png")}
-  export_generator(engine, state, outputs["generator"], source=f"ganlatent_jax {method} {workdir}")
-  sample_grid(engine, state, 64, path=outputs["samples"])
-  logging.info("exported the EMA generator to %s", outputs["generator"])
-  return outputs

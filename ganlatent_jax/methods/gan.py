@@ -20,9 +20,9 @@ from ganlatent_jax import io
 from ganlatent_jax.methods import _common, _gan
 # The engine's public names, for callers that know the method rather than the engine module.
 from ganlatent_jax.methods._gan import (EXPORT_DIR, DISCRIMINATOR, GENERATOR, Engine, GANTerms,  # noqa: F401
-                                        GeneratorSpec, Regularisers, State, ema_generator, export_generator,
-                                        make_engine, restore, run_training, sample_grid,
-                                        sample_images, setup, write_outputs)
+                                        GeneratorSpec, Regularisers, State, make_engine)
+from ganlatent_jax.methods._gan_run import (ema_generator, export_generator, restore, run_training,  # noqa: F401
+                                            sample_grid, sample_images, setup, train_method, write_outputs)
 from ganlatent_jax.methods._gan_data import dataset_from_config, make_dataset  # noqa: F401
 from ganlatent_jax.losses.gan import (ema_decay_at, ema_update, lazy_adam, nonsaturating_d_loss,  # noqa: F401
                                       nonsaturating_g_loss, path_length_penalty, path_lengths, r1_penalty,
@@ -40,13 +40,8 @@ def make(config: ml_collections.ConfigDict, mesh, terms_factory: Callable[[Gener
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
-  mesh, engine = setup(config)
-  state = run_training(config, workdir, engine, mesh)
-  outputs = write_outputs(engine, state, workdir, "gan")
-  if config.evaluation.enabled:
-    evaluate(config, workdir)
-    outputs["metrics"] = os.path.join(workdir, "metrics.json")
-  return outputs
+  return train_method(config, workdir, "gan", None,
+                      write_metrics=lambda config, workdir, engine, state: evaluate(config, workdir))
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from ganlatent_jax import viz
-from ganlatent_jax.methods import _common, _gan, _gan_data
+from ganlatent_jax.methods import _common, _gan, _gan_data, _gan_run
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
 STREAMS = dict(init=0, evaluation=0, traversals=7, generated_domain=17, samples=_gan.SAMPLES_STREAM)
@@ -163,7 +163,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(),
              "q_head": _scores(config, engine, state)}
-  results.update(_common.code_axes_generated_domain(config, workdir, _gan.ema_generator(engine, state),
+  results.update(_common.code_axes_generated_domain(config, workdir, _gan_run.ema_generator(engine, state),
                                                     engine.terms.num_codes, "codes",
                                                     _common.stream(config, STREAMS, "generated_domain")))
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
@@ -172,18 +172,14 @@ def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
-  mesh, engine = _gan.setup(config, terms_factory(config))
-  state = _gan.run_training(config, workdir, engine, mesh)
-  outputs = _gan.write_outputs(engine, state, workdir, "infogan")
-  outputs.update(save_traversals(engine, state, os.path.join(workdir, "traversals"),
-                                 seed=int(config.seed) + STREAMS["traversals"]))
-  if config.evaluation.enabled:
-    _write_metrics(config, workdir, engine, state)
-    outputs["metrics"] = os.path.join(workdir, "metrics.json")
-  return outputs
+  return _gan_run.train_method(config, workdir, "infogan", terms_factory(config),
+                               pictures=lambda engine, state, workdir: save_traversals(
+                                   engine, state, os.path.join(workdir, "traversals"),
+                                   seed=int(config.seed) + STREAMS["traversals"]),
+                               write_metrics=_write_metrics)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """The Q-head scores of the run in `workdir` (its latest checkpoint: Q is part of D), written to metrics.json."""
-  engine, state = _gan.restore(config, workdir, terms_factory(config))
+  engine, state = _gan_run.restore(config, workdir, terms_factory(config))
   return _write_metrics(config, workdir, engine, state)

@@ -44,7 +44,7 @@ import numpy as np
 from ganlatent_jax import io, viz
 from ganlatent_jax.generators import pssc as pssc_generators
 from ganlatent_jax.losses import pssc as pssc_losses
-from ganlatent_jax.methods import _common, _gan, _gan_data
+from ganlatent_jax.methods import _common, _gan, _gan_data, _gan_run
 from ganlatent_jax.nets import discriminators
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
@@ -266,7 +266,7 @@ def _scores(config, engine: _gan.Engine, state: _gan.State, generator) -> dict[s
 
 
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
-  generator = _gan.ema_generator(engine, state)
+  generator = _gan_run.ema_generator(engine, state)
   results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(),
              **_scores(config, engine, state, generator)}
   results.update(_common.code_axes_generated_domain(config, workdir, generator,
@@ -278,17 +278,14 @@ def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
-  mesh, engine = _gan.setup(config, terms_factory(config))
-  state = _gan.run_training(config, workdir, engine, mesh, log_fn=mask_area_log_fn(engine, config))
-  outputs = _gan.write_outputs(engine, state, workdir, "pssc")
-  outputs.update(write_outputs(engine, state, workdir, seed=int(config.seed) + STREAMS["traversals"]))
-  if config.evaluation.enabled:
-    _write_metrics(config, workdir, engine, state)
-    outputs["metrics"] = os.path.join(workdir, "metrics.json")
-  return outputs
+  return _gan_run.train_method(config, workdir, "pssc", terms_factory(config),
+                               pictures=lambda engine, state, workdir: write_outputs(
+                                   engine, state, workdir, seed=int(config.seed) + STREAMS["traversals"]),
+                               write_metrics=_write_metrics,
+                               log_fn=lambda engine: mask_area_log_fn(engine, config))
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """The scores of the run in `workdir` (its latest checkpoint: Q and the EMA G), written to metrics.json."""
-  engine, state = _gan.restore(config, workdir, terms_factory(config))
+  engine, state = _gan_run.restore(config, workdir, terms_factory(config))
   return _write_metrics(config, workdir, engine, state)

@@ -43,7 +43,7 @@ import numpy as np
 from ganlatent_jax import parallel, viz
 from ganlatent_jax.losses import udgan as udgan_losses
 from ganlatent_jax.losses.udgan import contrastive_loss, energy_distance, quadruplet_latents  # noqa: F401 (public)
-from ganlatent_jax.methods import _common, _gan, _gan_data
+from ganlatent_jax.methods import _common, _gan, _gan_data, _gan_run
 from ganlatent_jax.nets import discriminators, guidance
 
 # key(config.seed + offset) of the draws outside the training steps (those come from parallel.step_rng).
@@ -370,7 +370,7 @@ def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State)
   guidance_only = _guidance_only_scores(config, engine)
   if guidance_only:
     results["guidance_only"] = guidance_only
-  results.update(_common.code_axes_generated_domain(config, workdir, _gan.ema_generator(engine, state),
+  results.update(_common.code_axes_generated_domain(config, workdir, _gan_run.ema_generator(engine, state),
                                                     engine.terms.num_knobs, "knobs",
                                                     _common.stream(config, STREAMS, "generated_domain")))
   _common.write_json(os.path.join(workdir, "metrics.json"), results)
@@ -378,25 +378,15 @@ def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State)
   return results
 
 
-def _setup(config):
-  mesh = parallel.make_mesh(config.get("num_devices") or None)
-  return _gan.setup(config, terms_factory(config, num_devices=mesh.devices.size))
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
-  mesh, engine = _setup(config)
-  state = _gan.run_training(config, workdir, engine, mesh)
-  outputs = _gan.write_outputs(engine, state, workdir, "udgan")
-  outputs.update(save_traversals(engine, state, os.path.join(workdir, "traversals"),
-                                 seed=int(config.seed) + STREAMS["traversals"]))
-  if config.evaluation.enabled:
-    _write_metrics(config, workdir, engine, state)
-    outputs["metrics"] = os.path.join(workdir, "metrics.json")
-  return outputs
+  return _gan_run.train_method(config, workdir, "udgan", terms_factory(config),
+                               pictures=lambda engine, state, workdir: save_traversals(
+                                   engine, state, os.path.join(workdir, "traversals"),
+                                   seed=int(config.seed) + STREAMS["traversals"]),
+                               write_metrics=_write_metrics)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """The siamese scores of the run in `workdir` (its latest checkpoint holds φ), written to metrics.json."""
-  mesh = parallel.make_mesh(config.get("num_devices") or None)
-  engine, state = _gan.restore(config, workdir, terms_factory(config, num_devices=mesh.devices.size))
+  engine, state = _gan_run.restore(config, workdir, terms_factory(config))
   return _write_metrics(config, workdir, engine, state)
