@@ -42,16 +42,18 @@ from ganlatent_jax import runs as table_runs  # noqa: E402
 from ganlatent_jax.runs import Run  # noqa: E402
 
 SCORES = ("FactorVAE", "MIG", "DCI", "TPL", "active codes", "gen. MIG", "gen. DCI", "gen. FactorVAE", "probe gen. MIG",
-          "random gen. MIG")
+          "probe gen. DCI", "random gen. MIG", "random gen. DCI")
 # The generated-domain columns (metrics.json 'codes' and 'probe': `_common.code_axes_generated_domain`): the codes of
 # G's own images against the factor classifier's labels of them, no Q, and the linear probe's ceiling and random
 # directions' floor on that G.
 # gen. DCI beside gen. MIG: MIG asks only that each factor have one code far ahead of the next, so a code that switches
 # a collapsed G between two modes (an object / an empty frame) scores high MIG for every factor it moves; DCI's
-# disentanglement asks that each code explain one factor.
+# disentanglement asks that each code explain one factor. Both have the probe's and random directions' value beside them:
+# each row has its own G, so only those say what that G's images allow.
 GENERATED = (("gen. MIG", "codes", "generated_mig"), ("gen. DCI", "codes", "generated_dci_disentanglement"),
              ("gen. FactorVAE", "codes", "generated_factor_vae_eval_accuracy"),
-             ("probe gen. MIG", "probe", "generated_mig"), ("random gen. MIG", "random", "generated_mig"))
+             ("probe gen. MIG", "probe", "generated_mig"), ("probe gen. DCI", "probe", "generated_dci_disentanglement"),
+             ("random gen. MIG", "random", "generated_mig"), ("random gen. DCI", "random", "generated_dci_disentanglement"))
 PAPER = {  # Table 5, FactorVAE × 100 on the real datasets, 10 seeds, full-length training
     "3dshapes": {"PS-SC": "92.04 ± 6.49", "PS-SC + TPL": "93.41 ± 3.34", "InfoGAN-L2 (upstream)": "83.65 ± 9.49"},
     "dsprites": {"PS (no SC)": "83.54 ± 6.91", "PS-SC (SC)": "81.47 ± 5.39", "PS-SC + TPL": "84.22",

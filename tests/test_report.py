@@ -330,11 +330,11 @@ def _pssc_metrics(path, factor_vae, mig, tpl=None, active=0, entry="q", tpl_key=
   metrics = {entry: {"factor_vae": {"eval_accuracy": factor_vae, "train_accuracy": factor_vae}, "mig": mig}}
   if dci is not None:   # runs from 2026-12-04 14:40 on
     metrics[entry]["dci"] = {"disentanglement": dci, "completeness": dci, "informativeness_test": 0.9}
-  if generated is not None:   # (codes' MIG, codes' FactorVAE, probe's MIG) in the generated domain
+  if generated is not None:   # (codes' MIG, FactorVAE, probe's MIG, codes' DCI, random's MIG, probe's DCI, random's DCI)
     metrics["codes"] = {"generated_mig": generated[0], "generated_factor_vae_eval_accuracy": generated[1],
                         "generated_dci_disentanglement": generated[3]}
-    metrics["probe"] = {"generated_mig": generated[2]}
-    metrics["random"] = {"generated_mig": generated[4]}
+    metrics["probe"] = {"generated_mig": generated[2], "generated_dci_disentanglement": generated[5]}
+    metrics["random"] = {"generated_mig": generated[4], "generated_dci_disentanglement": generated[6]}
   if tpl is not None:
     metrics[tpl_key] = {"tpl": tpl, "num_active": active}
   with open(path, "w") as f:
@@ -370,7 +370,7 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
     _pssc_metrics(str(tmp_path / "3dshapes" / "ps_sc" / f"seed{seed}" / "metrics.json"), fv, 0.1, tpl, active,
                   dci=fv / 10)
   _pssc_metrics(str(tmp_path / "3dshapes" / "infogan" / "seed0" / "metrics.json"), 0.5, 0.2, entry="q_head",
-                generated=(0.05, 0.6, 0.3, 0.02, 0.01))
+                generated=(0.05, 0.6, 0.3, 0.02, 0.01, 0.4, 0.03))
   tables, selections = launcher.aggregate(out, ["3dshapes"], [0, 1], select_from=5, min_active=0)
   assert selections["3dshapes"]["selected"] == ["seed3", "seed2"]   # best 2 (= number of seeds) of 5 by TPL
   assert "seed1" in selections["3dshapes"]["excluded"]
@@ -389,8 +389,8 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   line = launcher.selections_markdown(none_kept)
   assert "kept none; ranked by TPL: none" in line and "seed1 (3 active dims < min_active=9)" in line
   assert ("| InfoGAN (ours) | 0.500 ± 0.000 | 0.200 ± 0.000 | — | — | — | 0.050 ± 0.000 | 0.020 ± 0.000 | 0.600 ± 0.000 "
-          "| 0.300 ± 0.000 | 0.010 ± 0.000 "
-          "| 1 | — |") in text
+          "| 0.300 ± 0.000 | 0.400 ± 0.000 | 0.010 ± 0.000 | 0.030 ± 0.000 "
+          "| 1 | — |") in text   # the probe's and random directions' DCI beside their MIG
 
 
 def test_pssc_table_mask_records_read_the_run_or_compute_them_from_its_saved_generator(tmp_path):
