@@ -23,7 +23,7 @@ the len(seeds) runs with the lowest TPL among those with at least --min_active a
 (`metrics.tpl.select_by_tpl`; the paper: 10 best of 30). Scores: FactorVAE and MIG of Q on real images (the PS-SC
 runs' `q`, InfoGAN's `q_head`; DCI disentanglement where the run scored it), TPL (LPIPS key `tpl`, else
 `tpl_pixel`) and its active codes, and the generated-domain MIG, DCI disentanglement and FactorVAE of the codes
-(G's own images labelled by the factor classifier) with the probe's and random directions' MIG beside them; for
+(G's own images labelled by the factor classifier) with the probe's and random directions' MIG and DCI beside them; for
 runs whose G has SC modules, each SC code's mask area beside its TPL (`mask_records`: which codes kept a region) and, for runs that logged them, the areas over training
 (`mask_curve`). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every
 value, the selection) in --out.
