@@ -53,6 +53,19 @@ def test_collect_and_markdown_table(tmp_path):
   assert "| refined | 0.500 ± 0.100 | 0.750 ± 0.000 | 3 |" in text
 
 
+@pytest.mark.parametrize("values,text", [([0.25], "0.250"), ([0.25, 0.25], "0.250 ± 0.000"),
+                                         ([0.1, 0.3], "0.200 ± 0.141")])
+def test_format_mean_std_prints_a_single_run_without_a_spread(values, text):
+  assert report.format_mean_std(values) == text
+
+
+def test_markdown_table_single_run_row_has_no_spread(tmp_path):
+  path = str(tmp_path / "seed0" / "metrics.json")
+  _write_metrics(path, 0.1, 0.4)
+  table = report.collect({"init": [(path, "init_directions")]}, ("MIG", "FactorVAE"))
+  assert "| init | 0.100 | 0.500 | 1 |" in report.markdown_table(table, ("MIG", "FactorVAE"))
+
+
 def test_collect_missing_ok_leaves_out_what_a_row_lacks(tmp_path):
   path = str(tmp_path / "metrics.json")
   with open(path, "w") as f:
@@ -62,7 +75,7 @@ def test_collect_missing_ok_leaves_out_what_a_row_lacks(tmp_path):
     report.collect(rows, ("MIG", "gen. MIG"))
   table = report.collect(rows, ("MIG", "gen. MIG"), missing_ok=True)
   assert table == {"found": {"MIG": [0.1], "gen. MIG": [0.3]}, "probe": {"MIG": [], "gen. MIG": [0.6]}}
-  assert "| probe | — | 0.600 ± 0.000 | 1 |" in report.markdown_table(table, ("MIG", "gen. MIG"))
+  assert "| probe | — | 0.600 | 1 |" in report.markdown_table(table, ("MIG", "gen. MIG"))
 
 
 def test_missing_scores_print_a_dash():
@@ -388,8 +401,7 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   _, none_kept = launcher.aggregate(out, ["3dshapes"], [0, 1], select_from=5, min_active=9)
   line = launcher.selections_markdown(none_kept)
   assert "kept none; ranked by TPL: none" in line and "seed1 (3 active dims < min_active=9)" in line
-  assert ("| InfoGAN (ours) | 0.500 ± 0.000 | 0.200 ± 0.000 | — | — | — | 0.050 ± 0.000 | 0.020 ± 0.000 | 0.600 ± 0.000 "
-          "| 0.300 ± 0.000 | 0.400 ± 0.000 | 0.010 ± 0.000 | 0.030 ± 0.000 "
+  assert ("| InfoGAN (ours) | 0.500 | 0.200 | — | — | — | 0.050 | 0.020 | 0.600 | 0.300 | 0.400 | 0.010 | 0.030 "
           "| 1 | — |") in text   # the probe's and random directions' DCI beside their MIG
 
 
@@ -472,7 +484,7 @@ def test_udgan_table_reads_the_guidance_control_from_the_guided_runs(tmp_path):
   assert table["guidance measures only"]["MIG"] == [0.4, 0.4] and table["InfoGAN"]["MIG"] == []
   text = launcher.markdown(table)
   assert "| UD-GAN-G | 0.950 ± 0.071 | 0.850 ± 0.071 | 0.400 ± 0.141 | 2 | 100.0 |" in text
-  assert "| InfoGAN | 0.500 ± 0.000 | 0.500 ± 0.000 | — | 1 | 88.4 |" in text
+  assert "| InfoGAN | 0.500 | 0.500 | — | 1 | 88.4 |" in text
   # The generated-domain table: each generator's code, probe and random rows; runs without these scores left out.
   generated = lambda mig, dci, fvae: {"generated_mig": mig, "generated_dci_disentanglement": dci,
                                       "generated_factor_vae_eval_accuracy": fvae}
@@ -481,7 +493,7 @@ def test_udgan_table_reads_the_guidance_control_from_the_guided_runs(tmp_path):
   rows = launcher.aggregate_generated(str(tmp_path), [0, 1])
   assert list(rows) == ["UD-GAN: knobs", "UD-GAN: probe", "UD-GAN: random"]
   assert rows["UD-GAN: probe"]["gen. DCI"] == [0.7] and rows["UD-GAN: knobs"]["gen. MIG"] == [0.1]
-  assert "| UD-GAN: random | 0.020 ± 0.000 | 0.030 ± 0.000 | 0.300 ± 0.000 | 1 |" in launcher.markdown(table, rows)
+  assert "| UD-GAN: random | 0.020 | 0.030 | 0.300 | 1 |" in launcher.markdown(table, rows)
 
 
 def _parsed_config(command: list[str]):

@@ -60,7 +60,10 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def format_mean_std(values: Sequence[float], digits: int = 3) -> str:
+  """'mean ± std'; one value is printed alone (its spread is unknown, not zero — '± 0.000' would claim it is)."""
   mean, std = mean_std(values)
+  if len(values) == 1:
+    return f"{mean:.{digits}f}"
   return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
