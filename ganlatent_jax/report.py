@@ -27,7 +27,7 @@ def main(argv, args):
   import os
 
   from ganlatent_jax import io
-  from ganlatent_jax.viz import report
+  from ganlatent_jax.viz import compare, report
 
   others = list(args.compare.value) + list(argv[1:])
   if argv[1:] and not args.compare.value:
@@ -42,8 +42,8 @@ def main(argv, args):
       raise app.UsageError(f"{workdir} is not a directory")
   print(report.write_report(args.workdir.value))
   if others:
-    output = args.output.value or os.path.join(args.workdir.value, report.COMPARISON_FILE)
-    print(report.write_comparison([args.workdir.value, *others], output))
+    output = args.output.value or os.path.join(args.workdir.value, compare.COMPARISON_FILE)
+    print(compare.write_comparison([args.workdir.value, *others], output))
 
 
 def run():
