@@ -172,6 +172,16 @@ def _pairs(seed=5, batch=5, dim=7):
   return c, c2, rs.normal(size=(batch, dim)), rs.normal(size=(batch, dim)), k
 
 
+@pytest.mark.parametrize("public_name", ["losses.pssc.ps_loss", "methods.pssc.ps_loss"])
+def test_ps_loss_public_names_match_numpy(public_name):
+  import importlib
+  module, name = public_name.rsplit(".", 1)
+  ps_loss = getattr(importlib.import_module(f"ganlatent_jax.{module}"), name)
+  c, c2, r, r2, k = _pairs()
+  args = [jnp.asarray(a, jnp.float32) for a in (c, c2, r, r2)] + [jnp.asarray(k)]
+  assert float(ps_loss(*args)) == pytest.approx(np_ps_loss(c, c2, r, r2, k), rel=1e-5)
+
+
 def test_ps_loss_matches_numpy_and_the_paper_form():
   c, c2, r, r2, k = _pairs()
   args = [jnp.asarray(a, jnp.float32) for a in (c, c2, r, r2)] + [jnp.asarray(k)]

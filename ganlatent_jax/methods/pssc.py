@@ -23,7 +23,8 @@ masks/code_K.png (the same traversal with code K's spatial mask tinted red; code
 with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of a real image" on the training data
 (upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
 64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
-`tpl_pixel`; LPIPS needs VGG16 weights and is not wired here), and for G's with SC modules `mask_area` (each SC
+`tpl_pixel`; LPIPS-VGG → key `tpl` when `evaluation.protocol.tpl_vgg16_path` names torchvision's VGG16 file,
+`tpl_distance`), and for G's with SC modules `mask_area` (each SC
 code's mask area, `generators.pssc.mask_area_summary`: which codes kept a region). While G trains, TensorBoard's
 masks/area_code_K follow the same areas at every log step (`mask_area_log_fn`): when a code's region grows or dies.
 
@@ -44,6 +45,7 @@ import numpy as np
 from ganlatent_jax import io, viz
 from ganlatent_jax.generators import pssc as pssc_generators
 from ganlatent_jax.losses import pssc as pssc_losses
+from ganlatent_jax.losses.pssc import ps_loss  # noqa: F401 (public: the PS loss beside the method that trains with it)
 from ganlatent_jax.methods import _common, _gan, _gan_data, _gan_run
 from ganlatent_jax.nets import discriminators
 
