@@ -16,6 +16,8 @@ whose metrics.json exists is skipped; command.txt holds its exact command and wa
                                    protocol budget
   dsprites  PS (no SC)             configs/pssc_dsprites.py (the paper's Table 5 model)
             PS-SC (SC)             C_spgroup-4-2 modules in place of C_global-2
+            SC only (InfoGAN-L2)   the SC modules with the InfoGAN loss (#17's ablation row; not in the paper's
+                                   dSprites table)
             InfoGAN-L2 (upstream)  C_global-2 and the InfoGAN loss
             InfoGAN (ours)         configs/infogan_dsprites.py, the PS-SC rows' protocol budget
 With --select_from=N (N ≥ number of seeds), PS-SC is also trained on seeds 0..N−1 and the row "PS-SC + TPL" reports
@@ -97,7 +99,8 @@ def table_rows(dataset: str) -> list[Row]:
             _infogan_row("3dshapes")]
   if dataset == "dsprites":
     config = "configs/pssc_dsprites.py"
-    return [Row("PS (no SC)", config), Row("PS-SC (SC)", config, (modules + _modules("C_spgroup-4-2"),)),
+    sc = modules + _modules("C_spgroup-4-2")
+    return [Row("PS (no SC)", config), Row("PS-SC (SC)", config, (sc,)), Row("SC only (InfoGAN-L2)", config, (sc, l2)),
             Row("InfoGAN-L2 (upstream)", config, (l2,)),
             _infogan_row("dsprites")]
   raise ValueError(f"--datasets: unknown dataset {dataset!r} (3dshapes, dsprites)")

@@ -358,7 +358,7 @@ def test_pssc_table_plan_covers_every_row_and_the_selection_seeds(tmp_path):
   launcher = _launcher("pssc_table")
   runs = launcher.plan(str(tmp_path), ["3dshapes", "dsprites"], [0, 1, 2], steps=50, select_from=5,
                        extra=["--config.batch_size=8"])
-  assert len(runs) == 5 * 3 + 2 + 4 * 3 + 2   # rows × seeds + the PS-SC seeds 3, 4 of each dataset
+  assert len(runs) == 5 * 3 + 2 + 5 * 3 + 2   # rows × seeds + the PS-SC seeds 3, 4 of each dataset
   assert len({r.workdir for r in runs}) == len(runs)
   for run in runs:
     seed = run.workdir[-1]
@@ -371,6 +371,9 @@ def test_pssc_table_plan_covers_every_row_and_the_selection_seeds(tmp_path):
   ps_only = [a for a in by_dir["3dshapes/ps_only/seed0"] if a.startswith("--config.architecture.modules=")]
   assert len(ps_only) == 1 and "C_global-3" in ps_only[0] and "C_spgroup" not in ps_only[0]
   assert "--config.pssc.loss=infogan_l2" in by_dir["dsprites/infogan_l2/seed2"]
+  sc_only = [a for a in by_dir["dsprites/sc_only/seed2"] if a.startswith("--config.architecture.modules=")]
+  assert len(sc_only) == 1 and "C_spgroup-4-2" in sc_only[0] and "C_global" not in sc_only[0]
+  assert "--config.pssc.loss=infogan_l2" in by_dir["dsprites/sc_only/seed2"]
   assert "dsprites/ps/seed4" in by_dir and "dsprites/ps_sc/seed4" not in by_dir
 
 
