@@ -129,7 +129,10 @@ def check_report(workdir: pathlib.Path) -> _Page:
   if metrics_path.exists():
     metrics = json.loads(metrics_path.read_text())
     expected = list(expected_scores(metrics))
-    declared = list(metrics.get("evaluation", {}).get("metrics", None) or ())
+    evaluation = metrics.get("evaluation", {})
+    # a method's metrics.json holds its evaluation config ({"metrics": [...], ...}); the generator-metrics
+    # command's (`ganlatent_jax.evaluate`) holds the list of metrics it ran
+    declared = list((evaluation if isinstance(evaluation, list) else evaluation.get("metrics", None)) or ())
     if not expected and not declared:
       # An evaluation without a score by design (UD-GAN-G on CelebA: no factor labels, only the per-knob list
       # knob_effect): no metrics table, and the file's contents on the page.
