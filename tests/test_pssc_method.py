@@ -7,6 +7,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import PIL.Image
 import pytest
 
 from ganlatent_jax import cli, parallel
@@ -175,6 +176,23 @@ def test_training_logs_mask_areas_at_every_log_step(tmp_path):
     assert [step for step, _ in scalars[f"masks/area_code_{code}"]] == [1, 2]
 
 
+@pytest.mark.parametrize("per_dim, order", [([0.1, 0.5, 0.0, 0.3], [1, 3, 0, 2]), ([0.2, 0.2, 0.9], [2, 0, 1]),
+                                            ([0.0, 0.0], [0, 1])])
+def test_tpl_order_is_highest_tpl_first_ties_in_code_order(per_dim, order):
+  assert pssc.tpl_order(per_dim) == order
+
+
+def test_tpl_ordered_rows_stack_rows_in_order_and_make_grey_rows_rgb():
+  grey = {k: np.full((3, 2, 2, 1), k / 10, np.float32) for k in range(3)}
+  red = np.zeros((3, 2, 2, 3), np.float32)
+  red[..., 0] = 1.0
+  stacked = pssc.tpl_ordered_rows({**grey, 3: red}, [3, 0, 2, 1])
+  assert stacked.shape == (4, 3, 2, 2, 3)
+  np.testing.assert_array_equal(stacked[0], red)
+  for position, code in ((1, 0), (2, 2), (3, 1)):
+    np.testing.assert_allclose(stacked[position], np.full((3, 2, 2, 3), code / 10, np.float32))
+
+
 def test_mask_overlay_tints_the_masked_pixels_red():
   images = np.full((2, 3, 4, 4, 1), 0.5, np.float32)
   masks = np.zeros((2, 3, 4, 4), np.float32)
@@ -233,6 +251,11 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   assert 0.0 <= metrics["q"]["factor_vae"]["eval_accuracy"] <= 1.0
   assert 0.0 <= metrics["q"]["dci"]["disentanglement"] <= 1.0   # the deliverable's DCI of Q on real images
   assert len(metrics["tpl_pixel"]["per_dim"]) == 4
+  per_dim, order = metrics["tpl_pixel"]["per_dim"], metrics["tpl_pixel"]["order"]
+  assert sorted(order) == [0, 1, 2, 3] and order == pssc.tpl_order(per_dim)
+  assert all(per_dim[a] >= per_dim[b] for a, b in zip(order, order[1:]))
+  by_tpl = np.asarray(PIL.Image.open(tmp_path / "traversals" / "by_tpl.png"))
+  assert by_tpl.shape[0] == 4 * (64 + 2) + 2   # one row of 64-pixel images per code, 2-pixel padding
   assert "mask_area" not in metrics   # the dSprites config has C_global codes only
   assert metrics["generated_domain"]["labels"] == "classifier" and {"codes", "probe", "random"} <= set(metrics)
   assert pssc.evaluate(config, str(tmp_path)).keys() == metrics.keys()

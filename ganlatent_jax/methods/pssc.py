@@ -19,7 +19,9 @@ is the engine's unpaired one.
 
 At the end of training the workdir gets samples.png, generator/ (the EMA generator), recognizer.msgpack (Q's
 params) + recognizer.json (its config), traversals/code_K.png (rows: base codes, columns: code K over [−2, 2]),
-masks/code_K.png (the same traversal with code K's spatial mask tinted red; codes of SC modules only) and,
+masks/code_K.png (the same traversal with code K's spatial mask tinted red; codes of SC modules only),
+traversals/by_tpl.png after TPL is measured (one row per code, highest TPL first, masks tinted; the order in
+the TPL block's `order` in metrics.json) and,
 with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of a real image" on the training data
 (upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
 64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
@@ -267,10 +269,43 @@ def _scores(config, engine: _gan.Engine, state: _gan.State, generator) -> dict[s
   return results
 
 
+def tpl_order(per_dim) -> list[int]:
+  """Codes from the highest TPL (the code that changes the image most) to the lowest; ties keep code order."""
+  return [int(k) for k in np.argsort(-np.asarray(per_dim, np.float64), kind="stable")]
+
+
+def tpl_ordered_rows(rows: Mapping[int, np.ndarray], order) -> np.ndarray:
+  """One traversal row per code, (steps, H, W, C) in [0, 1] each, stacked in `order` → (codes, steps, H, W, 3)
+  (grey rows made RGB so rows with a red mask overlay and plain rows share one picture)."""
+  rgb = lambda row: np.repeat(row, 3, axis=-1) if row.shape[-1] == 1 else row
+  return np.stack([rgb(rows[code]) for code in order])
+
+
+def write_tpl_ordered_traversals(engine: _gan.Engine, state: _gan.State, workdir: str, per_dim, seed: int) -> str:
+  """traversals/by_tpl.png: one row per code (one base code of stream 'traversals'), ordered by `tpl_order`,
+  SC codes with their spatial mask tinted red — which codes a run uses and where, in one picture."""
+  spatial = set(pssc_generators.spatial_codes(engine.gen.module))
+  rows = {}
+  for code in range(engine.terms.latent_dim):
+    if code in spatial:
+      images, masks = traversal_images(engine, state, code, num_rows=1, seed=seed, with_masks=True)
+      rows[code] = mask_overlay(images, masks)[0]
+    else:
+      rows[code] = traversal_images(engine, state, code, num_rows=1, seed=seed)[0]
+  path = os.path.join(workdir, "traversals", "by_tpl.png")
+  viz.save_png(path, viz.image_grid(viz.to_display(tpl_ordered_rows(rows, tpl_order(per_dim)), (0.0, 1.0))))
+  return path
+
+
 def _write_metrics(config, workdir: str, engine: _gan.Engine, state: _gan.State) -> dict[str, Any]:
   generator = _gan_run.ema_generator(engine, state)
   results = {"seed": int(config.seed), "evaluation": config.evaluation.to_dict(),
              **_scores(config, engine, state, generator)}
+  tpl_key = next((key for key in ("tpl", "tpl_pixel") if key in results), None)
+  if tpl_key:   # the traversals ordered by the run's TPL (the order kept in its block: `order`)
+    per_dim = results[tpl_key]["per_dim"]
+    write_tpl_ordered_traversals(engine, state, workdir, per_dim, seed=int(config.seed) + STREAMS["traversals"])
+    results[tpl_key]["order"] = tpl_order(per_dim)
   results.update(_common.code_axes_generated_domain(config, workdir, generator,
                                                     engine.terms.latent_dim, "codes",
                                                     _common.stream(config, STREAMS, "generated_domain")))
