@@ -2,7 +2,10 @@
 sharded step against the 1-device step, a quick train → evaluate → resume run."""
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -273,6 +276,23 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   pssc.train(config, str(tmp_path))
   assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 3
   assert json.loads((tmp_path / "training_time.json").read_text())["sessions"] == 2
+
+
+@pytest.mark.slow   # two subprocess quick runs through main and their resumes: a minute or more each
+@pytest.mark.parametrize("name", ["pssc_3dshapes", "pssc_dsprites"])
+def test_quick_config_runs_through_main_and_resumes(tmp_path, name):
+  """What the README's command and the table launcher run: `python -m ganlatent_jax.main` on the quick variant,
+  then the same command with more steps resumes from its checkpoint (pssc_celeba: mock TFDS, in-process below)."""
+  workdir = tmp_path / "run"
+  command = [sys.executable, "-m", "ganlatent_jax.main", f"--config=configs/{name}.py:quick", f"--workdir={workdir}"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  subprocess.run(command, check=True, env=env, cwd=CONFIGS.parent, capture_output=True, timeout=1200)
+  first = json.loads((workdir / "metrics.json").read_text())
+  assert first["step"] == 2 and (workdir / "traversals" / "by_tpl.png").exists() and (workdir / "report.html").exists()
+  subprocess.run(command + ["--config.steps=3"], check=True, env=env, cwd=CONFIGS.parent, capture_output=True,
+                 timeout=1200)
+  assert json.loads((workdir / "metrics.json").read_text())["step"] == 3
+  assert json.loads((workdir / "training_time.json").read_text())["sessions"] == 2
 
 
 @pytest.mark.slow   # 85 s in the default suite of 2026-12-02 (loaded machine): moved for its ~10 min budget
