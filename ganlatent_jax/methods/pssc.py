@@ -276,9 +276,8 @@ def tpl_order(per_dim) -> list[int]:
 
 def tpl_ordered_rows(rows: Mapping[int, np.ndarray], order) -> np.ndarray:
   """One traversal row per code, (steps, H, W, C) in [0, 1] each, stacked in `order` → (codes, steps, H, W, 3)
-  (grey rows made RGB so rows with a red mask overlay and plain rows share one picture)."""
-  rgb = lambda row: np.repeat(row, 3, axis=-1) if row.shape[-1] == 1 else row
-  return np.stack([rgb(rows[code]) for code in order])
+  (`viz.to_display` makes grey rows RGB so rows with a red mask overlay and plain rows share one picture)."""
+  return np.stack([viz.to_display(rows[code], (0.0, 1.0)) for code in order])
 
 
 def write_tpl_ordered_traversals(engine: _gan.Engine, state: _gan.State, workdir: str, per_dim, seed: int) -> str:
@@ -293,7 +292,7 @@ def write_tpl_ordered_traversals(engine: _gan.Engine, state: _gan.State, workdir
     else:
       rows[code] = traversal_images(engine, state, code, num_rows=1, seed=seed)[0]
   path = os.path.join(workdir, "traversals", "by_tpl.png")
-  viz.save_png(path, viz.image_grid(viz.to_display(tpl_ordered_rows(rows, tpl_order(per_dim)), (0.0, 1.0))))
+  viz.save_png(path, viz.image_grid(tpl_ordered_rows(rows, tpl_order(per_dim))))
   return path
 
 
