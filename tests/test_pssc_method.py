@@ -252,6 +252,8 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   assert metrics["step"] == 2
   assert 0.0 <= metrics["q"]["mig"] <= 1.0
   assert 0.0 <= metrics["q"]["factor_vae"]["eval_accuracy"] <= 1.0
+  upstream = metrics["q"]["factor_vae_upstream"]   # upstream's prune threshold; the quick variant's token vote batch
+  assert 0.0 <= upstream["eval_accuracy"] <= 1.0 and (upstream["batch_size"], upstream["prune_threshold"]) == (8, 0.1)
   assert 0.0 <= metrics["q"]["dci"]["disentanglement"] <= 1.0   # the deliverable's DCI of Q on real images
   assert len(metrics["tpl_pixel"]["per_dim"]) == 4
   per_dim, order = metrics["tpl_pixel"]["per_dim"], metrics["tpl_pixel"]["order"]
@@ -268,6 +270,7 @@ def test_quick_run_trains_evaluates_and_resumes(tmp_path):
   spec.loader.exec_module(table)
   row = table._scores(str(tmp_path / "metrics.json"), "q")
   assert row["FactorVAE"] == metrics["q"]["factor_vae"]["eval_accuracy"] and row["MIG"] == metrics["q"]["mig"]
+  assert row["FactorVAE 60/0.1"] == upstream["eval_accuracy"]
   assert row["DCI"] == metrics["q"]["dci"]["disentanglement"]
   assert row["TPL"] == metrics["tpl_pixel"]["tpl"] and "probe gen. MIG" in row
   for column, entry, key in table.GENERATED:   # each generated column is the run's value, absent when the run has none
@@ -387,3 +390,41 @@ def test_mirror_augment_flips_about_half_the_real_images():
 def test_qs_head_is_equalized_as_upstream_in_every_pssc_config():
   for name in ("pssc_3dshapes", "pssc_dsprites", "pssc_celeba"):
     assert cli.load_config(str(CONFIGS / f"{name}.py")).recognizer.aux_equalized is True, name
+
+
+def _pixel_code(calls):
+  """The mean brightness of five bands of a dSprites image's top rows as the code, scaled so dims 1 and 2 have a
+  std ≈ 0.075 (between disentanglement_lib's prune threshold 0.05 and upstream's 0.1) and the others 0.18–0.29."""
+  def represent(images):
+    calls.append(len(images))
+    bands = np.asarray(images).reshape(len(images), -1)[:, :4000].reshape(len(images), 5, -1).mean(-1)
+    return bands * np.array([10.0, 1.1, 1.1, 4.0, 10.0])
+  return represent
+
+
+def test_upstream_factor_vae_votes_in_batches_of_60_and_prunes_below_0_1():
+  """'factor_vae_upstream' (#17 Deliver 6, the paper's Table 5 protocol): the FactorVAE metric with upstream PS-SC's
+  vote batch and prune threshold from the protocol, its other budgets and seed as 'factor_vae'."""
+  from ganlatent_jax.methods import _gan_data
+  from ganlatent_jax.metrics import disentanglement
+  dataset = _gan_data.make_dataset("dsprites")
+  protocol = cli.load_config(str(CONFIGS / "pssc_dsprites.py")).evaluation.protocol
+  assert (protocol.factor_vae_upstream_batch_size, protocol.factor_vae_upstream_prune_threshold) == (60, 0.1)
+  protocol.update(factor_vae_num_train=20, factor_vae_num_eval=10, factor_vae_num_variance=600)
+  calls = []
+  got = pssc.upstream_factor_vae(dataset, _pixel_code(calls), protocol, seed=5)
+  assert calls.count(60) == 30   # every vote is one call of a whole batch of 60
+  want = disentanglement.factor_vae_score(dataset, _pixel_code([]), np.random.RandomState(5), batch_size=60,
+                                          num_train=20, num_eval=10, num_variance_estimate=600, prune_threshold=0.1)
+  assert got == {**want, "batch_size": 60, "prune_threshold": 0.1}
+  assert got["num_active_dims"] == 3   # the two scaled pixels pruned
+  dlib = _gan_data.representation_scores(dataset, _pixel_code([]), ("factor_vae",), protocol, seed=5)["factor_vae"]
+  assert dlib["num_active_dims"] == 5   # the configs' 'factor_vae' (64 / 0.05) keeps them
+
+
+def test_upstream_factor_vae_without_its_protocol_keys_is_refused():
+  from ganlatent_jax.methods import _gan_data
+  protocol = cli.load_config(str(CONFIGS / "pssc_dsprites.py")).evaluation.protocol
+  del protocol["factor_vae_upstream_prune_threshold"]
+  with pytest.raises(ValueError, match="factor_vae_upstream_prune_threshold"):
+    pssc.upstream_factor_vae(_gan_data.make_dataset("dsprites"), _pixel_code([]), protocol, seed=0)

@@ -22,9 +22,10 @@ params) + recognizer.json (its config), traversals/code_K.png (rows: base codes,
 masks/code_K.png (the same traversal with code K's spatial mask tinted red; codes of SC modules only),
 traversals/by_tpl.png after TPL is measured (one row per code, highest TPL first, masks tinted; the order in
 the TPL block's `order` in metrics.json) and,
-with `config.evaluation.enabled`, metrics.json: `q` = MIG and FactorVAE of "Q of a real image" on the training data
-(upstream's protocol: Q on real images in [−1, 1]; batch/prune by config — upstream 60 / 0.1, disentanglement_lib
-64 / 0.05), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
+with `config.evaluation.enabled`, metrics.json: `q` = MIG, DCI and FactorVAE of "Q of a real image" on the training
+data (upstream's protocol: Q on real images in [−1, 1]); FactorVAE as `factor_vae` with the protocol's vote batch /
+prune threshold (the configs: disentanglement_lib's 64 / 0.05) and as `factor_vae_upstream` with upstream PS-SC's
+(60 / 0.1, `upstream_factor_vae`), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
 `tpl_pixel`; LPIPS-VGG → key `tpl` when `evaluation.protocol.tpl_vgg16_path` names torchvision's VGG16 file,
 `tpl_distance`), and for G's with SC modules `mask_area` (each SC
 code's mask area, `generators.pssc.mask_area_summary`: which codes kept a region). While G trains, TensorBoard's
@@ -57,7 +58,11 @@ STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, masks=13, generated_d
 # Codes the mask areas logged while training average over (TensorBoard masks/*, every log step; the same codes and
 # noise each time, so the logged values are a curve): fewer than the evaluation's, for speed.
 MASK_LOG_SAMPLES = 64
-EVALUATION_METRICS = ("mig", "factor_vae", "dci", "tpl")
+EVALUATION_METRICS = ("mig", "factor_vae", "factor_vae_upstream", "dci", "tpl")
+# 'factor_vae_upstream': Q's FactorVAE again with upstream PS-SC's vote batch and pruning (metrics/factor_vae_metric.py:
+# batch 60, dims with std < 0.1 pruned), the protocol of the paper's Table 5, beside 'factor_vae' (the configs'
+# disentanglement_lib 64 / 0.05, comparable with every other table here); same vote budgets and seed stream.
+UPSTREAM_FACTOR_VAE_KEYS = ("factor_vae_upstream_batch_size", "factor_vae_upstream_prune_threshold")
 LOSSES = ("ps", "infogan_l2")
 RECOGNIZER = "q"
 State = _gan.State   # the engine's: params {'generator', 'discriminator', 'q'}, batch_stats, opt_state
@@ -248,12 +253,15 @@ def _scores(config, engine: _gan.Engine, state: _gan.State, generator) -> dict[s
     raise ValueError(f"config.evaluation.metrics={metrics!r}: expected a non-empty subset of {EVALUATION_METRICS}")
   protocol = config.evaluation.protocol
   _common.check_positive(config, *(f"evaluation.protocol.{k}" for k in protocol
-                                   if k not in ("factor_vae_prune_threshold", "tpl_active_threshold",
+                                   if k not in ("factor_vae_prune_threshold", "factor_vae_upstream_prune_threshold",
+                                                "tpl_active_threshold",
                                                 "tpl_vgg16_path", "tpl_lpips_heads")))
   seed = int(config.seed) + STREAMS["evaluation"]
   represent = make_represent_fn(engine, state)
   results: dict[str, Any] = {"step": int(jax.device_get(state.step))}
   q_scores = _gan_data.representation_scores(engine.dataset, represent, metrics, protocol, seed)
+  if "factor_vae_upstream" in metrics:
+    q_scores["factor_vae_upstream"] = upstream_factor_vae(engine.dataset, represent, protocol, seed)
   if q_scores:
     results["q"] = q_scores
   if "tpl" in metrics:
@@ -267,6 +275,21 @@ def _scores(config, engine: _gan.Engine, state: _gan.State, generator) -> dict[s
   if masks:
     results["mask_area"] = masks
   return results
+
+
+def upstream_factor_vae(dataset, represent, protocol, seed: int) -> dict[str, Any]:
+  """Q's FactorVAE with upstream PS-SC's vote batch and prune threshold (`protocol.factor_vae_upstream_batch_size` /
+  `_prune_threshold`: 60 / 0.1 in the configs) and the protocol's vote budgets: the 'factor_vae' block of
+  `_gan_data.representation_scores` plus the batch and threshold it used."""
+  missing = [k for k in UPSTREAM_FACTOR_VAE_KEYS if k not in protocol]
+  if missing:
+    raise ValueError(f"config.evaluation.metrics has 'factor_vae_upstream' but config.evaluation.protocol lacks "
+                     f"{missing} (upstream: 60, 0.1)")
+  batch, prune = int(protocol.factor_vae_upstream_batch_size), float(protocol.factor_vae_upstream_prune_threshold)
+  upstream = ml_collections.ConfigDict(protocol.to_dict())
+  upstream.update(factor_vae_batch_size=batch, factor_vae_prune_threshold=prune)
+  scores = _gan_data.representation_scores(dataset, represent, ("factor_vae",), upstream, seed)["factor_vae"]
+  return {**scores, "batch_size": batch, "prune_threshold": prune}
 
 
 def tpl_order(per_dim) -> list[int]:
