@@ -395,7 +395,7 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   np.testing.assert_allclose(table["PS-SC"]["FactorVAE"], [0.70, 0.99])
   assert table["InfoGAN (ours)"]["FactorVAE"] == [0.5] and table["InfoGAN (ours)"]["TPL"] == []
   text = launcher.markdown(tables, ["3dshapes"])
-  assert "| PS-SC + TPL | 0.850 ± 0.071 | 0.100 ± 0.000 | 0.085 ± 0.007 |" in text and text.count("93.41 ± 3.34") == 1
+  assert "| PS-SC + TPL | 0.850 ± 0.071 | — | 0.100 ± 0.000 | 0.085 ± 0.007 |" in text and text.count("93.41 ± 3.34") == 1
   line = launcher.selections_markdown(selections)
   assert line.startswith("* 3dshapes PS-SC + TPL: kept seed3, seed2; ranked by TPL: seed3 (TPL 2.000, 6 active), "
                          "seed2 (TPL 5.000, 7 active)")
@@ -404,7 +404,7 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   _, none_kept = launcher.aggregate(out, ["3dshapes"], [0, 1], select_from=5, min_active=9)
   line = launcher.selections_markdown(none_kept)
   assert "kept none; ranked by TPL: none" in line and "seed1 (3 active dims < min_active=9)" in line
-  assert ("| InfoGAN (ours) | 0.500 | 0.200 | — | — | — | 0.050 | 0.020 | 0.600 | 0.300 | 0.400 | 0.010 | 0.030 "
+  assert ("| InfoGAN (ours) | 0.500 | — | 0.200 | — | — | — | 0.050 | 0.020 | 0.600 | 0.300 | 0.400 | 0.010 | 0.030 "
           "| 1 | — |") in text   # the probe's and random directions' DCI beside their MIG
 
 
@@ -689,3 +689,39 @@ def test_results_keep_a_cells_records_and_not_its_bulk(path, kept):
     pytest.skip("not a git checkout")
   ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO).returncode == 0
   assert ignored != kept, path
+
+
+def test_pssc_table_merges_a_rescored_key_only_where_the_retrained_q_reproduces_the_cell(tmp_path):
+  """Cells scored before q.factor_vae_upstream existed get it from a re-trained, re-evaluated copy of the run — and only
+  from a copy whose Q reproduces the cell's own FactorVAE and MIG (else it is another model: nothing is written)."""
+  launcher = _launcher("pssc_table")
+  out, rescored = tmp_path / "out", tmp_path / "rescored"
+  for seed in (0, 1):
+    _pssc_metrics(str(out / "dsprites" / "ps" / f"seed{seed}" / "metrics.json"), 0.5 + seed / 10, 0.03, tpl=1.0,
+                  active=4, dci=0.05)
+  _pssc_metrics(str(out / "dsprites" / "infogan" / "seed0" / "metrics.json"), 0.3, 0.02, entry="q_head")
+  before = json.loads((out / "dsprites" / "ps" / "seed0" / "metrics.json").read_text())
+  upstream = {"eval_accuracy": 0.47, "train_accuracy": 0.5, "num_active_dims": 3, "batch_size": 60,
+              "prune_threshold": 0.1}
+
+  def rescore(seed, factor_vae):
+    path = rescored / "dsprites" / "ps" / f"seed{seed}" / "metrics.json"
+    _pssc_metrics(str(path), factor_vae, 0.03)
+    metrics = json.loads(path.read_text())
+    metrics["q"]["factor_vae_upstream"] = upstream
+    path.write_text(json.dumps(metrics))
+
+  rescore(0, 0.5)
+  rescore(1, 0.9)   # another model than the cell's (0.6)
+  with pytest.raises(ValueError, match=r"ps/seed1/metrics.json: \['factor_vae'\] differ .*nothing merged"):
+    launcher.merge_rescored(str(out), str(rescored), ["dsprites"], [0, 1])
+  assert json.loads((out / "dsprites" / "ps" / "seed0" / "metrics.json").read_text()) == before   # nothing written
+  rescore(1, 0.6)
+  assert launcher.merge_rescored(str(out), str(rescored), ["dsprites"], [0, 1]) == ["dsprites/ps/seed0",
+                                                                                    "dsprites/ps/seed1"]
+  after = json.loads((out / "dsprites" / "ps" / "seed0" / "metrics.json").read_text())
+  assert after["q"].pop("factor_vae_upstream") == upstream and after == before   # every other key as it was
+  tables, _ = launcher.aggregate(str(out), ["dsprites"], [0, 1], select_from=0, min_active=0)
+  assert tables["dsprites"]["PS (no SC)"]["FactorVAE 60/0.1"] == [0.47, 0.47]
+  assert tables["dsprites"]["InfoGAN (ours)"]["FactorVAE 60/0.1"] == []   # no such entry: an empty cell
+  assert "| PS (no SC) | 0.550 ± 0.071 | 0.470 ± 0.000 | 0.030 ± 0.000 |" in launcher.markdown(tables, ["dsprites"])
