@@ -4,7 +4,6 @@
   python launch/pssc_table.py --out=/work/pssc_table --select_from=6          # + "PS-SC + TPL": best 3 of 6 seeds
   python launch/pssc_table.py --out=/work/pssc_table --datasets=dsprites --steps=3000 -- --config.batch_size=32
   python launch/pssc_table.py --out=/work/pssc_table --table_only             # aggregate what exists
-  python launch/pssc_table.py --out=/work/pssc_table --table_only --rescored=/work/rerun   # + re-scored keys
 
 Every cell is one `python -m ganlatent_jax.main` run in its own workdir OUT/DATASET/ROW/seedS (resumable: a run
 whose metrics.json exists is skipped; command.txt holds its exact command and wall time). Rows, as specs/pssc.md
@@ -28,9 +27,7 @@ runs' `q`, InfoGAN's `q_head`; DCI disentanglement where the run scored it), TPL
 `tpl_pixel`) and its active codes, and the generated-domain MIG, DCI disentanglement and FactorVAE of the codes
 (G's own images labelled by the factor classifier) with the probe's and random directions' MIG and DCI beside them; for
 runs whose G has SC modules, each SC code's mask area beside its TPL (`mask_records`: which codes kept a region) and, for runs that logged them, the areas over training
-(`mask_curve`). Cells scored before a metric existed (FactorVAE 60/0.1: upstream's vote batch and pruning) whose
-checkpoints are gone get it by re-training their command.txt's command elsewhere, evaluating there, and
---rescored (`merge_rescored`: only where the re-trained Q reproduces the cell's own scores). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every
+(`mask_curve`). Extra `--config.*` overrides after `--` go to every run. Writes table.md and table.json (every
 value, the selection) in --out.
 """
 from __future__ import annotations
@@ -41,7 +38,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from ganlatent_jax import cli, io  # noqa: E402  (after the path insert: runnable from a checkout)
+from ganlatent_jax import cli  # noqa: E402  (after the path insert: runnable from a checkout)
 from ganlatent_jax.metrics import report, tpl  # noqa: E402
 from ganlatent_jax import runs as table_runs  # noqa: E402
 from ganlatent_jax.runs import Run  # noqa: E402
@@ -149,7 +146,7 @@ def _scores(path: str, entry: str) -> dict[str, float]:
   q = report.lookup(metrics, entry)
   # `_gan_data.representation_scores`' layout: {'factor_vae': {'eval_accuracy', …}, 'mig'}
   scores = {"FactorVAE": float(report.lookup(q, "factor_vae/eval_accuracy")), "MIG": float(q["mig"])}
-  if "factor_vae_upstream" in q:   # PS-SC runs from 2026-12-05 on, or re-scored (`merge_rescored`)
+  if "factor_vae_upstream" in q:   # PS-SC runs evaluated from 2026-12-05 16:00 on
     scores["FactorVAE 60/0.1"] = float(q["factor_vae_upstream"]["eval_accuracy"])
   if "dci" in q:   # Q's DCI disentanglement: PS-SC runs from 2026-12-04 14:40 on
     scores["DCI"] = float(q["dci"]["disentanglement"])
@@ -161,40 +158,6 @@ def _scores(path: str, entry: str) -> dict[str, float]:
     if value is not None:
       scores[column] = float(value)
   return scores
-
-
-RESCORED_KEYS = ("factor_vae_upstream",)   # what a re-score adds to a finished cell's q
-REPRODUCED_KEYS = ("factor_vae", "mig")    # what must come out identical to prove it is the cell's own Q
-
-
-def merge_rescored(out: str, rescored: str, datasets, seeds) -> list[str]:
-  """Adds the RESCORED_KEYS of re-scored runs to the finished cells of `out` (runs whose checkpoints are gone, re-trained
-  with their command.txt's command into RESCORED/DATASET/ROW/seedS and evaluated there). A re-trained Q is only the
-  cell's Q if its REPRODUCED_KEYS came out identical; otherwise nothing is written and the cell is named. Returns the
-  cells merged; every other key of their metrics.json is kept as it was."""
-  merged, pending = [], []
-  for dataset in datasets:
-    for row in table_rows(dataset):
-      for seed in seeds:
-        cell = os.path.relpath(_workdir(out, dataset, row, seed), out)
-        source, target = os.path.join(rescored, cell, "metrics.json"), os.path.join(out, cell, "metrics.json")
-        if not (os.path.exists(source) and os.path.exists(target)):
-          continue
-        new, old = report.read_json(source), report.read_json(target)
-        new_q, old_q = report.lookup(new, row.entry), report.lookup(old, row.entry)
-        differs = [k for k in REPRODUCED_KEYS if new_q.get(k) != old_q.get(k)]
-        if differs:
-          raise ValueError(f"{source}: {differs} differ from {target} ({[new_q.get(k) for k in differs]} vs "
-                           f"{[old_q.get(k) for k in differs]}): the re-trained Q is not the cell's; nothing merged")
-        missing = [k for k in RESCORED_KEYS if k not in new_q]
-        if missing:
-          raise ValueError(f"{source}: no {missing} in '{row.entry}' (evaluate with them in config.evaluation.metrics)")
-        old_q.update({k: new_q[k] for k in RESCORED_KEYS})
-        pending.append((target, old))
-        merged.append(cell)
-  for target, metrics in pending:   # all checked first: a refused cell leaves every file as it was
-    io.write_json(target, metrics)
-  return merged
 
 
 def select(out: str, dataset: str, select_from: int, keep: int, min_active: int) -> dict:
@@ -347,9 +310,6 @@ def main(argv=None) -> int:
                       help="also train PS-SC on seeds 0..N-1 and report the best len(seeds) by TPL (0 = off)")
   parser.add_argument("--min_active", type=int, default=0,
                       help="the selection's minimum of active codes (0 = the dataset's number of factors)")
-  parser.add_argument("--rescored", default="",
-                      help="a directory of re-scored runs (same layout as --out): add their q.factor_vae_upstream "
-                           "to the finished cells whose Q they reproduce (merge_rescored), then aggregate")
   args, extra = table_runs.parse_with_overrides(parser, argv)
   datasets = [d for d in args.datasets.split(",") if d]
   seeds = args.seeds
@@ -357,8 +317,6 @@ def main(argv=None) -> int:
     parser.error(f"--select_from={args.select_from} must be at least the number of seeds ({len(seeds)})")
   for dataset in datasets:
     table_rows(dataset)   # an unknown dataset fails before any run
-  if args.rescored:
-    print("merged:", ", ".join(merge_rescored(args.out, args.rescored, datasets, seeds)) or "none")
   code = table_runs.run_table(args, lambda: plan(args.out, datasets, seeds, args.steps, args.select_from, extra))
   if code:
     return code
