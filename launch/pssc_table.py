@@ -43,8 +43,8 @@ from ganlatent_jax.metrics import report, tpl  # noqa: E402
 from ganlatent_jax import runs as table_runs  # noqa: E402
 from ganlatent_jax.runs import Run  # noqa: E402
 
-SCORES = ("FactorVAE", "FactorVAE 60/0.1", "MIG", "DCI", "TPL", "active codes", "gen. MIG", "gen. DCI", "gen. FactorVAE", "probe gen. MIG",
-          "probe gen. DCI", "random gen. MIG", "random gen. DCI")
+SCORES = ("FactorVAE", "FactorVAE 60/0.1", "MIG", "DCI", "TPL", "active codes", "gen. MIG", "gen. DCI",
+          "gen. FactorVAE", "probe gen. MIG", "probe gen. DCI", "random gen. MIG", "random gen. DCI")
 # FactorVAE: disentanglement_lib's vote batch / prune threshold (64 / 0.05, as every other table); FactorVAE 60/0.1:
 # upstream PS-SC's (the paper's Table 5 protocol; metrics.json's q.factor_vae_upstream, PS-SC runs only).
 # The generated-domain columns (metrics.json 'codes' and 'probe': `_common.code_axes_generated_domain`): the codes of

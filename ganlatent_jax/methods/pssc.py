@@ -25,11 +25,11 @@ the TPL block's `order` in metrics.json) and,
 with `config.evaluation.enabled`, metrics.json: `q` = MIG, DCI and FactorVAE of "Q of a real image" on the training
 data (upstream's protocol: Q on real images in [−1, 1]); FactorVAE as `factor_vae` with the protocol's vote batch /
 prune threshold (the configs: disentanglement_lib's 64 / 0.05) and as `factor_vae_upstream` with upstream PS-SC's
-(60 / 0.1, `upstream_factor_vae`), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel distance → key
-`tpl_pixel`; LPIPS-VGG → key `tpl` when `evaluation.protocol.tpl_vgg16_path` names torchvision's VGG16 file,
-`tpl_distance`), and for G's with SC modules `mask_area` (each SC
-code's mask area, `generators.pssc.mask_area_summary`: which codes kept a region). While G trains, TensorBoard's
-masks/area_code_K follow the same areas at every log step (`mask_area_log_fn`): when a code's region grows or dies.
+(60 / 0.1, `upstream_factor_vae`), and with 'tpl' in the metrics the TPL of the EMA generator (`metrics.tpl`: pixel
+distance → key `tpl_pixel`; LPIPS-VGG → key `tpl` when `evaluation.protocol.tpl_vgg16_path` names torchvision's
+VGG16 file, `tpl_distance`), and for G's with SC modules `mask_area` (each SC code's mask area,
+`generators.pssc.mask_area_summary`: which codes kept a region). While G trains, TensorBoard's masks/area_code_K
+follow the same areas at every log step (`mask_area_log_fn`): when a code's region grows or dies.
 
 Q's minibatch stddev makes its output depend on its batch-mates (as upstream); metric batches are fed whole, a batch
 that is not a multiple of the group is padded by repeating its last image and the padded rows dropped.
@@ -59,9 +59,10 @@ STREAMS = dict(init=0, evaluation=0, traversals=7, tpl=11, masks=13, generated_d
 # noise each time, so the logged values are a curve): fewer than the evaluation's, for speed.
 MASK_LOG_SAMPLES = 64
 EVALUATION_METRICS = ("mig", "factor_vae", "factor_vae_upstream", "dci", "tpl")
-# 'factor_vae_upstream': Q's FactorVAE again with upstream PS-SC's vote batch and pruning (metrics/factor_vae_metric.py:
-# batch 60, dims with std < 0.1 pruned), the protocol of the paper's Table 5, beside 'factor_vae' (the configs'
-# disentanglement_lib 64 / 0.05, comparable with every other table here); same vote budgets and seed stream.
+# 'factor_vae_upstream': Q's FactorVAE again with upstream PS-SC's vote batch and pruning
+# (metrics/factor_vae_metric.py: batch 60, dims with std < 0.1 pruned), the protocol of the paper's Table 5, beside
+# 'factor_vae' (the configs' disentanglement_lib 64 / 0.05, comparable with every other table here); same vote budgets
+# and seed stream.
 UPSTREAM_FACTOR_VAE_KEYS = ("factor_vae_upstream_batch_size", "factor_vae_upstream_prune_threshold")
 LOSSES = ("ps", "infogan_l2")
 RECOGNIZER = "q"
