@@ -215,9 +215,9 @@ def test_sharded_step_equals_the_one_device_step(monkeypatch):
   Adam's first step (every entry moved by ±lr whatever its gradient's size) 12–50 % of each G layer's step-2 gradient
   entries differ in sign, and Adam makes each a 2·lr move (measured 2026-12-05). The step-2 inputs are the same —
   under SGD the parameters after two steps agree to ≤ 3e-5 relative, the siamese output bias (gradient 0 up to
-  rounding: Eq. 2 sees only differences of embeddings) to 1.2e-11 absolute; the amplification is not pinned (a
-  candidate: Eq. 2's ρ = √(squared distance), whose gradient is the unit vector of an embedding difference —
-  rounding noise where two embeddings nearly coincide)."""
+  rounding: Eq. 2 sees only differences of embeddings) to 1.2e-11 absolute. The amplification is not pinned: Eq. 2's
+  kinks are not at rounding level here (E = 1 embeddings at 1e-5…1e-3, dissimilar distances ρ ≥ 1e-8, every hinge
+  γ − ρ ≥ 0.07 from its kink in both steps)."""
   monkeypatch.setattr(_gan, "lazy_adam", lambda lr, beta1, beta2, lazy_every=0: optax.sgd(lr))
   sharded, sharded_metrics = _two_steps(8)
   single, single_metrics = _two_steps(1)
