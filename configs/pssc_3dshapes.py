@@ -79,10 +79,8 @@ def pssc_config(data: str, latent_module: str, image_channels: int) -> ml_collec
 def quick_evaluation(c):
   """A token evaluation budget (measures nothing)."""
   c.evaluation.protocol.update(mig_num_points=200, factor_vae_batch_size=8, factor_vae_upstream_batch_size=8,
-                               factor_vae_num_train=8,
-                               factor_vae_num_eval=4, factor_vae_num_variance=200, dci_num_train=64,
-                               dci_num_test=64, tpl_num_traversals=2,
-                               tpl_points_per_dim=5)
+                               factor_vae_num_train=8, factor_vae_num_eval=4, factor_vae_num_variance=200,
+                               dci_num_train=64, dci_num_test=64, tpl_num_traversals=2, tpl_points_per_dim=5)
   common.quick_code_generated_domain(c)
   return c
 

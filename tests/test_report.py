@@ -336,13 +336,16 @@ def test_every_table_launcher_aggregates_an_empty_out_dir_without_a_run(tmp_path
 # launch/pssc_table.py
 
 def _pssc_metrics(path, factor_vae, mig, tpl=None, active=0, entry="q", tpl_key="tpl_pixel", generated=None,
-                  dci=None):
+                  dci=None, factor_vae_upstream=None):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   # The layout `_gan_data.representation_scores` writes (a flat 'factor_vae_eval_accuracy' here hid that the table could
   # not read a real run).
   metrics = {entry: {"factor_vae": {"eval_accuracy": factor_vae, "train_accuracy": factor_vae}, "mig": mig}}
   if dci is not None:   # runs from 2026-12-04 14:40 on
     metrics[entry]["dci"] = {"disentanglement": dci, "completeness": dci, "informativeness_test": 0.9}
+  if factor_vae_upstream is not None:   # PS-SC runs evaluated from 2026-12-05 16:00 on
+    metrics[entry]["factor_vae_upstream"] = {"eval_accuracy": factor_vae_upstream, "train_accuracy": 0.5,
+                                             "num_active_dims": 3, "batch_size": 60, "prune_threshold": 0.1}
   if generated is not None:   # (codes' MIG, FactorVAE, probe's MIG, codes' DCI, random's MIG, probe's DCI, random's DCI)
     metrics["codes"] = {"generated_mig": generated[0], "generated_factor_vae_eval_accuracy": generated[1],
                         "generated_dci_disentanglement": generated[3]}
@@ -395,7 +398,8 @@ def test_pssc_table_selects_the_lowest_tpl_among_runs_with_enough_active_codes(t
   np.testing.assert_allclose(table["PS-SC"]["FactorVAE"], [0.70, 0.99])
   assert table["InfoGAN (ours)"]["FactorVAE"] == [0.5] and table["InfoGAN (ours)"]["TPL"] == []
   text = launcher.markdown(tables, ["3dshapes"])
-  assert "| PS-SC + TPL | 0.850 ± 0.071 | — | 0.100 ± 0.000 | 0.085 ± 0.007 |" in text and text.count("93.41 ± 3.34") == 1
+  assert "| PS-SC + TPL | 0.850 ± 0.071 | — | 0.100 ± 0.000 | 0.085 ± 0.007 |" in text
+  assert text.count("93.41 ± 3.34") == 1
   line = launcher.selections_markdown(selections)
   assert line.startswith("* 3dshapes PS-SC + TPL: kept seed3, seed2; ranked by TPL: seed3 (TPL 2.000, 6 active), "
                          "seed2 (TPL 5.000, 7 active)")
@@ -695,14 +699,9 @@ def test_pssc_table_reads_the_upstream_protocols_factor_vae_where_a_run_has_it(t
   """'FactorVAE 60/0.1' = q.factor_vae_upstream (PS-SC runs evaluated from 2026-12-05 on); older cells and InfoGAN's
   q_head have none: an empty cell, not a zero."""
   launcher = _launcher("pssc_table")
-  for seed in (0, 1):
-    path = tmp_path / "dsprites" / "ps" / f"seed{seed}" / "metrics.json"
-    _pssc_metrics(str(path), 0.5 + seed / 10, 0.03, tpl=1.0, active=4, dci=0.05)
-    if seed == 0:
-      metrics = json.loads(path.read_text())
-      metrics["q"]["factor_vae_upstream"] = {"eval_accuracy": 0.47, "train_accuracy": 0.5, "num_active_dims": 3,
-                                             "batch_size": 60, "prune_threshold": 0.1}
-      path.write_text(json.dumps(metrics))
+  for seed, upstream in ((0, 0.47), (1, None)):
+    _pssc_metrics(str(tmp_path / "dsprites" / "ps" / f"seed{seed}" / "metrics.json"), 0.5 + seed / 10, 0.03, tpl=1.0,
+                  active=4, dci=0.05, factor_vae_upstream=upstream)
   _pssc_metrics(str(tmp_path / "dsprites" / "infogan" / "seed0" / "metrics.json"), 0.3, 0.02, entry="q_head")
   tables, _ = launcher.aggregate(str(tmp_path), ["dsprites"], [0, 1], select_from=0, min_active=0)
   assert tables["dsprites"]["PS (no SC)"]["FactorVAE 60/0.1"] == [0.47]
